@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+
+/// What to mint.
+public struct IssueRequest: Sendable {
+    public var clientID: String
+    public var subject: String?
+    public var username: String?
+    public var scope: String?
+    public var audiences: [String]
+    /// Access token lifetime; `nil` for the default of one hour.
+    public var ttl: TimeInterval?
+    public var refresh: Bool
+    /// Refresh token lifetime; `nil` for the default of 30 days.
+    public var refreshTTL: TimeInterval?
+    public var confirmation: Confirmation?
+    public var extra: [String: String]
+    /// Not valid before; `nil` for "at once".
+    public var notBefore: Date?
+
+    public init(
+        clientID: String, subject: String? = nil, username: String? = nil, scope: String? = nil,
+        audiences: [String] = [], ttl: TimeInterval? = nil, refresh: Bool = false, refreshTTL: TimeInterval? = nil,
+        confirmation: Confirmation? = nil, extra: [String: String] = [:], notBefore: Date? = nil
+    ) {
+        self.clientID = clientID
+        self.subject = subject
+        self.username = username
+        self.scope = scope
+        self.audiences = audiences
+        self.ttl = ttl
+        self.refresh = refresh
+        self.refreshTTL = refreshTTL
+        self.confirmation = confirmation
+        self.extra = extra
+        self.notBefore = notBefore
+    }
+}
+
+/// Freshly minted tokens. The raw tokens exist only here, on their way to the caller.
+public struct IssuedTokens: Sendable {
+    public var accessToken: String
+    public var access: TokenRecord
+    public var refreshToken: String?
+    public var refresh: TokenRecord?
+    public var expiresIn: Int64
+}
+
+/// Mints opaque tokens (32 bytes from the system CSPRNG) and stores their hashes.
+public struct TokenIssuer: Sendable {
+    public static let defaultTTL: TimeInterval = 3600
+    public static let defaultRefreshTTL: TimeInterval = 30 * 86400
+    public static let maximumTTL: TimeInterval = 366 * 86400
+    /// Claim names an extra claim may not take: RFC 7662 §2.2's and tokend's own.
+    public static let reservedClaims: Set<String> = [
+        "active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud",
+        "iss", "jti", "cnf", "grant_id",
+    ]
+
+    private let store: any TokendStore
+    private let issuer: String
+    private let now: Now
+    private let logger: Logger
+
+    public init(store: any TokendStore, issuer: String, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.issue")) {
+        self.store = store
+        self.issuer = issuer
+        self.now = now
+        self.logger = logger
+    }
+
+    public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
+        try validate(request)
+        let client: ClientRecord?
+        do { client = try await store.client(id: request.clientID) } catch { throw TokendError.unavailable }
+        guard client != nil else { throw TokendError.notFound("no client \"\(request.clientID.prefix(128))\"") }
+
+        // Whole seconds: RFC 7662 times are NumericDate, and a record must read back as written.
+        let issuedAt = Date(timeIntervalSince1970: now().timeIntervalSince1970.rounded(.down))
+        let ttl = (request.ttl ?? Self.defaultTTL).rounded(.down)
+        let grantID = Randomness.identifier()
+        let accessToken = OpaqueToken.generate(.access)
+        let access = record(
+            for: accessToken, kind: .access, request: request, issuedAt: issuedAt,
+            expiresAt: issuedAt.addingTimeInterval(ttl), grantID: grantID
+        )
+        var records = [access]
+        var refreshToken: String?
+        var refresh: TokenRecord?
+        if request.refresh {
+            let token = OpaqueToken.generate(.refresh)
+            let refreshTTL = (request.refreshTTL ?? Self.defaultRefreshTTL).rounded(.down)
+            var record = record(
+                for: token, kind: .refresh, request: request, issuedAt: issuedAt,
+                expiresAt: issuedAt.addingTimeInterval(refreshTTL), grantID: grantID
+            )
+            record.confirmation = request.confirmation
+            records.append(record)
+            refreshToken = token
+            refresh = record
+        }
+        do {
+            try await store.insertTokens(records)
+        } catch let error as TokendError {
+            throw error
+        } catch {
+            logger.warning("storing issued tokens failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            throw TokendError.unavailable
+        }
+        logger.info("tokens issued", metadata: ["client_id": "\(request.clientID)", "jti": "\(access.jti)", "grant_id": "\(grantID)", "refresh": "\(request.refresh)"])
+        return IssuedTokens(accessToken: accessToken, access: access, refreshToken: refreshToken, refresh: refresh, expiresIn: Int64(ttl))
+    }
+
+    private func record(for token: String, kind: TokenKind, request: IssueRequest, issuedAt: Date, expiresAt: Date, grantID: String) -> TokenRecord {
+        TokenRecord(
+            hash: TokenHash(token: token), kind: kind, clientID: request.clientID,
+            subject: request.subject.nonEmpty, username: request.username.nonEmpty, scope: request.scope.nonEmpty,
+            audiences: request.audiences, issuer: issuer, issuedAt: issuedAt,
+            notBefore: request.notBefore.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) },
+            expiresAt: expiresAt, jti: Randomness.identifier(), grantID: grantID,
+            confirmation: (request.confirmation?.isEmpty ?? true) ? nil : request.confirmation,
+            extra: request.extra
+        )
+    }
+
+    private func validate(_ request: IssueRequest) throws {
+        try ClientRegistry.validate(clientID: request.clientID)
+        if let subject = request.subject { try Validation.text(subject, field: "subject") }
+        if let username = request.username { try Validation.text(username, field: "username") }
+        if let scope = request.scope, !scope.isEmpty { try Validation.scope(scope) }
+        try Validation.audiences(request.audiences)
+        for (name, ttl) in [("ttl", request.ttl), ("refresh_ttl", request.refreshTTL)] {
+            if let ttl, !(ttl >= 1 && ttl <= Self.maximumTTL) {
+                throw TokendError.invalidRequest("\(name) must be between 1 second and 366 days")
+            }
+        }
+        if let cnf = request.confirmation {
+            try Validation.text(cnf.jkt ?? "", field: "cnf.jkt")
+            try Validation.text(cnf.x5tS256 ?? "", field: "cnf.x5t#S256")
+        }
+        guard request.extra.count <= 64 else { throw TokendError.invalidRequest("at most 64 extra claims") }
+        for (name, value) in request.extra {
+            guard !name.isEmpty, name.utf8.count <= 128, !Self.reservedClaims.contains(name) else {
+                throw TokendError.invalidRequest("extra claim names must be 1-128 characters and not a registered claim name")
+            }
+            try Validation.text(name, field: "extra claim name")
+            try Validation.text(value, field: "extra claim \(name)")
+        }
+    }
+}
+
+extension Optional where Wrapped == String {
+    /// `nil` for nil or empty, so that "" on the wire means "not set".
+    var nonEmpty: String? {
+        guard let self, !self.isEmpty else { return nil }
+        return self
+    }
+}

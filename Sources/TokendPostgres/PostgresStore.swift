@@ -1,0 +1,275 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TokendCore
+
+/// The PostgreSQL store: clients, grants, tokens (keyed by hash) and the revocation log.
+///
+/// Every value reaches SQL as a bound parameter through `PostgresQuery` interpolation.
+public struct PostgresStore: TokendStore {
+    public static let notificationChannel = "tokend_revocations"
+    public let name = "postgres"
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func ping() async throws {
+        try await client.query("SELECT 1", logger: logger)
+    }
+
+    // MARK: Clients
+
+    public func createClient(_ c: ClientRecord) async throws {
+        do {
+            try await client.query(
+                """
+                INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
+                VALUES (\(c.id), \(c.sortedRoles), \(c.audiences), \(Data(c.secretSalt)), \(Data(c.secretHash)), \(c.createdAt), \(c.createdAt))
+                """,
+                logger: logger
+            )
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw TokendError.alreadyExists("client \"\(c.id)\" exists already")
+        }
+    }
+
+    public func client(id: String) async throws -> ClientRecord? {
+        let rows = try await client.query(
+            "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients WHERE client_id = \(id)",
+            logger: logger
+        )
+        for try await row in rows { return try Self.clientRecord(row) }
+        return nil
+    }
+
+    public func listClients() async throws -> [ClientRecord] {
+        let rows = try await client.query(
+            "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients ORDER BY client_id",
+            logger: logger
+        )
+        var result: [ClientRecord] = []
+        for try await row in rows { result.append(try Self.clientRecord(row)) }
+        return result
+    }
+
+    public func deleteClient(id: String) async throws -> Bool {
+        let rows = try await client.query("DELETE FROM clients WHERE client_id = \(id) RETURNING client_id", logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
+        let rows = try await client.query(
+            """
+            UPDATE clients SET secret_salt = \(Data(salt)), secret_hash = \(Data(hash)), updated_at = now()
+            WHERE client_id = \(id) RETURNING client_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        return false
+    }
+
+    private static func clientRecord(_ row: PostgresRow) throws -> ClientRecord {
+        let (id, roles, audiences, salt, hash, createdAt) = try row.decode((String, [String], [String], Data, Data, Date).self)
+        return ClientRecord(
+            id: id, roles: Set(roles.compactMap(Role.init(rawValue:))), audiences: audiences,
+            secretSalt: Array(salt), secretHash: Array(hash), createdAt: createdAt
+        )
+    }
+
+    // MARK: Tokens
+
+    public func insertTokens(_ tokens: [TokenRecord]) async throws {
+        guard let first = tokens.first else { return }
+        let expiresAt = tokens.map(\.expiresAt).max() ?? first.expiresAt
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query(
+                """
+                INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at)
+                VALUES (\(first.grantID), \(first.clientID), \(first.subject), \(first.issuedAt), \(expiresAt))
+                ON CONFLICT (grant_id) DO UPDATE SET expires_at = GREATEST(grants.expires_at, EXCLUDED.expires_at)
+                """,
+                logger: logger
+            )
+            for t in tokens {
+                let extra = String(decoding: try JSONEncoder().encode(t.extra), as: UTF8.self)
+                try await connection.query(
+                    """
+                    INSERT INTO tokens (token_hash, kind, client_id, subject, username, scope, audiences, issuer,
+                        issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
+                    VALUES (\(Data(t.hash.bytes)), \(Int16(t.kind.rawValue)), \(t.clientID), \(t.subject), \(t.username),
+                        \(t.scope), \(t.audiences), \(t.issuer), \(t.issuedAt), \(t.notBefore), \(t.expiresAt), \(t.jti),
+                        \(t.grantID), \(t.confirmation?.jkt), \(t.confirmation?.x5tS256), \(extra)::jsonb)
+                    """,
+                    logger: logger
+                )
+            }
+        }
+    }
+
+    private static let tokenColumns = """
+        token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
+        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra::text, revoked_at
+        """
+
+    public func token(hash: TokenHash) async throws -> TokenRecord? {
+        let rows = try await client.query(
+            "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE token_hash = \(Data(hash.bytes))",
+            logger: logger
+        )
+        for try await row in rows { return try Self.tokenRecord(row) }
+        return nil
+    }
+
+    public func token(jti: String) async throws -> TokenRecord? {
+        let rows = try await client.query(
+            "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE jti = \(jti)",
+            logger: logger
+        )
+        for try await row in rows { return try Self.tokenRecord(row) }
+        return nil
+    }
+
+    private static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
+        let (hash, kind, clientID, subject, username, scope, audiences, issuer, issuedAt, notBefore,
+             expiresAt, jti, grantID, jkt, x5t, extra, revokedAt) = try row.decode(
+            (Data, Int16, String, String?, String?, String?, [String], String, Date, Date?,
+             Date, String, String, String?, String?, String, Date?).self
+        )
+        let confirmation = (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t)
+        return TokenRecord(
+            hash: TokenHash(bytes: Array(hash)), kind: TokenKind(rawValue: Int(kind)) ?? .access,
+            clientID: clientID, subject: subject, username: username, scope: scope, audiences: audiences,
+            issuer: issuer, issuedAt: issuedAt, notBefore: notBefore, expiresAt: expiresAt, jti: jti,
+            grantID: grantID, confirmation: confirmation,
+            extra: (try? JSONDecoder().decode([String: String].self, from: Data(extra.utf8))) ?? [:],
+            revokedAt: revokedAt
+        )
+    }
+
+    // MARK: Revocation
+
+    public func revoke(_ selector: RevocationSelector, reason: String, at now: Date) async throws -> RevocationOutcome {
+        try await client.withTransaction(logger: logger) { connection in
+            // Each branch marks tokens revoked and returns their hashes and latest expiry.
+            var kind = selector.kind
+            var value: String
+            let affected: PostgresRowSequence
+            switch selector {
+            case .token, .jti:
+                let lookup: PostgresRowSequence
+                if case .token(let hash) = selector {
+                    lookup = try await connection.query(
+                        "SELECT kind, grant_id, jti FROM tokens WHERE token_hash = \(Data(hash.bytes)) FOR UPDATE", logger: logger)
+                } else if case .jti(let jti) = selector {
+                    lookup = try await connection.query(
+                        "SELECT kind, grant_id, jti FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger)
+                } else { preconditionFailure() }
+                var found: (Int16, String, String)?
+                for try await row in lookup { found = try row.decode((Int16, String, String).self) }
+                guard let (tokenKind, grantID, jti) = found else { return RevocationOutcome(revoked: 0, seq: 0) }
+                value = jti
+                if tokenKind == Int16(TokenKind.refresh.rawValue) {
+                    // RFC 7009 §2.1: revoking a refresh token invalidates its grant.
+                    kind = "grant"
+                    value = grantID
+                    try await connection.query("UPDATE grants SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
+                    affected = try await connection.query(
+                        """
+                        UPDATE tokens SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL
+                        RETURNING token_hash, expires_at
+                        """, logger: logger)
+                } else {
+                    affected = try await connection.query(
+                        """
+                        UPDATE tokens SET revoked_at = \(now) WHERE jti = \(jti) AND revoked_at IS NULL
+                        RETURNING token_hash, expires_at
+                        """, logger: logger)
+                }
+            case .subject(let subject):
+                value = subject
+                affected = try await connection.query(
+                    "UPDATE tokens SET revoked_at = \(now) WHERE subject = \(subject) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                    logger: logger)
+            case .client(let clientID):
+                value = clientID
+                affected = try await connection.query(
+                    "UPDATE tokens SET revoked_at = \(now) WHERE client_id = \(clientID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                    logger: logger)
+            case .grant(let grantID):
+                value = grantID
+                try await connection.query("UPDATE grants SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
+                affected = try await connection.query(
+                    "UPDATE tokens SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                    logger: logger)
+            }
+            var hashes: [String] = []
+            var latestExpiry = now
+            for try await row in affected {
+                let (hash, expiresAt) = try row.decode((Data, Date).self)
+                hashes.append(Array(hash).hexString)
+                latestExpiry = max(latestExpiry, expiresAt)
+            }
+            let isTokenSelector: Bool
+            switch selector {
+            case .token, .jti: isTokenSelector = true
+            default: isTokenSelector = false
+            }
+            if isTokenSelector && hashes.isEmpty { return RevocationOutcome(revoked: 0, seq: 0) }
+            // Only single-token and grant entries carry hashes; rules (subject, client) are applied
+            // by matching, and their entries live until every token they covered has expired.
+            let logged = (kind == "token" || kind == "jti" || kind == "grant") ? hashes : []
+            let rows = try await connection.query(
+                """
+                INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
+                VALUES (\(kind), \(value), \(logged), \(reason), \(Int64(hashes.count)), \(now), \(latestExpiry))
+                RETURNING seq
+                """, logger: logger)
+            var seq: Int64 = 0
+            for try await row in rows { seq = try row.decode(Int64.self) }
+            // A wake-up for every replica's revocation feed; delivered at commit. The log is the truth.
+            try await connection.query("SELECT pg_notify(\(Self.notificationChannel), \(String(seq)))", logger: logger)
+            return RevocationOutcome(revoked: Int64(hashes.count), seq: seq)
+        }
+    }
+
+    public func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
+        let rows = try await client.query(
+            """
+            SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at FROM revocations
+            WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
+            """, logger: logger)
+        var entries: [RevocationEntry] = []
+        for try await row in rows {
+            let (seq, kind, value, hashes, reason, count, createdAt) = try row.decode((Int64, String, String, [String], String, Int64, Date).self)
+            entries.append(RevocationEntry(
+                seq: seq, kind: kind, value: value, tokenHashes: hashes.compactMap(TokenHash.init(hex:)),
+                reason: reason, revokedCount: count, createdAt: createdAt))
+        }
+        return entries
+    }
+
+    public func revocationHead() async throws -> Int64 {
+        let rows = try await client.query("SELECT COALESCE(MAX(seq), 0) FROM revocations", logger: logger)
+        for try await row in rows { return try row.decode(Int64.self) }
+        return 0
+    }
+
+    public func deleteExpired(before cutoff: Date) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("DELETE FROM tokens WHERE expires_at < \(cutoff) RETURNING 1", logger: logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            try await connection.query(
+                "DELETE FROM grants g WHERE g.expires_at < \(cutoff) AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.grant_id)",
+                logger: logger)
+            try await connection.query("DELETE FROM revocations WHERE expires_at < \(cutoff)", logger: logger)
+            return count
+        }
+    }
+}
