@@ -77,15 +77,28 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TokendCoreTests", dependencies: ["TokendCore"]),
+        // Shared by the test targets: fresh stores (a new PostgreSQL database per test), a manual clock.
+        .target(
+            name: "TokendTestSupport",
+            dependencies: [
+                "TokendCore", "TokendPostgres", "TokendSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TokendTestSupport"
+        ),
+        .testTarget(name: "TokendCoreTests", dependencies: ["TokendCore", "TokendTestSupport"]),
         .testTarget(
             name: "TokendStoreTests",
-            dependencies: ["TokendCore", "TokendPostgres", "TokendSQLite"]
+            dependencies: [
+                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [
-                "TokendCore", "TokendAPI", "TokendProto", "TokendPostgres", "TokendSQLite",
+                "TokendCore", "TokendAPI", "TokendProto", "TokendPostgres", "TokendSQLite", "TokendTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]

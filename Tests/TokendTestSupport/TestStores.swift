@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TokendCore
+import TokendPostgres
+import TokendSQLite
+import Synchronization
+
+/// The stores every conformance test runs against.
+public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case postgres
+    case sqlite
+
+    public var description: String { rawValue }
+}
+
+public enum TestEnvironment {
+    /// The PostgreSQL server `scripts/with-postgres` started, or a skip/failure when there is none:
+    /// under CI a missing database is an error, never a silent skip.
+    public static func databaseURL() throws -> String {
+        if let url = ProcessInfo.processInfo.environment["TOKEND_TEST_DATABASE_URL"], !url.isEmpty { return url }
+        if ProcessInfo.processInfo.environment["CI"] != nil {
+            throw TestSetupError("TOKEND_TEST_DATABASE_URL is not set: run the tests through scripts/test")
+        }
+        throw TestSetupError("TOKEND_TEST_DATABASE_URL is not set (run scripts/test, or scripts/with-postgres swift test)")
+    }
+
+    public static var logger: Logger {
+        var logger = Logger(label: "tokend.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["TOKEND_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return logger
+    }
+}
+
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` against a fresh, migrated store of `kind`, then throws it away.
+public func withStore<T: Sendable>(
+    _ kind: StoreKind, _ body: @Sendable (any TokendStore) async throws -> T
+) async throws -> T {
+    switch kind {
+    case .sqlite:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try await SQLiteStore.open(directory: directory, logger: TestEnvironment.logger)
+        do {
+            let result = try await body(store)
+            try await store.shutdown()
+            return result
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
+    case .postgres:
+        return try await withFreshPostgres { client in
+            try await body(PostgresStore(client: client, logger: TestEnvironment.logger))
+        }
+    }
+}
+
+/// Creates a new database on the test server, migrates it, runs `body` with a running client
+/// connected to it, and drops it afterwards.
+public func withFreshPostgres<T: Sendable>(
+    migrate: Bool = true, _ body: @Sendable (PostgresClient) async throws -> T
+) async throws -> T {
+    let (name, url) = try await createDatabase()
+    let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+    let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        defer { group.cancelAll() }
+        do {
+            if migrate { try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate() }
+            return .success(try await body(client))
+        } catch {
+            return .failure(error)
+        }
+    }
+    try await dropDatabase(name)
+    return try result.get()
+}
+
+/// A new empty database; returns its name and URL.
+public func createDatabase() async throws -> (String, String) {
+    let base = try TestEnvironment.databaseURL()
+    let name = "tokend_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+    try await withAdminClient(base) { client in
+        // Identifiers cannot be bound; the name is generated here from [a-z0-9_].
+        try await client.query("CREATE DATABASE \(unescaped: name)")
+    }
+    guard var components = URLComponents(string: base) else { throw TestSetupError("bad TOKEND_TEST_DATABASE_URL") }
+    components.path = "/" + name
+    return (String(name), components.string!)
+}
+
+public func dropDatabase(_ name: String) async throws {
+    try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+        try await client.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)")
+    }
+}
+
+func withAdminClient(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+    let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+    let result: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        defer { group.cancelAll() }
+        do { return .success(try await body(client)) } catch { return .failure(error) }
+    }
+    try result.get()
+}
+
+/// A clock tests move by hand instead of sleeping.
+public final class ManualClock: Sendable {
+    private let current: Mutex<Date>
+
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
+        current = Mutex(start)
+    }
+
+    public var now: Now { { self.current.withLock { $0 } } }
+
+    public func advance(by seconds: TimeInterval) {
+        current.withLock { $0 = $0.addingTimeInterval(seconds) }
+    }
+}
