@@ -70,6 +70,7 @@ struct AdminController: Sendable {
                 throw ConnectError(.invalidArgument, "give exactly one of token, jti, subject, client_id, grant_id")
             }
             let outcome = try await services.revoker.revoke(selector, reason: m.reason)
+            services.metrics.revoked(outcome.revoked)
             var out = Tokend_V1_AdminRevokeResponse()
             out.revoked = outcome.revoked
             out.seq = outcome.seq

@@ -35,11 +35,13 @@ struct PublicConnectController: Sendable {
                 throw ConnectError(.permissionDenied, "this client may not introspect tokens")
             }
             guard !m.token.isEmpty else { throw ConnectError(.invalidArgument, "token is required") }
-            return Tokend_V1_IntrospectResponse(try await services.introspector.introspect(token: m.token, audiences: caller.audiences))
+            let result = try await services.introspector.introspect(token: m.token, audiences: caller.audiences)
+            services.metrics.introspection(result.metricLabel, source: "store")
+            return Tokend_V1_IntrospectResponse(result)
         }
         connectUnary(router, "/tokend.v1.IntrospectionService/Revoke", Tokend_V1_RevokeRequest.self, authenticate: authenticate) { m, caller in
             guard !m.token.isEmpty else { throw ConnectError(.invalidArgument, "token is required") }
-            try await services.revoker.revoke(token: m.token, caller: caller)
+            services.metrics.revoked(try await services.revoker.revoke(token: m.token, caller: caller).revoked)
             return Tokend_V1_RevokeResponse()
         }
         connectUnary(router, "/tokend.v1.TokenService/IssueToken", Tokend_V1_IssueTokenRequest.self, authenticate: authenticate) { m, caller in

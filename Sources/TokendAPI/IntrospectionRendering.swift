@@ -49,6 +49,13 @@ struct IntrospectionJSON: Encodable {
     }
 }
 
+extension IntrospectionResult {
+    var metricLabel: String {
+        if case .active = self { return "active" }
+        return "inactive"
+    }
+}
+
 extension Tokend_V1_IntrospectResponse {
     init(_ result: IntrospectionResult) {
         self.init()

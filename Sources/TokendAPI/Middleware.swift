@@ -64,14 +64,18 @@ struct ErrorMapping: RouterMiddleware {
 struct AccessLog: RouterMiddleware {
     typealias Context = TokendRequestContext
     let logger: Logger
+    let metrics: TokendMetrics
+    let listener: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
+        metrics.request(listener: listener, route: context.endpointPath ?? "unmatched", status: response.status.code, duration: elapsed)
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
             "request_id": "\(context.id)",
+            "listener": "\(listener)",
             "method": "\(request.method.rawValue)",
             "route": "\(context.endpointPath ?? "unmatched")",
             "status": "\(response.status.code)",

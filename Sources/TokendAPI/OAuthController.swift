@@ -36,8 +36,10 @@ struct OAuthController: Sendable {
         guard let token = form["token"] else { throw OAuthError.invalidRequest("the token parameter is required") }
         do {
             let result = try await services.introspector.introspect(token: token, audiences: caller.audiences)
+            services.metrics.introspection(result.metricLabel, source: "store")
             return JSONBody.response(IntrospectionJSON(result: result))
         } catch let error as TokendError where error.code == .unavailable {
+            services.metrics.introspection("unavailable", source: "store")
             throw OAuthError.temporarilyUnavailable()
         }
     }
@@ -49,7 +51,7 @@ struct OAuthController: Sendable {
             ClientAuthentication.credentials(headers: request.headers, form: form), with: services.authenticator, context: context)
         guard let token = form["token"] else { throw OAuthError.invalidRequest("the token parameter is required") }
         do {
-            try await services.revoker.revoke(token: token, caller: caller)
+            services.metrics.revoked(try await services.revoker.revoke(token: token, caller: caller).revoked)
         } catch let error as TokendError {
             switch error.code {
             case .forbidden:

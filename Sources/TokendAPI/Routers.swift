@@ -7,7 +7,7 @@ import TokendCore
 /// The public listener: OAuth endpoints, Connect RPC, health.
 public func buildPublicRouter(_ services: TokendServices) -> Router<TokendRequestContext> {
     let router = Router(context: TokendRequestContext.self)
-    router.add(middleware: AccessLog(logger: services.logger))
+    router.add(middleware: AccessLog(logger: services.logger, metrics: services.metrics, listener: "public"))
     router.add(middleware: ErrorMapping(logger: services.logger))
     OAuthController(services: services).register(on: router)
     PublicConnectController(services: services).register(on: router)
@@ -18,10 +18,16 @@ public func buildPublicRouter(_ services: TokendServices) -> Router<TokendReques
 /// The admin listener: AdminService, metrics, health.
 public func buildAdminRouter(_ services: TokendServices) -> Router<TokendRequestContext> {
     let router = Router(context: TokendRequestContext.self)
-    router.add(middleware: AccessLog(logger: services.logger))
+    router.add(middleware: AccessLog(logger: services.logger, metrics: services.metrics, listener: "admin"))
     router.add(middleware: ErrorMapping(logger: services.logger))
     AdminController(services: services).register(on: router)
     HealthController(services: services).register(on: router)
+    router.get("/metrics") { _, _ -> Response in
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: services.metrics.exposition())))
+    }
     return router
 }
 

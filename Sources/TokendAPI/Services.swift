@@ -43,12 +43,13 @@ public struct TokendServices: Sendable {
     /// Bearer secret of the admin API.
     public let adminToken: String
     public let logger: Logger
+    public let metrics: TokendMetrics
     public let readiness: @Sendable () async -> Readiness
     public let status: @Sendable () async throws -> ReplicaStatus
 
     public init(
         store: any TokendStore, issuerURL: String, adminToken: String, logger: Logger,
-        now: @escaping Now = { Date() },
+        now: @escaping Now = { Date() }, metrics: TokendMetrics = TokendMetrics(),
         readiness: (@Sendable () async -> Readiness)? = nil,
         status: (@Sendable () async throws -> ReplicaStatus)? = nil
     ) {
@@ -56,6 +57,7 @@ public struct TokendServices: Sendable {
         self.issuerURL = issuerURL
         self.adminToken = adminToken
         self.logger = logger
+        self.metrics = metrics
         let authenticator = ClientAuthenticator(store: store, now: now)
         self.authenticator = authenticator
         self.introspector = Introspector(store: store, now: now, logger: logger)

@@ -64,19 +64,22 @@ public struct Revoker: Sendable {
     /// succeed without effect (the hint is only a hint and is not needed here). A client without
     /// role `revoke` may revoke only tokens issued to itself; otherwise `TokendError.forbidden`,
     /// and the token stays active. Returns when the revocation is committed.
-    public func revoke(token: String, caller: ClientRecord) async throws {
-        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return }
+    @discardableResult
+    public func revoke(token: String, caller: ClientRecord) async throws -> RevocationOutcome {
+        let nothing = RevocationOutcome(revoked: 0, seq: 0)
+        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return nothing }
         let hash = TokenHash(token: token)
         let record = try await storeCall { try await store.token(hash: hash) }
-        guard let record else { return }
+        guard let record else { return nothing }
         guard record.clientID == caller.id || caller.roles.contains(.revoke) else {
             throw TokendError.forbidden("the token was not issued to this client")
         }
-        if record.revokedAt != nil { return }
+        if record.revokedAt != nil { return nothing }
         let outcome = try await storeCall {
             try await store.revoke(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: now())
         }
         logger.info("token revoked", metadata: ["token_hash": "\(hash)", "client_id": "\(caller.id)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
+        return outcome
     }
 
     /// Revokes what `selector` covers; subject and client selectors cover tokens issued up to now.

@@ -1,0 +1,55 @@
+import Foundation
+import Prometheus
+import TokendCore
+
+/// tokend's Prometheus metrics, served at `/metrics` on the admin listener. Names are listed in
+/// the README; every one starts with `tokend_`.
+public final class TokendMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private static let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        // Present from the start so that dashboards see zeros rather than gaps.
+        _ = registry.makeCounter(descriptor: Self.revocations, labels: [])
+    }
+
+    static var requests: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tokend", metricName: "http_requests", unitName: "total",
+                                               helpText: "HTTP requests by listener, route and status")
+    }
+    static var requestDuration: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tokend", metricName: "http_request_duration", unitName: "seconds",
+                                                      helpText: "HTTP request latency by listener and route")
+    }
+    static var introspections: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tokend", metricName: "introspections", unitName: "total",
+                                                     helpText: "Introspection answers by result (active/inactive/unavailable) and source (memory/store)")
+    }
+    static var revocations: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "tokend", metricName: "revocations", unitName: "total",
+                                                  helpText: "Tokens revoked through this replica")
+    }
+
+    func request(listener: String, route: String, status: Int, duration: Duration) {
+        registry.makeCounter(descriptor: Self.requests, labels: [("listener", listener), ("route", route), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("listener", listener), ("route", route)], buckets: Self.latencyBuckets)
+            .record(duration)
+    }
+
+    func introspection(_ result: String, source: String) {
+        registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)]).increment()
+    }
+
+    func revoked(_ count: Int64) {
+        guard count > 0 else { return }
+        registry.makeCounter(descriptor: Self.revocations, labels: []).increment(by: count)
+    }
+
+    /// The Prometheus text exposition format.
+    public func exposition() -> String { registry.emitToString() }
+}
