@@ -61,9 +61,10 @@ public struct TokendServices: Sendable {
         let authenticator = ClientAuthenticator(store: store, now: now)
         self.authenticator = authenticator
         self.introspector = Introspector(store: store, now: now, logger: logger)
-        self.revoker = Revoker(store: store, now: now, logger: logger)
+        let revoker = Revoker(store: store, now: now, logger: logger)
+        self.revoker = revoker
         self.issuer = TokenIssuer(store: store, issuer: issuerURL, now: now, logger: logger)
-        self.registry = ClientRegistry(store: store, authenticator: authenticator, now: now)
+        self.registry = ClientRegistry(store: store, authenticator: authenticator, revoker: revoker, now: now)
         self.readiness = readiness ?? {
             do {
                 try await store.ping()

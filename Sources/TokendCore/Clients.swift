@@ -63,11 +63,14 @@ public struct ClientRegistry: Sendable {
     public static let maximumIDLength = 128
     private let store: any ClientStore
     private let authenticator: ClientAuthenticator?
+    private let revoker: Revoker?
     private let now: Now
 
-    public init(store: any ClientStore, authenticator: ClientAuthenticator? = nil, now: @escaping Now = { Date() }) {
+    /// With a `revoker`, deleting a client first revokes every token issued to it.
+    public init(store: any ClientStore, authenticator: ClientAuthenticator? = nil, revoker: Revoker? = nil, now: @escaping Now = { Date() }) {
         self.store = store
         self.authenticator = authenticator
+        self.revoker = revoker
         self.now = now
     }
 
@@ -96,7 +99,10 @@ public struct ClientRegistry: Sendable {
         try await store.listClients().sorted { $0.id < $1.id }
     }
 
+    /// Deletes the client after revoking its tokens: a deleted client's tokens must not stay active.
     public func delete(id: String) async throws {
+        guard try await store.client(id: id) != nil else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
+        if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted") }
         guard try await store.deleteClient(id: id) else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
         authenticator?.invalidate(clientID: id)
     }

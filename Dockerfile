@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Build: release, static Swift stdlib. Run: slim Debian, non-root, read-only root filesystem friendly.
+FROM swift:6.1-bookworm AS build
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests ./Tests
+COPY proto ./proto
+COPY migrations ./migrations
+RUN swift build -c release --static-swift-stdlib --product tokend \
+ && swift build -c release --static-swift-stdlib --product tokenctl \
+ && mkdir -p /out \
+ && cp "$(swift build -c release --show-bin-path)/tokend" "$(swift build -c release --show-bin-path)/tokenctl" /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates=* libcurl4=* tzdata=* \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/tokend --create-home tokend
+COPY --from=build /out/tokend /out/tokenctl /usr/local/bin/
+COPY migrations /usr/share/tokend/migrations
+USER 10001:10001
+WORKDIR /var/lib/tokend
+ENV TOKEND_HTTP_ADDR=0.0.0.0:8080 \
+    TOKEND_ADMIN_ADDR=0.0.0.0:8081 \
+    TOKEND_DATA_DIR=/var/lib/tokend \
+    TOKEND_LOG_FORMAT=json
+EXPOSE 8080 8081
+ENTRYPOINT ["/usr/local/bin/tokend"]
+CMD ["serve"]
