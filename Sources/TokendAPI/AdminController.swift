@@ -108,6 +108,9 @@ struct AdminController: Sendable {
             out.filterEntries = status.filterEntries
             out.store = services.store.name
             out.version = TokendVersion.current
+            out.cacheHitRatio = status.cacheHitRatio
+            out.filterBitsPerEntry = status.filterBitsPerEntry
+            out.filterFalsePositives = status.filterFalsePositives
             return out
         }
     }

@@ -35,8 +35,8 @@ struct PublicConnectController: Sendable {
                 throw ConnectError(.permissionDenied, "this client may not introspect tokens")
             }
             guard !m.token.isEmpty else { throw ConnectError(.invalidArgument, "token is required") }
-            let result = try await services.introspector.introspect(token: m.token, audiences: caller.audiences)
-            services.metrics.introspection(result.metricLabel, source: "store")
+            let (result, source) = try await services.introspector.answer(token: m.token, audiences: caller.audiences)
+            services.metrics.introspection(result.metricLabel, source: source.rawValue)
             return Tokend_V1_IntrospectResponse(result)
         }
         connectUnary(router, "/tokend.v1.IntrospectionService/Revoke", Tokend_V1_RevokeRequest.self, authenticate: authenticate) { m, caller in

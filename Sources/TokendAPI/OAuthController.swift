@@ -35,8 +35,8 @@ struct OAuthController: Sendable {
         }
         guard let token = form["token"] else { throw OAuthError.invalidRequest("the token parameter is required") }
         do {
-            let result = try await services.introspector.introspect(token: token, audiences: caller.audiences)
-            services.metrics.introspection(result.metricLabel, source: "store")
+            let (result, source) = try await services.introspector.answer(token: token, audiences: caller.audiences)
+            services.metrics.introspection(result.metricLabel, source: source.rawValue)
             return JSONBody.response(IntrospectionJSON(result: result))
         } catch let error as TokendError where error.code == .unavailable {
             services.metrics.introspection("unavailable", source: "store")

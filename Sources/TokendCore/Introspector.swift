@@ -9,15 +9,41 @@ public enum IntrospectionResult: Sendable, Equatable {
     case active(TokenRecord)
 }
 
+/// A replica's memory: cached token records and what it knows of the revocation log.
+public struct ReplicaMemory: Sendable {
+    public let cache: TokenCache
+    public let view: RevocationView
+    /// How long after the last confirmed sync memory may still answer (`TOKEND_MAX_STALENESS`).
+    public let maxStaleness: TimeInterval
+
+    public init(cache: TokenCache, view: RevocationView, maxStaleness: TimeInterval) {
+        self.cache = cache
+        self.view = view
+        self.maxStaleness = maxStaleness
+    }
+}
+
+/// Where an answer came from.
+public enum AnswerSource: String, Sendable {
+    case memory
+    case store
+}
+
 /// Decides whether a token is active. All of RFC 7662's policy lives here, written once for the
 /// form endpoint, the Connect endpoint and the admin API.
+///
+/// With `memory`, a cached record is answered without the store while the revocation view is
+/// fresh; its revocation state comes from the view on every answer. A miss, an ambiguous rule or a
+/// stale view reads the store (and a failing store then means 503, never a guess).
 public struct Introspector: Sendable {
     private let store: any TokenStore
+    private let memory: ReplicaMemory?
     private let now: Now
     private let logger: Logger
 
-    public init(store: any TokenStore, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.introspect")) {
+    public init(store: any TokenStore, memory: ReplicaMemory? = nil, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.introspect")) {
         self.store = store
+        self.memory = memory
         self.now = now
         self.logger = logger
     }
@@ -25,8 +51,22 @@ public struct Introspector: Sendable {
     /// Introspects a raw token for a caller whose audience restriction is `audiences` (empty: none).
     /// Throws `TokendError.unavailable` when the store cannot answer: never a guess either way.
     public func introspect(token: String, audiences: [String]) async throws -> IntrospectionResult {
-        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return .inactive }
+        try await answer(token: token, audiences: audiences).result
+    }
+
+    /// `introspect`, also saying whether memory or the store answered.
+    public func answer(token: String, audiences: [String]) async throws -> (result: IntrospectionResult, source: AnswerSource) {
+        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return (.inactive, .memory) }
         let hash = TokenHash(token: token)
+        let current = now()
+        if let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
+           let record = memory.cache.get(hash, now: current) {
+            switch memory.view.verdict(for: record) {
+            case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory)
+            case .revoked: return (.inactive, .memory)
+            case .ambiguous: break
+            }
+        }
         let record: TokenRecord?
         do {
             record = try await store.token(hash: hash)
@@ -34,8 +74,11 @@ public struct Introspector: Sendable {
             logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
             throw TokendError.unavailable
         }
-        guard let record else { return .inactive }
-        return Self.evaluate(record, audiences: audiences, at: now())
+        guard let record else { return (.inactive, .store) }
+        if let memory {
+            if record.revokedAt == nil { memory.cache.put(record, now: current) } else { memory.cache.remove(hash) }
+        }
+        return (Self.evaluate(record, audiences: audiences, at: current), .store)
     }
 
     /// RFC 7662 policy on a known record: revocation, validity window and audience restriction.
@@ -53,11 +96,17 @@ public struct Revoker: Sendable {
     private let store: any TokenStore
     private let now: Now
     private let logger: Logger
+    private let afterCommit: (@Sendable (Date) async -> Void)?
 
-    public init(store: any TokenStore, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.revoke")) {
+    /// `afterCommit` runs after each committed revocation, before the caller is answered, with the
+    /// time the revocation was made: the replica applies it to its own memory there, so that its
+    /// next answer already reflects it (read-your-writes on the replica that acknowledged it).
+    public init(store: any TokenStore, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.revoke"),
+                afterCommit: (@Sendable (Date) async -> Void)? = nil) {
         self.store = store
         self.now = now
         self.logger = logger
+        self.afterCommit = afterCommit
     }
 
     /// RFC 7009 §2.1–2.2: revokes `token` on behalf of `caller`. Unknown and malformed tokens
@@ -75,9 +124,11 @@ public struct Revoker: Sendable {
             throw TokendError.forbidden("the token was not issued to this client")
         }
         if record.revokedAt != nil { return nothing }
+        let time = now()
         let outcome = try await storeCall {
-            try await store.revoke(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: now())
+            try await store.revoke(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: time)
         }
+        await afterCommit?(time)
         logger.info("token revoked", metadata: ["token_hash": "\(hash)", "client_id": "\(caller.id)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
         return outcome
     }
@@ -93,7 +144,9 @@ public struct Revoker: Sendable {
             break
         }
         try Validation.text(reason, field: "reason")
-        let outcome = try await storeCall { try await store.revoke(selector, reason: reason, at: now()) }
+        let time = now()
+        let outcome = try await storeCall { try await store.revoke(selector, reason: reason, at: time) }
+        if outcome.seq != 0 { await afterCommit?(time) }
         logger.info("revocation committed", metadata: ["selector": "\(selector.kind)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
         return outcome
     }

@@ -148,9 +148,12 @@ public struct RevocationEntry: Sendable, Equatable {
     public var tokenHashes: [TokenHash]
     public var reason: String
     public var revokedCount: Int64
+    /// When it was committed; for subject and client entries, the cutoff: tokens issued up to it are revoked.
     public var createdAt: Date
+    /// After this no token the entry covers can be active.
+    public var expiresAt: Date
 
-    public init(seq: Int64, kind: String, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date) {
+    public init(seq: Int64, kind: String, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date? = nil) {
         self.seq = seq
         self.kind = kind
         self.value = value
@@ -158,6 +161,7 @@ public struct RevocationEntry: Sendable, Equatable {
         self.reason = reason
         self.revokedCount = revokedCount
         self.createdAt = createdAt
+        self.expiresAt = expiresAt ?? createdAt
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// What to mint.
 public struct IssueRequest: Sendable {
@@ -46,6 +47,21 @@ public struct IssuedTokens: Sendable {
     public var expiresIn: Int64
 }
 
+/// The `iss` value: configured, or learned once the public listener knows its port.
+public final class IssuerIdentifier: Sendable {
+    private let value: Mutex<String>
+
+    public init(_ value: String) {
+        self.value = Mutex(value)
+    }
+
+    public var current: String { value.withLock { $0 } }
+
+    public func set(_ newValue: String) {
+        value.withLock { $0 = newValue }
+    }
+}
+
 /// Mints opaque tokens (32 bytes from the system CSPRNG) and stores their hashes.
 public struct TokenIssuer: Sendable {
     public static let defaultTTL: TimeInterval = 3600
@@ -58,11 +74,15 @@ public struct TokenIssuer: Sendable {
     ]
 
     private let store: any TokendStore
-    private let issuer: String
+    private let issuer: IssuerIdentifier
     private let now: Now
     private let logger: Logger
 
     public init(store: any TokendStore, issuer: String, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.issue")) {
+        self.init(store: store, issuer: IssuerIdentifier(issuer), now: now, logger: logger)
+    }
+
+    public init(store: any TokendStore, issuer: IssuerIdentifier, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.issue")) {
         self.store = store
         self.issuer = issuer
         self.now = now
@@ -115,7 +135,7 @@ public struct TokenIssuer: Sendable {
         TokenRecord(
             hash: TokenHash(token: token), kind: kind, clientID: request.clientID,
             subject: request.subject.nonEmpty, username: request.username.nonEmpty, scope: request.scope.nonEmpty,
-            audiences: request.audiences, issuer: issuer, issuedAt: issuedAt,
+            audiences: request.audiences, issuer: issuer.current, issuedAt: issuedAt,
             notBefore: request.notBefore.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) },
             expiresAt: expiresAt, jti: Randomness.identifier(), grantID: grantID,
             confirmation: (request.confirmation?.isEmpty ?? true) ? nil : request.confirmation,

@@ -8,6 +8,8 @@ import TokendCore
 /// Every value reaches SQL as a bound parameter through `PostgresQuery` interpolation.
 public struct PostgresStore: TokendStore {
     public static let notificationChannel = "tokend_revocations"
+    /// `pg_advisory_xact_lock` key serialising revocation log appends ("tkdlog" in ASCII).
+    static let logLockKey: Int64 = 0x746B_646C_6F67
     public let name = "postgres"
     public let client: PostgresClient
     private let logger: Logger
@@ -224,6 +226,10 @@ public struct PostgresStore: TokendStore {
             // Only single-token and grant entries carry hashes; rules (subject, client) are applied
             // by matching, and their entries live until every token they covered has expired.
             let logged = (kind == "token" || kind == "jti" || kind == "grant") ? hashes : []
+            // Appends to the log take a transaction-scoped lock before drawing their seq and hold it
+            // until commit, so seq order is commit order: a reader that sees seq N has seen, or will
+            // never see, every smaller seq. Only this last step of a revocation is serialised.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.logLockKey))", logger: logger)
             let rows = try await connection.query(
                 """
                 INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
@@ -241,15 +247,16 @@ public struct PostgresStore: TokendStore {
     public func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
         let rows = try await client.query(
             """
-            SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at FROM revocations
+            SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
             WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
             """, logger: logger)
         var entries: [RevocationEntry] = []
         for try await row in rows {
-            let (seq, kind, value, hashes, reason, count, createdAt) = try row.decode((Int64, String, String, [String], String, Int64, Date).self)
+            let (seq, kind, value, hashes, reason, count, createdAt, expiresAt) = try row.decode(
+                (Int64, String, String, [String], String, Int64, Date, Date).self)
             entries.append(RevocationEntry(
                 seq: seq, kind: kind, value: value, tokenHashes: hashes.compactMap(TokenHash.init(hex:)),
-                reason: reason, revokedCount: count, createdAt: createdAt))
+                reason: reason, revokedCount: count, createdAt: createdAt, expiresAt: expiresAt))
         }
         return entries
     }

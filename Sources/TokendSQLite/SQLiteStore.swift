@@ -265,7 +265,8 @@ public final class SQLiteStore: TokendStore {
                         value: row.column("value")?.string ?? "",
                         tokenHashes: Self.strings(row.column("token_hashes")).compactMap(TokenHash.init(hex:)),
                         reason: row.column("reason")?.string ?? "", revokedCount: Int64(row.column("revoked_count")?.integer ?? 0),
-                        createdAt: Self.date(row.column("created_at")) ?? Date(timeIntervalSince1970: 0))
+                        createdAt: Self.date(row.column("created_at")) ?? Date(timeIntervalSince1970: 0),
+                        expiresAt: Self.date(row.column("expires_at")))
                 }
         }
     }

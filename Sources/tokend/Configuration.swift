@@ -54,6 +54,11 @@ struct ListenAddress: Sendable, CustomStringConvertible {
     var host: String
     var port: Int
 
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
     init(parsing text: String, name: String) throws {
         var hostPart: Substring
         let portPart: Substring

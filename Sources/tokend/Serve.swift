@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Hummingbird
 import Logging
 import PostgresNIO
@@ -55,14 +56,15 @@ struct Serve: AsyncParsableCommand {
         let logger = global.bootstrapLogging()
         let httpAddress = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
         let adminAddress = try ListenAddress(parsing: global.value(adminAddr, "TOKEND_ADMIN_ADDR") ?? "127.0.0.1:8081", name: "TOKEND_ADMIN_ADDR")
-        let issuerURL = global.value(issuer, "TOKEND_ISSUER") ?? "http://\(httpAddress)"
+        let configuredIssuer = global.value(issuer, "TOKEND_ISSUER")
+        let issuerURL = configuredIssuer ?? "http://\(httpAddress)"
         let gcSeconds = global.value(gcInterval, "TOKEND_GC_INTERVAL").flatMap(parseDuration) ?? 600
 
         let opened: OpenedStore
         do {
             opened = try await OpenedStore.open(global, logger: logger)
         } catch let error as TokendError {
-            throw CleanExit.message("tokend: \(error.message)")
+            throw StartupError(error.message)
         }
         let generatedTokenPath: String?
         let token: String
@@ -75,13 +77,28 @@ struct Serve: AsyncParsableCommand {
             generatedTokenPath = path
         }
 
-        let services = TokendServices(store: opened.store, issuerURL: issuerURL, adminToken: token, logger: logger)
+        let maxStalenessSeconds = global.value(maxStaleness, "TOKEND_MAX_STALENESS").flatMap(parseDuration) ?? 5
+        let cacheCapacity = global.value(cacheEntries, "TOKEND_CACHE_ENTRIES").flatMap { Int($0) } ?? 1_000_000
+        let view = RevocationView()
+        let memory = ReplicaMemory(cache: TokenCache(capacity: cacheCapacity), view: view, maxStaleness: maxStalenessSeconds)
+        let pollInterval = Duration.milliseconds(Int(min(1000, max(50, maxStalenessSeconds * 1000 / 3))))
+        let feed = RevocationFeed(store: opened.store, view: view, pollInterval: pollInterval, logger: logger)
+        let services = TokendServices(
+            store: opened.store, issuerURL: issuerURL, adminToken: token, logger: logger,
+            memory: cacheCapacity > 0 ? memory : nil, feed: feed)
+        let readiness = Mutex(ListenersUp())
         var publicApp = Application(
             router: buildPublicRouter(services),
             configuration: .init(address: .hostname(httpAddress.host, port: httpAddress.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? httpAddress.port
-                logger.notice("public listener ready", metadata: ["address": "http://\(httpAddress.host):\(port)"])
+                let bound = ListenAddress(host: httpAddress.host, port: port)
+                // With port 0 the issuer is known only now.
+                if configuredIssuer == nil { services.issuerIdentifier.set("http://\(bound)") }
+                logger.notice("public listener ready", metadata: ["address": "http://\(bound)"])
+                if let generatedTokenPath, let adminPort = readiness.withLock({ $0.publicBound(bound) }) {
+                    FirstRun.printBanner(publicURL: services.issuerURL, adminPort: adminPort, adminTokenPath: generatedTokenPath)
+                }
             },
             logger: logger)
         let adminApp = Application(
@@ -89,23 +106,37 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(address: .hostname(adminAddress.host, port: adminAddress.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? adminAddress.port
-                logger.notice("admin listener ready", metadata: ["address": "http://\(adminAddress.host):\(port)"])
-                if let generatedTokenPath {
-                    FirstRun.printBanner(httpAddress: httpAddress, adminPort: port, adminTokenPath: generatedTokenPath)
+                logger.notice("admin listener ready", metadata: ["address": "http://\(ListenAddress(host: adminAddress.host, port: port))"])
+                if let generatedTokenPath, readiness.withLock({ $0.adminBound(port) }) {
+                    FirstRun.printBanner(publicURL: services.issuerURL, adminPort: port, adminTokenPath: generatedTokenPath)
                 }
             },
             logger: logger)
 
         var services_: [any Service] = []
-        if case .postgres(_, let client) = opened {
+        if case .postgres(_, let client) = opened, let url = global.resolvedDatabaseURL {
             services_.append(client)
+            services_.append(RevocationListener(
+                configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wake: { feed.wakeUp() }))
             if global.value(migrate, "TOKEND_MIGRATE") != "off" {
                 let migrator = PostgresMigrator(client: client, logger: logger)
                 publicApp.beforeServerStarts {
-                    try await migrator.migrate()
+                    // Cancelled by SIGTERM, and bounded, so that an unreachable database ends the process.
+                    try await cancelWhenGracefulShutdown {
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { try await migrator.migrate() }
+                            group.addTask {
+                                try await Task.sleep(for: .seconds(60))
+                                throw StartupError("PostgreSQL did not answer within 60 s: migrations not applied")
+                            }
+                            try await group.next()
+                            group.cancelAll()
+                        }
+                    }
                 }
             }
         }
+        services_.append(FeedService(feed: feed))
         services_.append(ExpiryCollector(store: opened.store, interval: gcSeconds, logger: logger))
         services_.append(publicApp)
         services_.append(adminApp)
@@ -117,12 +148,25 @@ struct Serve: AsyncParsableCommand {
                 logger: logger))
         do {
             try await group.run()
+        } catch is CancellationError {
+            // A graceful shutdown that reached a service mid-sleep: a normal stop.
         } catch {
             if case .sqlite(let store) = opened { try? await store.shutdown() }
-            logger.error("tokend stopped", metadata: ["error": "\(error)"])
+            logger.error("tokend stopped", metadata: ["error": "\(String(describing: error))"])
             throw ExitCode.failure
         }
         if case .sqlite(let store) = opened { try await store.shutdown() }
+    }
+}
+
+/// Runs the revocation feed for this replica's memory.
+struct FeedService: Service {
+    let feed: RevocationFeed
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await feed.run()
+        }
     }
 }
 
@@ -133,9 +177,9 @@ struct ExpiryCollector: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(interval))
+                do { try await Task.sleep(for: .seconds(interval)) } catch { return }
                 do {
                     let deleted = try await store.deleteExpired(before: Date())
                     if deleted > 0 { logger.info("expired tokens deleted", metadata: ["count": "\(deleted)"]) }
@@ -159,15 +203,38 @@ enum DevSecrets {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let secret = "tkd_admin_" + Randomness.secret()
         guard FileManager.default.createFile(atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CleanExit.message("tokend: cannot write \(path)")
+            throw StartupError("cannot write \(path)")
         }
         return (secret, path)
     }
 }
 
+/// Which listeners have bound, so that the first-run banner is printed once both are known.
+struct ListenersUp {
+    var publicAddress: ListenAddress?
+    var adminPort: Int?
+
+    /// Returns the admin port if the admin listener was already up.
+    mutating func publicBound(_ address: ListenAddress) -> Int? {
+        publicAddress = address
+        return adminPort
+    }
+
+    /// Returns whether the public listener was already up.
+    mutating func adminBound(_ port: Int) -> Bool {
+        adminPort = port
+        return publicAddress != nil
+    }
+}
+
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 enum FirstRun {
-    static func printBanner(httpAddress: ListenAddress, adminPort: Int, adminTokenPath: String) {
-        let base = "http://\(httpAddress)"
+    static func printBanner(publicURL: String, adminPort: Int, adminTokenPath: String) {
+        let base = publicURL
         FileHandle.standardOutput.write(Data("""
 
             tokend is running with the embedded store (dev mode).

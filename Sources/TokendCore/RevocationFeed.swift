@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+
+/// Keeps a replica's `RevocationView` in step with the store's revocation log.
+///
+/// The log is the truth. The feed reads it after the view's watermark at start, on every wake-up
+/// (a PostgreSQL NOTIFY, this replica's own revocation, a reconnect) and at least every
+/// `pollInterval`, so a lost NOTIFY delays a revocation by one poll at most. Log appends are
+/// serialised by the store so that sequence order is commit order (see `PostgresStore.revoke`):
+/// reading "everything after the watermark" never skips an entry that committed late.
+/// Each complete read marks the view synced; answers from memory stop `maxStaleness` after the
+/// last one.
+public final class RevocationFeed: Sendable {
+    public let view: RevocationView
+    private let store: any TokenStore
+    private let now: Now
+    private let pollInterval: Duration
+    private let logger: Logger
+    private let wakeups: AsyncStream<Void>
+    private let wakeupContinuation: AsyncStream<Void>.Continuation
+    static let pageSize = 1000
+
+    public init(store: any TokenStore, view: RevocationView, pollInterval: Duration = .seconds(1), now: @escaping Now = { Date() }, logger: Logger) {
+        self.store = store
+        self.view = view
+        self.pollInterval = pollInterval
+        self.now = now
+        self.logger = logger
+        (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks the feed to read the log now. Wake-ups that arrive during a read coalesce into one more read.
+    public func wakeUp() {
+        wakeupContinuation.yield()
+    }
+
+    /// Reads the whole log after the watermark and applies it; marks the view synced as of the
+    /// moment the read began (everything committed before then is in what was read).
+    public func sync() async throws {
+        let started = now()
+        var after = view.watermark
+        while true {
+            let entries = try await store.revocations(after: after, limit: Self.pageSize)
+            view.apply(entries)
+            guard entries.count == Self.pageSize, let last = entries.last else { break }
+            after = last.seq
+        }
+        view.markSynced(at: started)
+    }
+
+    /// Syncs on every wake-up and every `pollInterval` until cancelled; compacts expired entries
+    /// once a minute. Read failures are logged and retried on the next wake-up or poll.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [wakeupContinuation, pollInterval] in
+                while !Task.isCancelled {
+                    wakeupContinuation.yield()
+                    do { try await Task.sleep(for: pollInterval) } catch { break }
+                }
+            }
+            var lastCompaction = now()
+            var failing = false
+            for await _ in wakeups {
+                do {
+                    try await sync()
+                    if failing { logger.notice("revocation log readable again") }
+                    failing = false
+                } catch {
+                    if !failing {
+                        logger.warning("reading the revocation log failed; answers leave memory after TOKEND_MAX_STALENESS",
+                                       metadata: ["error_type": "\(String(reflecting: type(of: error)))"])
+                    }
+                    failing = true
+                }
+                if now().timeIntervalSince(lastCompaction) > 60 {
+                    view.compact(now: now())
+                    lastCompaction = now()
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import TokendAPI
+import TokendCore
+import TokendProto
+import TokendTestSupport
+
+/// `/healthz`, `/readyz`, RFC 8414 metadata, unknown routes, and a real socket.
+@Suite struct HealthAndMetadataTests {
+    @Test(arguments: StoreKind.allCases)
+    func healthAndReadinessWithAWorkingStore(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            for router in [buildPublicRouter(h.services), buildAdminRouter(h.services)] {
+                let app = Application(router: router, logger: TestEnvironment.logger)
+                try await app.test(.router) { client in
+                    let health = try await client.send("/healthz", method: .get)
+                    #expect(health.status == .ok)
+                    #expect(health.headers[.contentType] == "application/json")
+                    #expect(health.json?["status"] == "ok")
+                    let ready = try await client.send("/readyz", method: .get)
+                    #expect(ready.status == .ok)
+                    #expect(ready.json?["status"] == "ready", "\(ready.text)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func readinessFailsWithAReasonWhenTheStoreDoesNotAnswer(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (services, faulty) = h.faultyServices()
+            faulty.failAll()
+            for router in [buildPublicRouter(services), buildAdminRouter(services)] {
+                let app = Application(router: router, logger: TestEnvironment.logger)
+                try await app.test(.router) { client in
+                    let ready = try await client.send("/readyz", method: .get)
+                    #expect(ready.status == .serviceUnavailable)
+                    #expect(ready.headers[.contentType] == "application/json")
+                    #expect(ready.json?["status"] == "unavailable", "\(ready.text)")
+                    #expect((ready.json?["reason"]?.string ?? "").isEmpty == false, "\(ready.text)")
+                    #expect(!ready.text.contains("Outage"), "no internal error names")
+                    // The process still serves.
+                    let health = try await client.send("/healthz", method: .get)
+                    #expect(health.status == .ok)
+                }
+            }
+        }
+    }
+
+    @Test func readinessReportsWhatTheReplicaSays() async throws {
+        try await withHarness(.sqlite) { h in
+            let services = TokendServices(
+                store: h.store, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger,
+                now: h.clock.now, readiness: { Readiness(ready: false, reason: "revocation feed is behind") })
+            try await withPublicRouter(services) { client in
+                let ready = try await client.send("/readyz", method: .get)
+                #expect(ready.status == .serviceUnavailable)
+                #expect(ready.json?["reason"] == "revocation feed is behind")
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func authorizationServerMetadata(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            try await withPublicRouter(h.services) { client in
+                let response = try await client.send("/.well-known/oauth-authorization-server", method: .get)
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/json")
+                let methods: JSON = ["client_secret_basic", "client_secret_post"]
+                #expect(response.json == [
+                    "issuer": .string(testIssuerURL),
+                    "introspection_endpoint": .string(testIssuerURL + "/oauth2/introspect"),
+                    "introspection_endpoint_auth_methods_supported": methods,
+                    "revocation_endpoint": .string(testIssuerURL + "/oauth2/revoke"),
+                    "revocation_endpoint_auth_methods_supported": methods,
+                ], "\(response.text)")
+            }
+        }
+        // A trailing slash in the issuer does not double the slash in the endpoints.
+        try await withHarness(.sqlite) { h in
+            let services = TokendServices(
+                store: h.store, issuerURL: "https://tokend.test/", adminToken: testAdminToken, logger: TestEnvironment.logger, now: h.clock.now)
+            try await withPublicRouter(services) { client in
+                let response = try await client.send("/.well-known/oauth-authorization-server", method: .get)
+                #expect(response.json?["introspection_endpoint"] == "https://tokend.test/oauth2/introspect")
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func unknownRoutesAre404WithAJSONBody(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let cases: [(String, HTTPRequest.Method)] = [
+                ("/", .get), ("/nope", .get), ("/oauth2/token", .post), ("/oauth2/introspect/extra", .post),
+                ("/.well-known/openid-configuration", .get), ("/tokend.v1.Nope/Nope", .post), ("/metrics/x", .get),
+            ]
+            try await withPublicRouter(h.services) { client in
+                for (uri, method) in cases {
+                    let response = try await client.send(uri, method: method)
+                    #expect(response.status == .notFound, "\(method) \(uri): \(response.status.code)")
+                    #expect(response.json?.object?.isEmpty == false, "\(method) \(uri): \(response.text)")
+                    #expect(!response.text.lowercased().contains("<html"))
+                }
+                // Admin methods do not exist on the public listener.
+                let admin = try await client.send("/tokend.v1.AdminService/Status", headers: [.contentType: "application/proto"])
+                #expect(admin.status == .notFound)
+            }
+            try await withAdminRouter(h.services) { client in
+                for (uri, method) in cases {
+                    let response = try await client.send(uri, method: method)
+                    #expect(response.status == .notFound, "admin \(method) \(uri): \(response.status.code)")
+                }
+                // The OAuth endpoints are not on the admin listener.
+                let introspect = try await client.send("/oauth2/introspect", headers: formHeaders, body: formBody(["token": "x"]))
+                #expect(introspect.status == .notFound)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func introspectOverARealSocket(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            let owner = try await h.caller("as", [.issue])
+            let issued = try await h.issue(IssueRequest(clientID: "as", subject: "live-user", scope: "read"))
+            let app = Application(router: buildPublicRouter(h.services), logger: TestEnvironment.logger)
+            try await app.test(.live) { client in
+                #expect(client.port != nil)
+                let response = try await client.introspect(issued.accessToken, as: rs)
+                #expect(response.status == .ok)
+                #expect(response.headers[.cacheControl] == "no-store")
+                #expect(response.json?["active"] == true)
+                #expect(response.json?["sub"] == "live-user")
+                #expect(response.json?["scope"] == "read")
+
+                let revoke = try await client.revoke(issued.accessToken, as: owner)
+                #expect(revoke.status == .ok && revoke.body.readableBytes == 0)
+                let after = try await client.introspect(issued.accessToken, as: rs)
+                #expect(after.json == ["active": false], "\(after.text)")
+
+                let anonymous = try await client.send("/oauth2/introspect", headers: formHeaders, body: formBody(["token": issued.accessToken]))
+                anonymous.expectOAuthError(.unauthorized, "invalid_client")
+                #expect(anonymous.headers[.wwwAuthenticate] == #"Basic realm="tokend""#)
+
+                let tooLarge = try await client.send(
+                    "/oauth2/introspect", headers: formHeaders(rs), body: ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1))
+                #expect(tooLarge.status == .contentTooLarge)
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import TokendCore
+import TokendTestSupport
+
+private let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+private func record(
+    expiresAt: Date = now.addingTimeInterval(3600), notBefore: Date? = nil, audiences: [String] = [], revokedAt: Date? = nil
+) -> TokenRecord {
+    TokenRecord(
+        hash: TokenHash(token: "tkd_at_x"), kind: .access, clientID: "app", subject: "alice", username: nil, scope: "read",
+        audiences: audiences, issuer: "https://tokend.test", issuedAt: now.addingTimeInterval(-60), notBefore: notBefore,
+        expiresAt: expiresAt, jti: "jti-1", grantID: "grant-1", confirmation: nil, extra: [:], revokedAt: revokedAt)
+}
+
+@Suite struct IntrospectorEvaluateTests {
+    @Test func validRecordIsActiveAndCarriesTheRecord() {
+        let r = record()
+        #expect(Introspector.evaluate(r, audiences: [], at: now) == .active(r))
+    }
+
+    @Test func expiryIsExclusive() {
+        #expect(Introspector.evaluate(record(expiresAt: now), audiences: [], at: now) == .inactive)
+        #expect(Introspector.evaluate(record(expiresAt: now.addingTimeInterval(-1)), audiences: [], at: now) == .inactive)
+        #expect(Introspector.evaluate(record(expiresAt: now.addingTimeInterval(-0.001)), audiences: [], at: now) == .inactive)
+        let almost = record(expiresAt: now.addingTimeInterval(0.001))
+        #expect(Introspector.evaluate(almost, audiences: [], at: now) == .active(almost))
+    }
+
+    @Test func notBeforeIsInclusive() {
+        let atNbf = record(notBefore: now)
+        #expect(Introspector.evaluate(atNbf, audiences: [], at: now) == .active(atNbf))
+        #expect(Introspector.evaluate(record(notBefore: now.addingTimeInterval(1)), audiences: [], at: now) == .inactive)
+        let past = record(notBefore: now.addingTimeInterval(-1))
+        #expect(Introspector.evaluate(past, audiences: [], at: now) == .active(past))
+    }
+
+    @Test func revokedIsInactiveWhateverTheRevocationTime() {
+        #expect(Introspector.evaluate(record(revokedAt: now.addingTimeInterval(-10)), audiences: [], at: now) == .inactive)
+        // A revocation time ahead of this replica's clock (skew between replicas) still revokes.
+        #expect(Introspector.evaluate(record(revokedAt: now.addingTimeInterval(10)), audiences: [], at: now) == .inactive)
+    }
+
+    @Test func callerAudiencesNeedAnOverlap() {
+        let scoped = record(audiences: ["api-a", "api-b"])
+        #expect(Introspector.evaluate(scoped, audiences: [], at: now) == .active(scoped))
+        #expect(Introspector.evaluate(scoped, audiences: ["api-b"], at: now) == .active(scoped))
+        #expect(Introspector.evaluate(scoped, audiences: ["api-x", "api-a"], at: now) == .active(scoped))
+        #expect(Introspector.evaluate(scoped, audiences: ["api-x"], at: now) == .inactive)
+        #expect(Introspector.evaluate(scoped, audiences: ["API-A"], at: now) == .inactive)
+        #expect(Introspector.evaluate(scoped, audiences: ["api"], at: now) == .inactive)
+
+        let unscoped = record(audiences: [])
+        #expect(Introspector.evaluate(unscoped, audiences: ["api-a"], at: now) == .inactive)
+        #expect(Introspector.evaluate(unscoped, audiences: [], at: now) == .active(unscoped))
+    }
+
+    @Test func everyReasonAloneMakesItInactive() {
+        // Expired but otherwise fine, not yet valid but otherwise fine, and so on: each check stands alone.
+        let cases: [TokenRecord] = [
+            record(expiresAt: now),
+            record(notBefore: now.addingTimeInterval(30)),
+            record(revokedAt: now),
+        ]
+        for r in cases { #expect(Introspector.evaluate(r, audiences: [], at: now) == .inactive) }
+    }
+}
+
+/// A token store double: answers from a dictionary or fails, and counts lookups.
+private final class StubTokenStore: TokenStore, Sendable {
+    let records: [TokenHash: TokenRecord]
+    let fails: Bool
+    private let calls = Mutex(0)
+    var lookups: Int { calls.withLock { $0 } }
+
+    init(records: [TokenRecord] = [], fails: Bool = false) {
+        self.records = Dictionary(uniqueKeysWithValues: records.map { ($0.hash, $0) })
+        self.fails = fails
+    }
+
+    struct Down: Error {}
+
+    func token(hash: TokenHash) async throws -> TokenRecord? {
+        calls.withLock { $0 += 1 }
+        if fails { throw Down() }
+        return records[hash]
+    }
+
+    func insertTokens(_ tokens: [TokenRecord]) async throws { throw Down() }
+    func token(jti: String) async throws -> TokenRecord? { throw Down() }
+    func revoke(_ selector: RevocationSelector, reason: String, at: Date) async throws -> RevocationOutcome { throw Down() }
+    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] { throw Down() }
+    func revocationHead() async throws -> Int64 { throw Down() }
+    func deleteExpired(before cutoff: Date) async throws -> Int { throw Down() }
+}
+
+@Suite struct IntrospectorLookupTests {
+    @Test func malformedTokensAreInactiveWithoutALookup() async throws {
+        let store = StubTokenStore()
+        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+        for token in ["", "abc", "tkd_at_short", "tkd_at_" + String(repeating: "*", count: 43), String(repeating: "a", count: 10 * 1024)] {
+            #expect(try await introspector.introspect(token: token, audiences: []) == .inactive)
+        }
+        #expect(store.lookups == 0)
+    }
+
+    @Test func aStoreFailureIsUnavailableNeverAGuess() async throws {
+        let store = StubTokenStore(fails: true)
+        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+        do {
+            let result = try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: [])
+            Issue.record("expected unavailable, got \(result)")
+        } catch let error as TokendError {
+            #expect(error.code == .unavailable)
+            #expect(error == .unavailable)
+        }
+        #expect(store.lookups == 1)
+    }
+
+    @Test func knownTokenIsLookedUpByItsHash() async throws {
+        let token = OpaqueToken.generate(.access)
+        var r = record()
+        r.hash = TokenHash(token: token)
+        let store = StubTokenStore(records: [r])
+        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+        #expect(try await introspector.introspect(token: token, audiences: []) == .active(r))
+        #expect(try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: []) == .inactive)
+        #expect(store.lookups == 2)
+    }
+
+    @Test func revokerTurnsStoreFailuresIntoUnavailable() async throws {
+        let revoker = Revoker(store: StubTokenStore(fails: true), now: { now }, logger: TestEnvironment.logger)
+        let caller = ClientRecord(id: "app", roles: [], audiences: [], secretSalt: [], secretHash: [], createdAt: now)
+        do {
+            try await revoker.revoke(token: OpaqueToken.generate(.access), caller: caller)
+            Issue.record("expected unavailable")
+        } catch let error as TokendError {
+            #expect(error.code == .unavailable)
+        }
+    }
+}

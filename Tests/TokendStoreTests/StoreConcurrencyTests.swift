@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TokendCore
+import TokendTestSupport
+
+/// Many writers at once against each store: nothing lost, nothing logged twice, no seq reused.
+@Suite struct StoreConcurrencyTests {
+    static let revokers = 8
+    static let tokensPerRevoker = 50
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentRevocationsAreAllCommittedAndLoggedOnce(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let total = Self.revokers * Self.tokensPerRevoker
+            // Access tokens only (revoking one revokes it alone), in 8 grants of 50 stored as 8 batches.
+            let grantIDs = (0..<8).map { _ in Randomness.identifier() }
+            let tokens = (0..<total).map { i in mint(.access, client: "c\(i % 3)", subject: "s\(i)", grant: grantIDs[i / 50]) }
+            for batch in stride(from: 0, to: total, by: 50) {
+                try await store.insertTokens(tokens[batch..<batch + 50].map(\.record))
+            }
+
+            let at = t0.addingTimeInterval(42)
+            let outcomes = try await withThrowingTaskGroup(of: [RevocationOutcome].self) { group in
+                for worker in 0..<Self.revokers {
+                    let mine = tokens.enumerated().filter { $0.offset % Self.revokers == worker }.map(\.element.hash)
+                    group.addTask {
+                        var outcomes: [RevocationOutcome] = []
+                        for hash in mine { outcomes.append(try await store.revoke(.token(hash), reason: "w\(worker)", at: at)) }
+                        return outcomes
+                    }
+                }
+                var all: [RevocationOutcome] = []
+                for try await part in group { all += part }
+                return all
+            }
+
+            #expect(outcomes.count == total)
+            #expect(outcomes.allSatisfy { $0.revoked == 1 && $0.seq > 0 })
+            #expect(Set(outcomes.map(\.seq)).count == total)
+
+            for minted in tokens { #expect(try await store.token(hash: minted.hash)?.revokedAt == at) }
+
+            let entries = try await log(store)
+            #expect(entries.count == total)
+            let seqs = entries.map(\.seq)
+            #expect(Set(seqs).count == total)
+            #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 < $1 })
+            #expect(Set(seqs) == Set(outcomes.map(\.seq)))
+            #expect(try await store.revocationHead() == seqs.max())
+            // Every token appears in exactly one entry.
+            let logged = entries.flatMap(\.tokenHashes)
+            #expect(logged.count == total)
+            #expect(Set(logged) == Set(tokens.map(\.hash)))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentRevocationsOfTheSameTokensLogEachTokenOnce(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grants = (0..<20).map { _ in makeGrant() }
+            for grant in grants { try await insert(grant, into: store) }
+            // Four workers race to revoke the same refresh tokens: each grant is revoked exactly once.
+            let outcomes = try await withThrowingTaskGroup(of: [RevocationOutcome].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var outcomes: [RevocationOutcome] = []
+                        for grant in grants {
+                            outcomes.append(try await store.revoke(.token(grant.refresh.hash), reason: "", at: t0))
+                        }
+                        return outcomes
+                    }
+                }
+                var all: [RevocationOutcome] = []
+                for try await part in group { all += part }
+                return all
+            }
+            let effective = outcomes.filter { $0.revoked > 0 }
+            #expect(effective.count == grants.count)
+            #expect(effective.allSatisfy { $0.revoked == 3 })
+            #expect(outcomes.filter { $0.revoked == 0 }.allSatisfy { $0.seq == 0 })
+            #expect(try await log(store).count == grants.count)
+            for grant in grants {
+                for minted in grant.all { #expect(try await revokedAt(minted, in: store) == t0) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentInsertsAreAllStored(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let workers = 8
+            let grantsPerWorker = 25
+            let grants = (0..<workers * grantsPerWorker).map { i in makeGrant(client: "c\(i % workers)", subject: "s\(i)") }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<workers {
+                    let mine = Array(grants[worker * grantsPerWorker..<(worker + 1) * grantsPerWorker])
+                    group.addTask {
+                        for grant in mine { try await insert(grant, into: store) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for grant in grants {
+                for minted in grant.all {
+                    #expect(try await store.token(hash: minted.hash) == minted.record)
+                }
+            }
+            // Everything inserted concurrently is reachable by a client revocation too.
+            let outcome = try await store.revoke(.client("c3"), reason: "", at: t0)
+            #expect(outcome.revoked == Int64(grants.filter { $0.access.record.clientID == "c3" }.count * 3))
+            #expect(outcome.revoked > 0)
+        }
+    }
+}

@@ -1,0 +1,498 @@
+import Foundation
+import Testing
+import TokendCore
+import TokendTestSupport
+
+/// The `TokendStore` contract. Every test runs the same code against PostgreSQL and SQLite.
+@Suite struct StoreConformanceTests {
+    // MARK: Clients
+
+    @Test(arguments: StoreKind.allCases)
+    func createAndGetClientRoundTripsEveryField(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let client = makeClient("rs-1", roles: [.introspect, .revoke], audiences: ["api://orders", "api://billing"])
+            try await store.createClient(client)
+            let read = try await store.client(id: "rs-1")
+            #expect(read == client)
+            #expect(read?.audiences == ["api://orders", "api://billing"])
+
+            let bare = makeClient("bare", roles: [], audiences: [])
+            try await store.createClient(bare)
+            #expect(try await store.client(id: "bare") == bare)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func duplicateClientIsAlreadyExistsAndKeepsTheOriginal(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let original = makeClient("dup", roles: [.issue])
+            try await store.createClient(original)
+            await expectError(.alreadyExists) { try await store.createClient(makeClient("dup", roles: [.revoke])) }
+            #expect(try await store.client(id: "dup") == original)
+            #expect(try await store.listClients().count == 1)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func unknownClientIsNil(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.client(id: "nobody") == nil)
+            try await store.createClient(makeClient("somebody"))
+            #expect(try await store.client(id: "nobody") == nil)
+            #expect(try await store.client(id: "SOMEBODY") == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func listClientsIsSortedByID(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.listClients().isEmpty)
+            let ids = ["charlie", "alpha", "delta", "bravo"]
+            var records: [String: ClientRecord] = [:]
+            for id in ids {
+                let record = makeClient(id, roles: [.introspect])
+                records[id] = record
+                try await store.createClient(record)
+            }
+            let listed = try await store.listClients()
+            #expect(listed.map(\.id) == ["alpha", "bravo", "charlie", "delta"])
+            for record in listed { #expect(record == records[record.id]) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func deleteClientReportsWhetherItExistedAndKeepsItsTokens(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            try await store.createClient(makeClient("gone"))
+            try await store.createClient(makeClient("stays"))
+            let token = mint(client: "gone")
+            try await store.insertTokens([token.record])
+
+            #expect(try await store.deleteClient(id: "gone") == true)
+            #expect(try await store.client(id: "gone") == nil)
+            #expect(try await store.deleteClient(id: "gone") == false)
+            #expect(try await store.deleteClient(id: "never") == false)
+            #expect(try await store.listClients().map(\.id) == ["stays"])
+            // "its tokens stay as they are"
+            #expect(try await store.token(hash: token.hash) == token.record)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func updateClientSecretReplacesOnlyTheSecret(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let client = makeClient("rotating", roles: [.issue, .introspect], audiences: ["aud"])
+            try await store.createClient(client)
+            let fresh = ClientSecret.hash("new secret")
+            #expect(try await store.updateClientSecret(id: "rotating", salt: fresh.salt, hash: fresh.hash) == true)
+            var expected = client
+            expected.secretSalt = fresh.salt
+            expected.secretHash = fresh.hash
+            #expect(try await store.client(id: "rotating") == expected)
+            #expect(try await store.updateClientSecret(id: "nobody", salt: fresh.salt, hash: fresh.hash) == false)
+            #expect(try await store.client(id: "nobody") == nil)
+        }
+    }
+
+    // MARK: Tokens
+
+    @Test(arguments: StoreKind.allCases)
+    func tokensReadBackByHashAndJTIWithEveryField(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = Randomness.identifier()
+            let access = mint(
+                .access, client: "web", subject: "user-42", username: "Zoë \"the\" admin", scope: "read write:orders",
+                audiences: ["api://b", "api://a", "api://c"], notBefore: t0.addingTimeInterval(30), ttl: 900, grant: grant,
+                confirmation: Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+                extra: ["tenant": "acme", "note": "ünïcode, \"quotes\" and \\ backslash", "empty": ""])
+            let refresh = mint(
+                .refresh, client: "web", subject: "user-42", ttl: 30 * 86400, grant: grant,
+                confirmation: Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"))
+            try await store.insertTokens([access.record, refresh.record])
+
+            for minted in [access, refresh] {
+                #expect(try await store.token(hash: minted.hash) == minted.record)
+                #expect(try await store.token(jti: minted.record.jti) == minted.record)
+            }
+            let read = try #require(try await store.token(hash: access.hash))
+            #expect(read.audiences == ["api://b", "api://a", "api://c"])
+            #expect(read.extra["note"] == "ünïcode, \"quotes\" and \\ backslash")
+            #expect(read.confirmation == Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", x5tS256: nil))
+            #expect(read.notBefore == t0.addingTimeInterval(30))
+            #expect(read.expiresAt == t0.addingTimeInterval(900))
+            #expect(read.revokedAt == nil)
+            let readRefresh = try #require(try await store.token(jti: refresh.record.jti))
+            #expect(readRefresh.kind == .refresh)
+            #expect(readRefresh.grantID == grant)
+            #expect(readRefresh.confirmation == Confirmation(jkt: nil, x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func optionalFieldsReadBackAsNil(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let bare = mint(.access, client: "m2m", subject: nil)
+            #expect(bare.record.subject == nil && bare.record.username == nil && bare.record.scope == nil)
+            #expect(bare.record.notBefore == nil && bare.record.confirmation == nil && bare.record.extra.isEmpty)
+            try await store.insertTokens([bare.record])
+            let read = try #require(try await store.token(hash: bare.hash))
+            #expect(read == bare.record)
+            #expect(read.subject == nil)
+            #expect(read.username == nil)
+            #expect(read.scope == nil)
+            #expect(read.notBefore == nil)
+            #expect(read.confirmation == nil)
+            #expect(read.audiences.isEmpty)
+            #expect(read.extra.isEmpty)
+            #expect(read.revokedAt == nil)
+
+            let both = mint(confirmation: Confirmation(jkt: "j", x5tS256: "x"))
+            try await store.insertTokens([both.record])
+            #expect(try await store.token(jti: both.record.jti)?.confirmation == Confirmation(jkt: "j", x5tS256: "x"))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func unknownTokensAreNil(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.token(hash: TokenHash(token: "tkd_at_unknown")) == nil)
+            #expect(try await store.token(jti: "unknown") == nil)
+            let known = mint()
+            try await store.insertTokens([known.record])
+            #expect(try await store.token(hash: TokenHash(token: known.token + "x")) == nil)
+            #expect(try await store.token(jti: known.record.jti.lowercased() + "-") == nil)
+            #expect(try await store.token(jti: "") == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func insertTokensIsAtomic(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = mint()
+            try await store.insertTokens([first.record])
+            // The second record reuses a jti (UNIQUE): the whole batch must be rejected.
+            let fresh = mint(grant: Randomness.identifier())
+            var clash = mint(grant: fresh.record.grantID)
+            clash.record.jti = first.record.jti
+            await #expect(throws: (any Error).self) { try await store.insertTokens([fresh.record, clash.record]) }
+            #expect(try await store.token(hash: fresh.hash) == nil)
+            #expect(try await store.token(hash: clash.hash) == nil)
+            #expect(try await store.token(hash: first.hash) == first.record)
+        }
+    }
+
+    // MARK: Revocation
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingAnAccessTokenRevokesOnlyThatToken(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            try await insert(grant, into: store)
+            let at = t0.addingTimeInterval(60)
+            let outcome = try await store.revoke(.token(grant.access.hash), reason: "leaked", at: at)
+            #expect(outcome.revoked == 1)
+            #expect(outcome.seq > 0)
+            #expect(try await store.revocationHead() == outcome.seq)
+
+            #expect(try await revokedAt(grant.access, in: store) == at)
+            #expect(try await revokedAt(grant.access2, in: store) == nil)
+            #expect(try await revokedAt(grant.refresh, in: store) == nil)
+
+            let entries = try await log(store)
+            #expect(entries.count == 1)
+            let entry = try #require(entries.first)
+            #expect(entry.seq == outcome.seq)
+            #expect(entry.kind == "token")
+            #expect(entry.value == grant.access.record.jti)
+            #expect(entry.tokenHashes == [grant.access.hash])
+            #expect(entry.reason == "leaked")
+            #expect(entry.revokedCount == 1)
+            #expect(entry.createdAt == at)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingARefreshTokenRevokesItsGrant(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            let sibling = makeGrant()  // same client and subject, another grant
+            try await insert(grant, into: store)
+            try await insert(sibling, into: store)
+            let at = t0.addingTimeInterval(120)
+            let outcome = try await store.revoke(.token(grant.refresh.hash), reason: "logout", at: at)
+            #expect(outcome.revoked == 3)
+            #expect(outcome.seq > 0)
+            for minted in grant.all { #expect(try await revokedAt(minted, in: store) == at) }
+            for minted in sibling.all { #expect(try await revokedAt(minted, in: store) == nil) }
+
+            let entry = try #require(try await log(store).last)
+            #expect(entry.seq == outcome.seq)
+            #expect(entry.kind == "grant")
+            #expect(entry.value == grant.id)
+            #expect(Set(entry.tokenHashes) == Set(grant.all.map(\.hash)))
+            #expect(entry.tokenHashes.count == 3)
+            #expect(entry.revokedCount == 3)
+            #expect(entry.reason == "logout")
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingARefreshTokenCountsOnlyTokensNotYetRevoked(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            try await insert(grant, into: store)
+            let first = try await store.revoke(.token(grant.access.hash), reason: "", at: t0.addingTimeInterval(1))
+            let second = try await store.revoke(.token(grant.refresh.hash), reason: "", at: t0.addingTimeInterval(2))
+            #expect(first.revoked == 1)
+            #expect(second.revoked == 2)
+            #expect(second.seq > first.seq)
+            // The earlier revocation time is kept.
+            #expect(try await revokedAt(grant.access, in: store) == t0.addingTimeInterval(1))
+            #expect(try await revokedAt(grant.access2, in: store) == t0.addingTimeInterval(2))
+            #expect(try await revokedAt(grant.refresh, in: store) == t0.addingTimeInterval(2))
+            let entry = try #require(try await log(store).last)
+            #expect(Set(entry.tokenHashes) == [grant.access2.hash, grant.refresh.hash])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingByJTI(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            let other = makeGrant()
+            try await insert(grant, into: store)
+            try await insert(other, into: store)
+
+            let at = t0.addingTimeInterval(5)
+            let access = try await store.revoke(.jti(grant.access.record.jti), reason: "by jti", at: at)
+            #expect(access.revoked == 1)
+            #expect(try await revokedAt(grant.access, in: store) == at)
+            #expect(try await revokedAt(grant.access2, in: store) == nil)
+            #expect(try await revokedAt(grant.refresh, in: store) == nil)
+            var entry = try #require(try await log(store).last)
+            #expect(entry.kind == "jti")
+            #expect(entry.value == grant.access.record.jti)
+            #expect(entry.tokenHashes == [grant.access.hash])
+
+            // A refresh token's jti cascades to its grant, like the token itself.
+            let refresh = try await store.revoke(.jti(other.refresh.record.jti), reason: "by jti", at: at)
+            #expect(refresh.revoked == 3)
+            for minted in other.all { #expect(try await revokedAt(minted, in: store) == at) }
+            entry = try #require(try await log(store).last)
+            #expect(entry.kind == "grant")
+            #expect(entry.value == other.id)
+            #expect(try await revokedAt(grant.access2, in: store) == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingBySubjectCoversOnlyTokensIssuedSoFar(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let web = makeGrant(client: "web", subject: "alice")
+            let mobile = makeGrant(client: "mobile", subject: "alice")
+            let bob = makeGrant(client: "web", subject: "bob")
+            let machine = mint(client: "web", subject: nil)
+            for grant in [web, mobile, bob] { try await insert(grant, into: store) }
+            try await store.insertTokens([machine.record])
+
+            let at = t0.addingTimeInterval(300)
+            let outcome = try await store.revoke(.subject("alice"), reason: "account locked", at: at)
+            #expect(outcome.revoked == 6)
+            for minted in web.all + mobile.all { #expect(try await revokedAt(minted, in: store) == at) }
+            for minted in bob.all + [machine] { #expect(try await revokedAt(minted, in: store) == nil) }
+            let entry = try #require(try await log(store).last)
+            #expect(entry.seq == outcome.seq)
+            #expect(entry.kind == "subject")
+            #expect(entry.value == "alice")
+            #expect(entry.revokedCount == 6)
+            #expect(entry.reason == "account locked")
+
+            // Issued after the revocation: stays valid.
+            let later = makeGrant(client: "web", subject: "alice", issuedAt: at.addingTimeInterval(1))
+            try await insert(later, into: store)
+            for minted in later.all { #expect(try await revokedAt(minted, in: store) == nil) }
+            #expect(try await store.revocationHead() == outcome.seq)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingByClientCoversOnlyTokensIssuedSoFar(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let a1 = makeGrant(client: "compromised", subject: "alice")
+            let a2 = makeGrant(client: "compromised", subject: "bob")
+            let b = makeGrant(client: "fine", subject: "alice")
+            for grant in [a1, a2, b] { try await insert(grant, into: store) }
+
+            let at = t0.addingTimeInterval(10)
+            let outcome = try await store.revoke(.client("compromised"), reason: "key leak", at: at)
+            #expect(outcome.revoked == 6)
+            for minted in a1.all + a2.all { #expect(try await revokedAt(minted, in: store) == at) }
+            for minted in b.all { #expect(try await revokedAt(minted, in: store) == nil) }
+            let entry = try #require(try await log(store).last)
+            #expect(entry.kind == "client")
+            #expect(entry.value == "compromised")
+            #expect(entry.revokedCount == 6)
+
+            let later = makeGrant(client: "compromised", subject: "alice", issuedAt: at.addingTimeInterval(1))
+            try await insert(later, into: store)
+            for minted in later.all { #expect(try await revokedAt(minted, in: store) == nil) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingByGrant(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let target = makeGrant()
+            let other = makeGrant()
+            try await insert(target, into: store)
+            try await insert(other, into: store)
+            let at = t0.addingTimeInterval(7)
+            let outcome = try await store.revoke(.grant(target.id), reason: "consent withdrawn", at: at)
+            #expect(outcome.revoked == 3)
+            for minted in target.all { #expect(try await revokedAt(minted, in: store) == at) }
+            for minted in other.all { #expect(try await revokedAt(minted, in: store) == nil) }
+            let entry = try #require(try await log(store).last)
+            #expect(entry.kind == "grant")
+            #expect(entry.value == target.id)
+            #expect(Set(entry.tokenHashes) == Set(target.all.map(\.hash)))
+
+            let later = makeGrant(issuedAt: at.addingTimeInterval(1))
+            try await insert(later, into: store)
+            for minted in later.all { #expect(try await revokedAt(minted, in: store) == nil) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokingAnAlreadyRevokedOrUnknownTokenDoesNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            try await insert(grant, into: store)
+            let first = try await store.revoke(.token(grant.access.hash), reason: "", at: t0.addingTimeInterval(1))
+            #expect(first.revoked == 1)
+            let grantOutcome = try await store.revoke(.token(grant.refresh.hash), reason: "", at: t0.addingTimeInterval(2))
+            #expect(grantOutcome.revoked == 2)
+            let head = try await store.revocationHead()
+            #expect(head == grantOutcome.seq)
+
+            let none = RevocationOutcome(revoked: 0, seq: 0)
+            let later = t0.addingTimeInterval(3)
+            #expect(try await store.revoke(.token(grant.access.hash), reason: "", at: later) == none)
+            #expect(try await store.revoke(.token(grant.refresh.hash), reason: "", at: later) == none)
+            #expect(try await store.revoke(.jti(grant.access2.record.jti), reason: "", at: later) == none)
+            #expect(try await store.revoke(.jti(grant.refresh.record.jti), reason: "", at: later) == none)
+            #expect(try await store.revoke(.token(TokenHash(token: OpaqueToken.generate(.access))), reason: "", at: later) == none)
+            #expect(try await store.revoke(.token(TokenHash(token: OpaqueToken.generate(.refresh))), reason: "", at: later) == none)
+            #expect(try await store.revoke(.jti("no-such-jti"), reason: "", at: later) == none)
+
+            #expect(try await store.revocationHead() == head)
+            #expect(try await log(store).count == 2)
+            // The first revocation time stays.
+            #expect(try await revokedAt(grant.access, in: store) == t0.addingTimeInterval(1))
+            #expect(try await revokedAt(grant.refresh, in: store) == t0.addingTimeInterval(2))
+        }
+    }
+
+    // MARK: Revocation log
+
+    @Test(arguments: StoreKind.allCases)
+    func emptyLog(kind: StoreKind) async throws {
+        try await withStore(kind) { store async throws in
+            #expect(try await store.revocationHead() == 0)
+            #expect(try await log(store).isEmpty)
+            #expect(try await store.revocations(after: 5, limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func logIsOrderedAndHonoursAfterAndLimit(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            var outcomes: [RevocationOutcome] = []
+            var expectedKinds: [String] = []
+            for i in 0..<5 {
+                let token = mint(subject: "user-\(i)")
+                try await store.insertTokens([token.record])
+                if i.isMultiple(of: 2) {
+                    outcomes.append(try await store.revoke(.token(token.hash), reason: "r\(i)", at: t0.addingTimeInterval(Double(i))))
+                    expectedKinds.append("token")
+                } else {
+                    outcomes.append(try await store.revoke(.subject("user-\(i)"), reason: "r\(i)", at: t0.addingTimeInterval(Double(i))))
+                    expectedKinds.append("subject")
+                }
+            }
+            let seqs = outcomes.map(\.seq)
+            #expect(outcomes.allSatisfy { $0.revoked == 1 })
+            #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 < $1 }, "seq increases: \(seqs)")
+
+            let all = try await log(store)
+            #expect(all.map(\.seq) == seqs)
+            #expect(all.map(\.kind) == expectedKinds)
+            #expect(all.map(\.reason) == ["r0", "r1", "r2", "r3", "r4"])
+            #expect(all.map(\.createdAt) == (0..<5).map { t0.addingTimeInterval(Double($0)) })
+            #expect(try await store.revocationHead() == seqs.last)
+
+            #expect(try await store.revocations(after: 0, limit: 2).map(\.seq) == Array(seqs.prefix(2)))
+            #expect(try await store.revocations(after: seqs[1], limit: 100).map(\.seq) == Array(seqs.dropFirst(2)))
+            #expect(try await store.revocations(after: seqs[1], limit: 2).map(\.seq) == [seqs[2], seqs[3]])
+            #expect(try await store.revocations(after: seqs[4], limit: 100).isEmpty)
+            #expect(try await store.revocations(after: seqs[3], limit: 1).map(\.seq) == [seqs[4]])
+        }
+    }
+
+    // MARK: Expiry
+
+    @Test(arguments: StoreKind.allCases)
+    func deleteExpiredDeletesOnlyExpiredTokens(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let cutoff = t0.addingTimeInterval(3600)
+            // Access token expired, refresh token of the same grant still live.
+            let mixedID = Randomness.identifier()
+            let mixedAccess = mint(.access, ttl: 600, grant: mixedID)
+            let mixedRefresh = mint(.refresh, ttl: 86400, grant: mixedID)
+            // Everything expired.
+            let deadID = Randomness.identifier()
+            let deadAccess = mint(.access, ttl: 60, grant: deadID)
+            let deadRefresh = mint(.refresh, ttl: 120, grant: deadID)
+            // Expires exactly at the cutoff: not "before" it.
+            let boundary = mint(.access, ttl: 3600)
+            let live = mint(.access, ttl: 7200)
+            try await store.insertTokens([mixedAccess.record, mixedRefresh.record])
+            try await store.insertTokens([deadAccess.record, deadRefresh.record])
+            try await store.insertTokens([boundary.record])
+            try await store.insertTokens([live.record])
+            // A revocation of a live token: its log entry must survive the clean-up.
+            let kept = try await store.revoke(.token(live.hash), reason: "", at: t0)
+            #expect(kept.revoked == 1)
+
+            #expect(try await store.deleteExpired(before: cutoff) == 3)
+            for gone in [mixedAccess, deadAccess, deadRefresh] {
+                #expect(try await store.token(hash: gone.hash) == nil)
+                #expect(try await store.token(jti: gone.record.jti) == nil)
+            }
+            #expect(try await store.token(hash: mixedRefresh.hash) == mixedRefresh.record)
+            #expect(try await store.token(hash: boundary.hash) == boundary.record)
+            #expect(try await store.token(hash: live.hash)?.revokedAt == t0)
+            #expect(try await log(store).map(\.seq) == [kept.seq])
+
+            // Nothing left to delete at the same cutoff; the mixed grant can still take a token.
+            #expect(try await store.deleteExpired(before: cutoff) == 0)
+            let more = mint(.access, issuedAt: cutoff, grant: mixedID)
+            try await store.insertTokens([more.record])
+            #expect(try await store.token(hash: more.hash) == more.record)
+            // Revoking the mixed grant's refresh token still reaches the grant's remaining tokens.
+            #expect(try await store.revoke(.token(mixedRefresh.hash), reason: "", at: cutoff).revoked == 2)
+
+            #expect(try await store.deleteExpired(before: t0.addingTimeInterval(10 * 86400)) == 4)
+            #expect(try await store.token(hash: live.hash) == nil)
+            // No entry covers a live token any more.
+            #expect(try await log(store).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func ping(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            try await store.ping()
+            #expect(store.name == kind.rawValue)
+        }
+    }
+}
