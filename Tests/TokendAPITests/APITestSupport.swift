@@ -41,8 +41,13 @@ struct Harness: Sendable {
         self.store = store
         let clock = ManualClock()
         self.clock = clock
+        // As `tokend serve` runs it: replica memory (token cache + revocation view) kept current by
+        // a feed, so these tests exercise the memory path as well as the store path.
+        let view = RevocationView()
+        let feed = RevocationFeed(store: store, view: view, now: clock.now, logger: TestEnvironment.logger)
         self.services = TokendServices(
-            store: store, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger, now: clock.now)
+            store: store, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger, now: clock.now,
+            memory: ReplicaMemory(cache: TokenCache(capacity: 10_000), view: view, maxStaleness: 5), feed: feed)
     }
 
     /// Registers a client through the registry and returns its secret.
@@ -65,7 +70,11 @@ struct Harness: Sendable {
 }
 
 func withHarness<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> T) async throws -> T {
-    try await withStore(kind) { store in try await body(Harness(kind: kind, store: store)) }
+    try await withStore(kind) { store in
+        let harness = Harness(kind: kind, store: store)
+        try await harness.services.feed?.sync()
+        return try await body(harness)
+    }
 }
 
 /// Runs `body` against the public router (in-process, no socket).

@@ -89,7 +89,7 @@ import TokendTestSupport
     func concurrentInsertsAreAllStored(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let workers = 8
-            let grantsPerWorker = 25
+            let grantsPerWorker = 12
             let grants = (0..<workers * grantsPerWorker).map { i in makeGrant(client: "c\(i % workers)", subject: "s\(i)") }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<workers {
