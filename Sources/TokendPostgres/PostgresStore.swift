@@ -13,10 +13,16 @@ public struct PostgresStore: TokendStore {
     public let name = "postgres"
     public let client: PostgresClient
     private let logger: Logger
+    private let lookups: LookupBatcher<TokenHash, TokenRecord>
 
-    public init(client: PostgresClient, logger: Logger) {
+    /// `maxConcurrentLookups`: how many token lookups may be in flight at once; concurrent lookups
+    /// beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
+    public init(client: PostgresClient, logger: Logger, maxConcurrentLookups: Int = 8) {
         self.client = client
         self.logger = logger
+        self.lookups = LookupBatcher(maxConcurrentBatches: maxConcurrentLookups, maxBatchSize: 256) { [client, logger] hashes in
+            try await Self.fetchTokens(hashes, client: client, logger: logger)
+        }
     }
 
     public func ping() async throws {
@@ -114,18 +120,36 @@ public struct PostgresStore: TokendStore {
         }
     }
 
-    private static let tokenColumns = """
+    static let tokenColumns = """
         token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
         expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra::text, revoked_at
         """
 
     public func token(hash: TokenHash) async throws -> TokenRecord? {
-        let rows = try await client.query(
-            "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE token_hash = \(Data(hash.bytes))",
-            logger: logger
-        )
-        for try await row in rows { return try Self.tokenRecord(row) }
-        return nil
+        try await lookups.get(hash)
+    }
+
+    /// One prepared statement for any number of hashes.
+    struct TokensByHash: PostgresPreparedStatement {
+        static let sql = "SELECT \(PostgresStore.tokenColumns) FROM tokens WHERE token_hash = ANY($1)"
+        typealias Row = TokenRecord
+        var hashes: [ByteBuffer]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(hashes)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> TokenRecord { try PostgresStore.tokenRecord(row) }
+    }
+
+    private static func fetchTokens(_ hashes: [TokenHash], client: PostgresClient, logger: Logger) async throws -> [TokenHash: TokenRecord] {
+        let rows = try await client.execute(TokensByHash(hashes: hashes.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
+        var records: [TokenHash: TokenRecord] = [:]
+        records.reserveCapacity(hashes.count)
+        for try await record in rows { records[record.hash] = record }
+        return records
     }
 
     public func token(jti: String) async throws -> TokenRecord? {
@@ -137,7 +161,7 @@ public struct PostgresStore: TokendStore {
         return nil
     }
 
-    private static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
+    static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
         let (hash, kind, clientID, subject, username, scope, audiences, issuer, issuedAt, notBefore,
              expiresAt, jti, grantID, jkt, x5t, extra, revokedAt) = try row.decode(
             (Data, Int16, String, String?, String?, String?, [String], String, Date, Date?,
