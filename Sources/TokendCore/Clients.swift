@@ -136,8 +136,9 @@ public enum Validation {
     public static func audiences(_ audiences: [String]) throws {
         guard audiences.count <= 32 else { throw TokendError.invalidRequest("at most 32 audiences") }
         for audience in audiences {
-            guard !audience.isEmpty, audience.utf8.count <= 512, !audience.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw TokendError.invalidRequest("an audience must be 1-512 characters without spaces")
+            let printable = !audience.unicodeScalars.contains { $0.value < 0x21 || $0.value == 0x7F || $0.properties.isWhitespace }
+            guard !audience.isEmpty, audience.utf8.count <= 512, printable else {
+                throw TokendError.invalidRequest("an audience must be 1-512 characters without spaces or control characters")
             }
         }
     }

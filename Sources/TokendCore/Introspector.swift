@@ -140,6 +140,7 @@ public struct Revoker: Sendable {
             guard !v.isEmpty, v.utf8.count <= Validation.maximumFieldLength else {
                 throw TokendError.invalidRequest("the \(selector.kind) selector must be 1-1024 characters")
             }
+            try Validation.text(v, field: "the \(selector.kind) selector")
         case .token:
             break
         }

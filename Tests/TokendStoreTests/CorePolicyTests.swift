@@ -366,6 +366,19 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
+    /// Control characters in an audience or a selector value: PostgreSQL cannot store NUL in text,
+    /// so without validation the same request is accepted by SQLite and becomes `unavailable` (503)
+    /// on PostgreSQL. Both must answer `invalidRequest`.
+    @Test(arguments: StoreKind.allCases)
+    func controlCharactersInAudiencesAndSelectorsAreInvalidRequests(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            _ = try await h.client("as", roles: ["issue"])
+            await expectError(.invalidRequest) { try await h.issuer.issue(IssueRequest(clientID: "as", audiences: ["a\u{0}b"])) }
+            await expectError(.invalidRequest) { try await h.registry.create(id: "rs", roles: [], audiences: ["x\u{1}y"]) }
+            await expectError(.invalidRequest) { try await h.revoker.revoke(.subject("a\u{0}b"), reason: "") }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func unknownClientIsNotFound(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
