@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import TokendCore
 
 /// Readiness of one replica, as `/readyz` reports it.
@@ -33,6 +34,14 @@ public struct ReplicaStatus: Sendable {
     }
 }
 
+/// Whether this replica is shutting down: `/readyz` answers 503 from the moment it is.
+public final class Lifecycle: Sendable {
+    private let state = Atomic<Bool>(false)
+    public init() {}
+    public var isDraining: Bool { state.load(ordering: .relaxed) }
+    public func beginDraining() { state.store(true, ordering: .relaxed) }
+}
+
 /// Everything the HTTP layer calls: the composition of Core over one store.
 public struct TokendServices: Sendable {
     public let store: any TokendStore
@@ -48,6 +57,7 @@ public struct TokendServices: Sendable {
     public let adminToken: String
     public let logger: Logger
     public let metrics: TokendMetrics
+    public let lifecycle = Lifecycle()
     /// This replica's memory and the feed that keeps it current; `nil`: every answer reads the store.
     public let memory: ReplicaMemory?
     public let feed: RevocationFeed?
@@ -83,7 +93,9 @@ public struct TokendServices: Sendable {
         self.revoker = revoker
         self.issuer = TokenIssuer(store: store, issuer: issuerIdentifier, now: now, logger: logger)
         self.registry = ClientRegistry(store: store, authenticator: authenticator, revoker: revoker, now: now)
+        let lifecycle = self.lifecycle
         self.readiness = readiness ?? {
+            if lifecycle.isDraining { return Readiness(ready: false, reason: "shutting down") }
             do {
                 try await store.ping()
             } catch {

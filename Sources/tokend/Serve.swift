@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Token records kept in memory (env TOKEND_CACHE_ENTRIES, default 1000000).") var cacheEntries: String?
     @Option(help: "Apply pending migrations at start-up: auto or off (env TOKEND_MIGRATE, default auto).") var migrate: String?
     @Option(help: "How often expired tokens are deleted (env TOKEND_GC_INTERVAL, default 10m).") var gcInterval: String?
+    @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).") var shutdownDelay: String?
+    @Option(help: "Longest wait for in-flight requests during shutdown (env TOKEND_DRAIN_PERIOD, default 30s).") var drainPeriod: String?
 
     func validate() throws {
         _ = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
@@ -40,6 +42,11 @@ struct Serve: AsyncParsableCommand {
         }
         if let s = global.value(gcInterval, "TOKEND_GC_INTERVAL"), (parseDuration(s) ?? 0) < 1 {
             throw ValidationError("TOKEND_GC_INTERVAL must be a duration of at least 1s")
+        }
+        for (value, name) in [(shutdownDelay, "TOKEND_SHUTDOWN_DELAY"), (drainPeriod, "TOKEND_DRAIN_PERIOD")] {
+            if let s = global.value(value, name), parseDuration(s) == nil {
+                throw ValidationError("\(name) must be a duration such as 5s")
+            }
         }
         if let s = global.value(cacheEntries, "TOKEND_CACHE_ENTRIES"), (Int(s) ?? -1) < 0 {
             throw ValidationError("TOKEND_CACHE_ENTRIES must be a whole number")
@@ -140,12 +147,18 @@ struct Serve: AsyncParsableCommand {
         services_.append(ExpiryCollector(store: opened.store, interval: gcSeconds, logger: logger))
         services_.append(publicApp)
         services_.append(adminApp)
+        // Last, so that it is the first to hear of a shutdown: the group stops services one by one
+        // in reverse order, so the listeners keep serving until this one returns.
+        let delay = global.value(shutdownDelay, "TOKEND_SHUTDOWN_DELAY").flatMap(parseDuration) ?? 0
+        services_.append(DrainAnnouncer(lifecycle: services.lifecycle, delay: delay, logger: logger))
 
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services_.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services_.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        let drain = global.value(drainPeriod, "TOKEND_DRAIN_PERIOD").flatMap(parseDuration) ?? 30
+        groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int(drain * 1000) + Int(delay * 1000))
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch is CancellationError {
@@ -156,6 +169,23 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         if case .sqlite(let store) = opened { try await store.shutdown() }
+    }
+}
+
+/// On shutdown: turns `/readyz` to 503 at once, then keeps the listeners serving for `delay` so
+/// that load balancers stop sending before the sockets close; in-flight requests then finish as
+/// each listener shuts down.
+struct DrainAnnouncer: Service {
+    let lifecycle: Lifecycle
+    let delay: Double
+    let logger: Logger
+
+    func run() async throws {
+        // Returns once this service is asked to shut down (or the task is cancelled).
+        try? await gracefulShutdown()
+        lifecycle.beginDraining()
+        logger.notice("shutting down: /readyz now answers 503", metadata: ["delay_s": "\(delay)"])
+        if delay > 0 { try? await Task.sleep(for: .milliseconds(Int(delay * 1000))) }
     }
 }
 

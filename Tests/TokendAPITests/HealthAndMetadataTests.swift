@@ -122,6 +122,56 @@ import TokendTestSupport
         }
     }
 
+    /// A sweep over every route, method, content type, credential and a few hostile bodies: no
+    /// combination answers 500, and every error is a JSON object (checked in `send`).
+    @Test(arguments: StoreKind.allCases)
+    func noRequestAnywhereAnswers500(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect, .issue, .revoke])
+            let token = try await h.issue(IssueRequest(clientID: "rs", refresh: true)).accessToken
+            let paths = [
+                "/oauth2/introspect", "/oauth2/revoke", "/.well-known/oauth-authorization-server", "/healthz", "/readyz",
+                "/tokend.v1.IntrospectionService/Introspect", "/tokend.v1.IntrospectionService/Revoke", "/tokend.v1.TokenService/IssueToken",
+                "/tokend.v1.AdminService/CreateClient", "/tokend.v1.AdminService/ListClients", "/tokend.v1.AdminService/DeleteClient",
+                "/tokend.v1.AdminService/RotateClientSecret", "/tokend.v1.AdminService/IssueToken", "/tokend.v1.AdminService/Introspect",
+                "/tokend.v1.AdminService/Revoke", "/tokend.v1.AdminService/ListRevocations", "/tokend.v1.AdminService/Status",
+                "/metrics", "/nope", "/oauth2/introspect?token=\(token)", "//oauth2//introspect", "/%ZZ",
+            ]
+            let methods: [HTTPRequest.Method] = [.get, .post, .patch]
+            let contentTypes: [String?] = [nil, "application/x-www-form-urlencoded", "application/proto", "application/json", "text/plain"]
+            let authorizations: [String?] = [nil, rs.basic, "Bearer \(testAdminToken)"]
+            let bodies: [ByteBuffer?] = [
+                nil, ByteBuffer(string: "token=\(token)"), ByteBuffer(bytes: [0xFF, 0x00, 0xC3, 0x28, 0x0A, 0x80]),
+                ByteBuffer(string: #"{"token":"\#(token)","client_id":"x","roles":["issue"],"subject":"s"}"#),
+            ]
+            var requests = 0
+            for router in [buildPublicRouter(h.services), buildAdminRouter(h.services)] {
+                let app = Application(router: router, logger: TestEnvironment.logger)
+                requests += try await app.test(.router) { client in
+                    var count = 0
+                    for path in paths {
+                        for method in methods {
+                            for contentType in contentTypes {
+                                for authorization in authorizations {
+                                    for body in bodies {
+                                        var headers = HTTPFields()
+                                        if let contentType { headers[.contentType] = contentType }
+                                        if let authorization { headers[.authorization] = authorization }
+                                        let response = try await client.send(path, method: method, headers: headers, body: body)
+                                        #expect(!response.text.contains(token), "\(method) \(path) echoes the token")
+                                        count += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    return count
+                }
+            }
+            #expect(requests == 2 * paths.count * methods.count * contentTypes.count * authorizations.count * bodies.count)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func introspectOverARealSocket(kind: StoreKind) async throws {
         try await withHarness(kind) { h in

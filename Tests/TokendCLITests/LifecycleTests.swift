@@ -1,0 +1,62 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import TokendTestSupport
+
+/// SIGTERM: `/readyz` turns 503 at once, requests keep being served through the shutdown delay,
+/// in-flight requests complete, and the process exits 0.
+@Suite(.serialized) struct LifecycleTests {
+    static func get(_ url: String) async -> (Int, String)? {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 5
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func sigtermDrainsAndExitsZero() async throws {
+        let server = try TokendProcess(environment: ["TOKEND_SHUTDOWN_DELAY": "1500ms"])
+        defer { try? FileManager.default.removeItem(at: server.dataDir) }
+        #expect(try server.tokenctl(["clients", "create", "rs", "--role", "introspect", "--output", "json"]).status == 0)
+        let secret = try #require(try server.tokenctl(["clients", "rotate-secret", "rs", "--output", "json"]).json?["client_secret"] as? String)
+        let issued = try server.tokenctl(["tokens", "issue", "--client", "rs", "--subject", "s", "--output", "json"])
+        let token = try #require(issued.json?["access_token"] as? String)
+        #expect(await Self.get(server.publicURL + "/readyz")?.0 == 200)
+
+        // Keep introspecting from 8 workers across the SIGTERM; every answer must be a complete 200.
+        let started = Date()
+        let publicURL = server.publicURL
+        let pid = server.process.processIdentifier
+        let outcomes = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var statuses: [Int] = []
+                    while Date().timeIntervalSince(started) < 1.0 {
+                        let (status, body) = try await postForm(publicURL + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
+                        statuses.append(body["active"] as? Bool == true ? status : -status)
+                    }
+                    return statuses
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            kill(pid, SIGTERM)
+            var all: [Int] = []
+            for try await statuses in group { all += statuses }
+            return all
+        }
+        #expect(!outcomes.isEmpty)
+        #expect(outcomes.allSatisfy { $0 == 200 }, "answers during shutdown: \(Set(outcomes))")
+
+        // Still within the delay: not ready, but alive and serving.
+        let ready = await Self.get(server.publicURL + "/readyz")
+        #expect(ready?.0 == 503)
+        #expect(ready?.1.contains("shutting down") == true)
+        #expect(await Self.get(server.publicURL + "/healthz")?.0 == 200)
+
+        let deadline = Date().addingTimeInterval(15)
+        while server.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!server.process.isRunning)
+        #expect(server.process.terminationStatus == 0)
+    }
+}
