@@ -50,6 +50,26 @@ public final class TokendMetrics: Sendable {
         registry.makeCounter(descriptor: Self.revocations, labels: []).increment(by: count)
     }
 
+    /// Point-in-time figures of this replica's memory, refreshed at each scrape.
+    func observe(_ memory: ReplicaMemory, now: Date) {
+        let figures = memory.view.figures
+        func gauge(_ name: String, _ help: String, _ value: Double) {
+            registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "", helpText: help))
+                .set(value)
+        }
+        gauge("revocation_watermark", "Highest revocation log sequence applied by this replica", Double(figures.watermark))
+        gauge("revocation_sync_age_seconds", "Seconds since this replica's last complete read of the revocation log (staleness); -1 before the first",
+              figures.lastSync.map { max(0, now.timeIntervalSince($0)) } ?? -1)
+        gauge("memory_fresh", "1 while answers may come from memory (synced within TOKEND_MAX_STALENESS)",
+              memory.view.isFresh(now: now, maxStaleness: memory.maxStaleness) ? 1 : 0)
+        gauge("cache_entries", "Token records cached by this replica", Double(memory.cache.count))
+        gauge("cache_hit_ratio", "Cache hits per lookup since start", memory.cache.hitRatio)
+        gauge("filter_entries", "Revoked token hashes in the Bloom filter", Double(figures.filterEntries))
+        gauge("filter_bits_per_entry", "Bloom filter bits per entry", figures.filterBitsPerEntry)
+        gauge("filter_false_positives", "Bloom filter hits not confirmed by the exact set since start", Double(figures.filterFalsePositives))
+        gauge("revocation_rules", "Subject, client and grant revocation rules held in memory", Double(figures.rules))
+    }
+
     /// The Prometheus text exposition format.
     public func exposition() -> String { registry.emitToString() }
 }

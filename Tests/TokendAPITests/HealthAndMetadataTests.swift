@@ -204,3 +204,38 @@ import TokendTestSupport
         }
     }
 }
+
+@Suite struct MetricsEndpointTests {
+    @Test func metricsUseThePrometheusTextFormatAndCountRequests() async throws {
+        try await withHarness(.sqlite) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            let issued = try await h.issue(IssueRequest(clientID: "rs", subject: "alice"))
+            try await withPublicRouter(h.services) { client in
+                for _ in 0..<3 {
+                    try await client.execute(
+                        uri: "/oauth2/introspect", method: .post,
+                        headers: [.authorization: rs.basic, .contentType: "application/x-www-form-urlencoded"],
+                        body: ByteBuffer(string: "token=\(issued.accessToken)")) { response in
+                        #expect(response.status == .ok)
+                    }
+                }
+            }
+            try await withAdminRouter(h.services) { client in
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("# TYPE tokend_http_requests_total counter"))
+                    #expect(text.contains(#"tokend_http_requests_total{listener="public",route="/oauth2/introspect",status="200"} 3"#))
+                    #expect(text.contains("tokend_introspections_total"))
+                    #expect(text.contains(#"source="memory""#), "the second and third answers came from memory")
+                    for name in ["tokend_revocation_watermark", "tokend_revocation_sync_age_seconds", "tokend_memory_fresh 1",
+                                 "tokend_cache_entries 1", "tokend_filter_bits_per_entry", "tokend_http_request_duration_seconds_bucket"] {
+                        #expect(text.contains(name), "missing \(name)")
+                    }
+                    #expect(!text.contains(issued.accessToken))
+                }
+            }
+        }
+    }
+}
