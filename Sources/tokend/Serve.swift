@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often expired tokens are deleted (env TOKEND_GC_INTERVAL, default 10m).") var gcInterval: String?
     @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).") var shutdownDelay: String?
     @Option(help: "Longest wait for in-flight requests during shutdown (env TOKEND_DRAIN_PERIOD, default 30s).") var drainPeriod: String?
+    @Option(help: "Time limit of each store call; past it the request answers 503 (env TOKEND_STORE_TIMEOUT, default 3s).") var storeTimeout: String?
 
     func validate() throws {
         _ = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
@@ -42,6 +43,9 @@ struct Serve: AsyncParsableCommand {
         }
         if let s = global.value(gcInterval, "TOKEND_GC_INTERVAL"), (parseDuration(s) ?? 0) < 1 {
             throw ValidationError("TOKEND_GC_INTERVAL must be a duration of at least 1s")
+        }
+        if let s = global.value(storeTimeout, "TOKEND_STORE_TIMEOUT"), (parseDuration(s) ?? 0) <= 0 {
+            throw ValidationError("TOKEND_STORE_TIMEOUT must be a positive duration such as 3s")
         }
         for (value, name) in [(shutdownDelay, "TOKEND_SHUTDOWN_DELAY"), (drainPeriod, "TOKEND_DRAIN_PERIOD")] {
             if let s = global.value(value, name), parseDuration(s) == nil {
@@ -86,12 +90,13 @@ struct Serve: AsyncParsableCommand {
 
         let maxStalenessSeconds = global.value(maxStaleness, "TOKEND_MAX_STALENESS").flatMap(parseDuration) ?? 5
         let cacheCapacity = global.value(cacheEntries, "TOKEND_CACHE_ENTRIES").flatMap { Int($0) } ?? 1_000_000
+        let store = TimeLimitedStore(opened.store, seconds: global.value(storeTimeout, "TOKEND_STORE_TIMEOUT").flatMap(parseDuration) ?? 3)
         let view = RevocationView()
         let memory = ReplicaMemory(cache: TokenCache(capacity: cacheCapacity), view: view, maxStaleness: maxStalenessSeconds)
         let pollInterval = Duration.milliseconds(Int(min(1000, max(50, maxStalenessSeconds * 1000 / 3))))
-        let feed = RevocationFeed(store: opened.store, view: view, pollInterval: pollInterval, logger: logger)
+        let feed = RevocationFeed(store: store, view: view, pollInterval: pollInterval, logger: logger)
         let services = TokendServices(
-            store: opened.store, issuerURL: issuerURL, adminToken: token, logger: logger,
+            store: store, issuerURL: issuerURL, adminToken: token, logger: logger,
             memory: cacheCapacity > 0 ? memory : nil, feed: feed)
         let readiness = Mutex(ListenersUp())
         var publicApp = Application(
@@ -144,7 +149,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         services_.append(FeedService(feed: feed))
-        services_.append(ExpiryCollector(store: opened.store, interval: gcSeconds, logger: logger))
+        services_.append(ExpiryCollector(store: store, interval: gcSeconds, logger: logger))
         services_.append(publicApp)
         services_.append(adminApp)
         // Last, so that it is the first to hear of a shutdown: the group stops services one by one
