@@ -7,6 +7,11 @@ let package = Package(
     products: [
         .executable(name: "tokend", targets: ["tokend"]),
         .executable(name: "tokenctl", targets: ["tokenctl"]),
+        // For Benchmarks/ (a separate package that measures these modules).
+        .library(name: "TokendCore", targets: ["TokendCore"]),
+        .library(name: "TokendAPI", targets: ["TokendAPI"]),
+        .library(name: "TokendProto", targets: ["TokendProto"]),
+        .library(name: "TokendSQLite", targets: ["TokendSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

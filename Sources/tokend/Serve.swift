@@ -33,7 +33,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often expired tokens are deleted (env TOKEND_GC_INTERVAL, default 10m).") var gcInterval: String?
     @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).") var shutdownDelay: String?
     @Option(help: "Longest wait for in-flight requests during shutdown (env TOKEND_DRAIN_PERIOD, default 30s).") var drainPeriod: String?
-    @Option(help: "Time limit of each store call; past it the request answers 503 (env TOKEND_STORE_TIMEOUT, default 3s).") var storeTimeout: String?
+    @Option(help: "Time limit of each store call; past it the request answers 503 (env TOKEND_STORE_TIMEOUT, default 2s).") var storeTimeout: String?
 
     func validate() throws {
         _ = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
 
         let maxStalenessSeconds = global.value(maxStaleness, "TOKEND_MAX_STALENESS").flatMap(parseDuration) ?? 5
         let cacheCapacity = global.value(cacheEntries, "TOKEND_CACHE_ENTRIES").flatMap { Int($0) } ?? 1_000_000
-        let store = TimeLimitedStore(opened.store, seconds: global.value(storeTimeout, "TOKEND_STORE_TIMEOUT").flatMap(parseDuration) ?? 3)
+        let store = TimeLimitedStore(opened.store, seconds: global.value(storeTimeout, "TOKEND_STORE_TIMEOUT").flatMap(parseDuration) ?? 2)
         let view = RevocationView()
         let memory = ReplicaMemory(cache: TokenCache(capacity: cacheCapacity), view: view, maxStaleness: maxStalenessSeconds)
         let pollInterval = Duration.milliseconds(Int(min(1000, max(50, maxStalenessSeconds * 1000 / 3))))

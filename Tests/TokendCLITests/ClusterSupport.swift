@@ -1,0 +1,266 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Synchronization
+import Testing
+import TokendTestSupport
+
+/// HTTP for the cluster tests: one session with enough connections per host for concurrent load.
+enum ClusterHTTP {
+    /// Requests give up after 30 s.
+    static let session = makeSession(timeout: 30)
+    /// Requests give up after 10 s (URLSession on Linux ignores a request's own timeoutInterval).
+    static let shortSession = makeSession(timeout: 10)
+
+    private static func makeSession(timeout: TimeInterval) -> URLSession {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = timeout
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.urlCache = nil
+        return URLSession(configuration: configuration)
+    }
+
+    static func send(_ url: String, method: String = "POST", body: Data? = nil, headers: [String: String] = [:],
+                     timeout: TimeInterval = 30) async throws -> HTTPAnswer {
+        var request = URLRequest(url: URL(string: url)!, timeoutInterval: timeout)
+        request.httpMethod = method
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        request.httpBody = body
+        let (data, response) = try await (timeout <= 10 ? shortSession : session).data(for: request)
+        return HTTPAnswer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+    }
+}
+
+/// A status and body, Sendable; JSON parsed on demand.
+struct HTTPAnswer: Sendable, CustomStringConvertible {
+    var status: Int
+    var body: Data
+
+    var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+    /// RFC 7662 `active`, if the body carries it.
+    var active: Bool? { json["active"] as? Bool }
+    /// OAuth `error`, if the body carries it.
+    var error: String? { json["error"] as? String }
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var description: String { "\(status) \(text.prefix(300))" }
+}
+
+struct ClientCredentials: Sendable {
+    var id: String
+    var secret: String
+
+    var basic: String { "Basic " + Data("\(id):\(secret)".utf8).base64EncodedString() }
+}
+
+struct IssuedToken: Sendable {
+    var accessToken: String
+    var refreshToken: String?
+    var grantID: String
+    var jti: String
+}
+
+/// One running `tokend serve`, by its addresses (Sendable, unlike the process that owns it).
+struct Replica: Sendable, CustomStringConvertible {
+    var name: String
+    var publicURL: String
+    var adminURL: String
+    var logURL: URL
+
+    var description: String { name }
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// AdminService over Connect JSON on the admin listener.
+    func admin(_ method: String, _ body: [String: Any]) async throws -> HTTPAnswer {
+        try await ClusterHTTP.send(
+            adminURL + "/tokend.v1.AdminService/" + method, body: try JSONSerialization.data(withJSONObject: body),
+            headers: ["Authorization": "Bearer \(Cluster.adminToken)", "Content-Type": "application/json"])
+    }
+
+    func createClient(_ id: String, roles: [String]) async throws -> ClientCredentials {
+        let answer = try await admin("CreateClient", ["client_id": id, "roles": roles])
+        guard answer.status == 200, let secret = answer.json["client_secret"] as? String else {
+            throw TestSetupError("CreateClient on \(name): \(answer)")
+        }
+        return ClientCredentials(id: id, secret: secret)
+    }
+
+    func issue(client: String, subject: String, refresh: Bool = false) async throws -> IssuedToken {
+        var body: [String: Any] = ["client_id": client, "subject": subject]
+        if refresh { body["refresh"] = true }
+        let answer = try await admin("IssueToken", body)
+        let json = answer.json
+        guard answer.status == 200, let access = json["access_token"] as? String, let grant = json["grant_id"] as? String,
+              let jti = json["jti"] as? String else {
+            throw TestSetupError("IssueToken on \(name): \(answer)")
+        }
+        return IssuedToken(accessToken: access, refreshToken: json["refresh_token"] as? String, grantID: grant, jti: jti)
+    }
+
+    /// `(watermark, head)` from AdminService/Status (int64 is a JSON string in proto3 JSON).
+    func revocationPosition() async throws -> (watermark: Int64, head: Int64) {
+        let answer = try await admin("Status", [:])
+        func int(_ key: String) -> Int64? {
+            let value = answer.json[key]
+            if let s = value as? String { return Int64(s) }
+            return (value as? NSNumber)?.int64Value
+        }
+        guard answer.status == 200 else { throw TestSetupError("Status on \(name): \(answer)") }
+        return (int("watermark") ?? 0, int("head") ?? 0)
+    }
+
+    /// RFC 7662 over the public listener, client_secret_basic.
+    func introspect(_ token: String, as client: ClientCredentials, timeout: TimeInterval = 30) async throws -> HTTPAnswer {
+        try await form("/oauth2/introspect", token: token, as: client, timeout: timeout)
+    }
+
+    /// RFC 7009 over the public listener, client_secret_basic.
+    func revoke(_ token: String, as client: ClientCredentials) async throws -> HTTPAnswer {
+        try await form("/oauth2/revoke", token: token, as: client, timeout: 30)
+    }
+
+    private func form(_ path: String, token: String, as client: ClientCredentials, timeout: TimeInterval) async throws -> HTTPAnswer {
+        let encoded = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? token
+        return try await ClusterHTTP.send(
+            publicURL + path, body: Data("token=\(encoded)".utf8),
+            headers: ["Authorization": client.basic, "Content-Type": "application/x-www-form-urlencoded"], timeout: timeout)
+    }
+
+    /// `/readyz` status code.
+    func readiness(timeout: TimeInterval = 10) async throws -> Int {
+        try await readinessAnswer(timeout: timeout).status
+    }
+
+    func readinessAnswer(timeout: TimeInterval = 10) async throws -> HTTPAnswer {
+        try await ClusterHTTP.send(publicURL + "/readyz", method: "GET", timeout: timeout)
+    }
+
+    /// The value of the Prometheus sample whose line contains every one of `parts`, or 0.
+    func metric(_ name: String, _ parts: String...) async throws -> Double {
+        let text = try await ClusterHTTP.send(adminURL + "/metrics", method: "GET").text
+        for line in text.split(separator: "\n") where line.hasPrefix(name) && parts.allSatisfy({ line.contains($0) }) {
+            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { return value }
+        }
+        return 0
+    }
+}
+
+/// Several `tokend serve` replicas on one PostgreSQL database.
+enum Cluster {
+    static let adminToken = "cluster-test-admin-token"
+
+    /// Creates a database on the shared test server, starts `count` replicas on it, runs `body`,
+    /// then stops them and drops the database (also when `body` throws).
+    static func run(
+        replicas count: Int, environment: [String: String] = [:],
+        _ body: (_ replicas: [Replica], _ database: String) async throws -> Void
+    ) async throws {
+        let (name, url) = try await createDatabase()
+        let result: Result<Void, any Error>
+        do {
+            try await run(replicas: count, databaseURL: url, environment: environment) { try await body($0, name) }
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        try await dropDatabase(name)
+        try result.get()
+    }
+
+    /// Starts `count` replicas on `databaseURL`, runs `body`, stops them.
+    static func run(
+        replicas count: Int, databaseURL: String, environment: [String: String] = [:],
+        _ body: (_ replicas: [Replica]) async throws -> Void
+    ) async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-cluster-\(UUID().uuidString)")
+        var processes: [TokendProcess] = []
+        defer {
+            for (index, process) in processes.enumerated() where !shutDown(process) {
+                Issue.record("replica \(index) did not exit within 10 s of SIGTERM and was killed: \(process.log.suffix(1500))")
+            }
+            try? FileManager.default.removeItem(at: dataDir)
+        }
+        var env = environment
+        env["TOKEND_DATABASE_URL"] = databaseURL
+        env["TOKEND_ADMIN_TOKEN"] = adminToken
+        env["TOKEND_LOG_LEVEL"] = env["TOKEND_LOG_LEVEL"] ?? "notice"
+        var replicas: [Replica] = []
+        for index in 0..<count {
+            let process = try TokendProcess(dataDir: dataDir.appendingPathComponent("r\(index)"), environment: env)
+            processes.append(process)
+            replicas.append(Replica(name: String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))), publicURL: process.publicURL,
+                                    adminURL: process.adminURL, logURL: process.logURL))
+        }
+        for replica in replicas {
+            try await eventually("\(replica) ready", within: .seconds(20)) { (try? await replica.readiness()) == 200 }
+        }
+        do {
+            try await body(replicas)
+        } catch {
+            for replica in replicas { print("--- \(replica) log tail:\n\(replica.log.suffix(3000))") }
+            throw error
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if the process has not exited within 10 s (`TokendProcess.stop()` would
+/// wait forever for a replica stuck in its graceful shutdown). Returns whether SIGTERM sufficed.
+func shutDown(_ tokend: TokendProcess) -> Bool {
+    guard tokend.process.isRunning else { return true }
+    tokend.process.terminate()
+    let deadline = Date().addingTimeInterval(10)
+    while tokend.process.isRunning && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)  // polling for the exit, with a deadline
+    }
+    guard tokend.process.isRunning else { return true }
+    tokend.kill9()
+    return false
+}
+
+/// Polls `condition` every `interval` until it holds; throws if it does not within `within`.
+func eventually(_ what: String, within: Duration, every interval: Duration = .milliseconds(20),
+                _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + within
+    while true {
+        if try await condition() { return }
+        if ContinuousClock.now >= deadline { throw TestSetupError("\(what): not within \(within)") }
+        try await Task.sleep(for: interval)
+    }
+}
+
+/// `body(i)` for every i in `0..<count`, at most `width` at a time; results in index order.
+func concurrentMap<T: Sendable>(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+    try await withThrowingTaskGroup(of: (Int, T).self) { group in
+        var results = [T?](repeating: nil, count: count)
+        var next = 0
+        func addNext() {
+            guard next < count else { return }
+            let index = next
+            next += 1
+            group.addTask { (index, try await body(index)) }
+        }
+        for _ in 0..<min(width, count) { addNext() }
+        while let (index, value) = try await group.next() {
+            results[index] = value
+            addNext()
+        }
+        return results.map { $0! }
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    let rank = Int((p * Double(sorted.count)).rounded(.up))
+    return sorted[min(max(rank, 1), sorted.count) - 1]
+}
+
+func formatMS(_ value: Double) -> String { String(format: "%.1f ms", value) }

@@ -1,0 +1,275 @@
+import Foundation
+import PostgresNIO
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A PostgreSQL server of one test's own: initdb into a temp dir, started on a free 127.0.0.1 port.
+///
+/// For tests that stop or restart the server (the shared one of `scripts/with-postgres` serves
+/// suites running in parallel and must stay up). Uses the binaries `scripts/with-postgres` found
+/// (`TOKEND_TEST_PG_BIN`) and runs them as the server's OS user (`TOKEND_TEST_PG_CTL_AS`, word-split,
+/// e.g. `runuser -u postgres --` when root). pg_ctl always gets `-l LOGFILE`: without it the server
+/// inherits pg_ctl's output and a reader of that output waits for EOF forever.
+///
+/// Call `destroy()` when done (also done by `deinit`): stops the server and deletes the directory.
+public final class PrivatePostgres: Sendable {
+    public let port: Int
+    public let directory: URL
+    public var dataDirectory: URL { directory.appendingPathComponent("data") }
+    public var logFile: URL { directory.appendingPathComponent("postgres.log") }
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+
+    private let binDirectory: String
+    private let asServerUser: [String]
+    private let destroyed = Mutex(false)
+
+    /// initdb + start; returns when the server accepts connections.
+    public static func start() async throws -> PrivatePostgres {
+        let server = try PrivatePostgres()
+        do {
+            try await server.initialise()
+            try await server.start()
+        } catch {
+            server.destroy()
+            throw error
+        }
+        return server
+    }
+
+    private init() throws {
+        let environment = ProcessInfo.processInfo.environment
+        binDirectory = try environment["TOKEND_TEST_PG_BIN"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.findBinDirectory()
+        let asUser: [String]
+        if let prefix = environment["TOKEND_TEST_PG_CTL_AS"] {
+            asUser = prefix.split(whereSeparator: \.isWhitespace).map(String.init)
+        } else {
+            asUser = getuid() == 0 ? ["runuser", "-u", "postgres", "--"] : []
+        }
+        asServerUser = asUser
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("tokend-privpg-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        if !asUser.isEmpty {
+            let user = asUser.firstIndex(of: "-u").map { asUser[$0 + 1] } ?? "postgres"
+            guard let entry = getpwnam(user) else {
+                throw TestSetupError("PrivatePostgres: no OS user for \(asUser)")
+            }
+            guard chown(directory.path, entry.pointee.pw_uid, entry.pointee.pw_gid) == 0 else {
+                throw TestSetupError("PrivatePostgres: chown \(directory.path) failed: errno \(errno)")
+            }
+        }
+        port = try Self.freePort()
+    }
+
+    deinit { destroy() }
+
+    private static func findBinDirectory() throws -> String {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .compactMap { Int($0) }.sorted()
+        for version in versions.reversed() where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
+            return "\(root)/\(version)/bin"
+        }
+        throw TestSetupError("PrivatePostgres: no PostgreSQL binaries (set TOKEND_TEST_PG_BIN or run through scripts/with-postgres)")
+    }
+
+    /// A port nothing listens on right now (bound to port 0, then released).
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestSetupError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else { throw TestSetupError("bind() failed") }
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw TestSetupError("getsockname() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private func initialise() async throws {
+        let data = dataDirectory.path
+        var result = try await serverCommand("initdb", ["-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
+        if result.status != 0 {
+            // Older initdb may not know C.UTF-8.
+            try? FileManager.default.removeItem(at: dataDirectory)
+            result = try await serverCommand("initdb", ["-D", data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-N"])
+        }
+        guard result.status == 0 else { throw TestSetupError("PrivatePostgres: initdb failed: \(result.output.suffix(2000))") }
+        // Also in postgresql.conf, so that a plain `pg_ctl start` keeps them.
+        let settings = """
+
+            # PrivatePostgres
+            port = \(port)
+            unix_socket_directories = '\(directory.path)'
+            listen_addresses = '127.0.0.1'
+            max_connections = 100
+
+            """
+        let conf = dataDirectory.appendingPathComponent("postgresql.conf")
+        let handle = try FileHandle(forWritingTo: conf)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(settings.utf8))
+        try handle.close()
+    }
+
+    /// Starts the server; returns when it accepts connections.
+    public func start() async throws {
+        let result = try await serverCommand("pg_ctl", [
+            "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "start",
+            "-o", "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1",
+        ])
+        guard result.status == 0 else { throw TestSetupError("PrivatePostgres: start failed: \(result.output)\n\(logTail)") }
+    }
+
+    /// Stops the server (fast: open connections are terminated); returns when it is down.
+    public func stop() async throws {
+        let result = try await serverCommand("pg_ctl", ["-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60", "stop"])
+        guard result.status == 0 else { throw TestSetupError("PrivatePostgres: stop failed: \(result.output)\n\(logTail)") }
+    }
+
+    /// Stops and starts the server with the same settings.
+    public func restart() async throws {
+        let result = try await serverCommand("pg_ctl", ["-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-m", "fast", "restart"])
+        guard result.status == 0 else { throw TestSetupError("PrivatePostgres: restart failed: \(result.output)\n\(logTail)") }
+    }
+
+    public var logTail: String {
+        String(((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").suffix(3000))
+    }
+
+    /// Stops the server (immediately if a fast stop fails) and deletes its directory. Idempotent;
+    /// blocks, so that it can run from `deinit` and `defer`.
+    public func destroy() {
+        guard destroyed.withLock({ let was = $0; $0 = true; return !was }) else { return }
+        if FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("postmaster.pid").path) {
+            let fast = try? runBlocking(serverArguments("pg_ctl", ["-D", dataDirectory.path, "-m", "fast", "-w", "-t", "30", "stop"]))
+            if fast?.status != 0 {
+                _ = try? runBlocking(serverArguments("pg_ctl", ["-D", dataDirectory.path, "-m", "immediate", "-w", "stop"]))
+            }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    // MARK: Running commands
+
+    struct CommandOutput {
+        var status: Int32
+        var output: String
+    }
+
+    private func serverArguments(_ program: String, _ arguments: [String]) -> [String] {
+        asServerUser + ["\(binDirectory)/\(program)"] + arguments
+    }
+
+    private func serverCommand(_ program: String, _ arguments: [String]) async throws -> CommandOutput {
+        let argv = serverArguments(program, arguments)
+        let directory = self.directory
+        // Off the cooperative pool: the caller may be running load on it meanwhile.
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.run(argv, cwd: directory) })
+            }
+        }
+    }
+
+    private func runBlocking(_ argv: [String]) throws -> CommandOutput {
+        try Self.run(argv, cwd: directory)
+    }
+
+    /// Runs `argv` with its output in a file (never a pipe: see the type's comment), from `cwd`
+    /// (which the server's OS user can enter), and waits for it.
+    ///
+    /// Not with Foundation's `Process`: on Linux it learns that a child exited when a socket it
+    /// hands the child reaches EOF, and the server that `pg_ctl start` leaves running inherits
+    /// that socket, so `waitUntilExit()` would wait for the server to stop. Here the child is
+    /// spawned directly, closes every inherited descriptor above 2 before exec'ing, and is reaped
+    /// with `waitpid`.
+    private static func run(_ argv: [String], cwd: URL) throws -> CommandOutput {
+        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("privpg-\(UUID().uuidString).out")
+        defer { try? FileManager.default.removeItem(at: outURL) }
+        let script = #"cd "$1" || exit 1; shift; for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done; exec "$@""#
+        let arguments = ["/bin/bash", "-c", script, "bash", cwd.path] + argv
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outURL.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw TestSetupError("PrivatePostgres: posix_spawn failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw TestSetupError("PrivatePostgres: waitpid failed: errno \(errno)") }
+        }
+        // WIFEXITED / WEXITSTATUS; a signal counts as failure.
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return CommandOutput(status: exitStatus, output: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "")
+    }
+}
+
+/// What the tests look at and do on the shared test server from the database side.
+public enum DatabaseProbe {
+    /// A backend of `database` whose last statement was a LISTEN (the revocation feed's connection).
+    public struct Backend: Sendable, Equatable, CustomStringConvertible {
+        public var pid: Int32
+        public var state: String?
+        public var query: String
+        public var description: String { "pid \(pid) (\(state ?? "?")): \(query)" }
+    }
+
+    /// Backends connected to `database` whose current or last statement is a `LISTEN`.
+    public static func listeners(in database: String) async throws -> [Backend] {
+        let found = Mutex<[Backend]>([])
+        try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+            let rows = try await client.query(
+                "SELECT pid, state, query FROM pg_stat_activity WHERE datname = \(database) AND query ILIKE 'LISTEN%' ORDER BY pid")
+            var result: [Backend] = []
+            for try await row in rows {
+                let (pid, state, query) = try row.decode((Int32, String?, String).self)
+                result.append(Backend(pid: pid, state: state, query: query))
+            }
+            found.withLock { $0 = result }
+        }
+        return found.withLock { $0 }
+    }
+
+    /// `pg_terminate_backend` on each; returns how many were terminated.
+    @discardableResult
+    public static func terminate(_ pids: [Int32]) async throws -> Int {
+        let count = Mutex(0)
+        try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+            for pid in pids {
+                let rows = try await client.query("SELECT pg_terminate_backend(\(pid))")
+                for try await row in rows {
+                    if try row.decode(Bool.self) { count.withLock { $0 += 1 } }
+                }
+            }
+        }
+        return count.withLock { $0 }
+    }
+
+    /// `ALTER DATABASE … ALLOW_CONNECTIONS`: while false, no new connection to `database` is
+    /// accepted (superusers included); connections already open keep working.
+    public static func allowConnections(to database: String, _ allow: Bool) async throws {
+        guard database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { throw TestSetupError("bad database name") }
+        try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+            // Identifiers cannot be bound; the name was checked above.
+            try await client.query("ALTER DATABASE \(unescaped: database) ALLOW_CONNECTIONS \(unescaped: allow ? "true" : "false")")
+        }
+    }
+}
