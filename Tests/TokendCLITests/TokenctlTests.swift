@@ -81,7 +81,8 @@ import TokendTestSupport
             let status_ = try server.tokenctl(["status", "--output", "json"])
             #expect(status_.status == 0)
             let statusObject = try #require(status_.json)
-            for key in ["watermark", "head", "lag_seconds", "cache_entries", "filter_entries"] {
+            for key in ["watermark", "head", "lag_seconds", "cache_entries", "filter_entries", "cache_hit_ratio",
+                        "filter_bits_per_entry", "filter_false_positives"] {
                 #expect(statusObject[key] != nil, "status lacks \(key)")
             }
             #expect(statusObject["head"] as? Int == revoked.json?["seq"] as? Int)
