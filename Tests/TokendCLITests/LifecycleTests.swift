@@ -1,9 +1,14 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 import Testing
 import TokendTestSupport
+
+final class AnswerCounter: Sendable {
+    let count = Atomic<Int>(0)
+}
 
 /// SIGTERM: `/readyz` turns 503 at once, requests keep being served through the shutdown delay,
 /// in-flight requests complete, and the process exits 0.
@@ -28,6 +33,7 @@ import TokendTestSupport
         let started = Date()
         let publicURL = server.publicURL
         let pid = server.process.processIdentifier
+        let answered = AnswerCounter()
         let outcomes = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<8 {
                 group.addTask {
@@ -35,11 +41,15 @@ import TokendTestSupport
                     while Date().timeIntervalSince(started) < 1.0 {
                         let (status, body) = try await postForm(publicURL + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
                         statuses.append(body["active"] as? Bool == true ? status : -status)
+                        answered.count.add(1, ordering: .relaxed)
                     }
                     return statuses
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // SIGTERM once the workers are demonstrably mid-stream.
+            try await eventually("40 answers before SIGTERM", within: .seconds(10), every: .milliseconds(5)) {
+                answered.count.load(ordering: .relaxed) >= 40
+            }
             kill(pid, SIGTERM)
             var all: [Int] = []
             for try await statuses in group { all += statuses }
