@@ -34,7 +34,8 @@ enum ClientAuthentication {
         guard parts.count == 2, parts[0].lowercased() == "basic" else {
             throw OAuthError.invalidClient("use HTTP Basic client authentication")
         }
-        guard parts[1].utf8.count <= 2048, let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) else {
+        let encoded = parts[1].drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()
+        guard parts[1].utf8.count <= 2048, let data = Data(base64Encoded: String(encoded)) else {
             throw malformed
         }
         let bytes = Array(data)

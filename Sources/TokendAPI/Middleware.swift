@@ -72,6 +72,8 @@ struct AccessLog: RouterMiddleware {
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
         metrics.request(listener: listener, route: context.endpointPath ?? "unmatched", status: response.status.code, duration: elapsed)
+        // Building the line costs more than the request it describes: skip it when it would be dropped.
+        guard logger.logLevel <= .info else { return response }
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
             "request_id": "\(context.id)",

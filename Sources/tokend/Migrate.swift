@@ -34,6 +34,7 @@ struct Migrate: AsyncParsableCommand {
             case .sqlite(let store):
                 // Opening the embedded store applies its migrations.
                 migrationStatus = try await store.migrationStatus()
+                if !showStatus { print("embedded store in \(global.resolvedDataDir) is up to date") }
             }
             if showStatus {
                 for version in migrationStatus.applied { print("applied  \(String(format: "%04d", version))") }
