@@ -133,12 +133,19 @@ import TokendTestSupport
                 + "cache \(Self.seconds(caching)), revoke \(Self.seconds(revoking)) (\(Int(Double(count) / (revoking.milliseconds / 1000)))/s), "
                 + "catch-up \(Self.seconds(catchingUp)); \(wrong.count) of \(answers.count) answers not active:false")
             if !wrong.isEmpty {
-                // Still wrong a few polls later means skipped, not just late.
-                try await Task.sleep(for: .seconds(3))
+                // Still wrong after polling for 3 s means skipped, not just late.
                 var skipped: [String] = []
                 for i in wrong {
-                    let again = try await replicas[i % 3].introspect(tokens[i / 3], as: rs)
-                    if again.active != false { skipped.append("token \(i / 3) on \(replicas[i % 3]): \(again)") }
+                    var last: String?
+                    do {
+                        try await eventually("token \(i / 3) inactive on \(replicas[i % 3])", within: .seconds(3), every: .milliseconds(100)) {
+                            let again = try await replicas[i % 3].introspect(tokens[i / 3], as: rs)
+                            last = "\(again)"
+                            return again.active == false
+                        }
+                    } catch {
+                        skipped.append("token \(i / 3) on \(replicas[i % 3]): \(last ?? "no answer")")
+                    }
                 }
                 let message = "\(wrong.count) answers not active:false after every replica reached the log head; "
                     + "\(skipped.count) still so 3 s later (skipped): \(skipped.prefix(5))"
