@@ -9,6 +9,7 @@ import TokendAPI
 import TokendCore
 import TokendPostgres
 import TokendSQLite
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +27,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Public listener (env TOKEND_HTTP_ADDR, default 127.0.0.1:8080).") var httpAddr: String?
     @Option(help: "Admin listener (env TOKEND_ADMIN_ADDR, default 127.0.0.1:8081).") var adminAddr: String?
     @Option(help: "Bearer secret of the admin API (env TOKEND_ADMIN_TOKEN; generated with the embedded store).") var adminToken: String?
-    @Option(help: "iss of issued tokens and metadata (env TOKEND_ISSUER, default http://<http-addr>).") var issuer: String?
+    @Option(help: "iss of issued tokens and metadata (env TOKEND_ISSUER, default http(s)://<http-addr>).") var issuer: String?
     @Option(help: "How long answers may come from memory without a confirmed sync (env TOKEND_MAX_STALENESS, default 5s).") var maxStaleness: String?
     @Option(help: "Token records kept in memory (env TOKEND_CACHE_ENTRIES, default 1000000).") var cacheEntries: String?
     @Option(help: "Apply pending migrations at start-up: auto or off (env TOKEND_MIGRATE, default auto).") var migrate: String?
@@ -34,6 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).") var shutdownDelay: String?
     @Option(help: "Longest wait for in-flight requests during shutdown (env TOKEND_DRAIN_PERIOD, default 30s).") var drainPeriod: String?
     @Option(help: "Time limit of each store call; past it the request answers 503 (env TOKEND_STORE_TIMEOUT, default 2s).") var storeTimeout: String?
+    @Option(help: "PEM certificate chain: serve both listeners over TLS (env TOKEND_TLS_CERT_FILE; reloaded on SIGHUP or change).") var tlsCertFile: String?
+    @Option(help: "PEM private key of --tls-cert-file (env TOKEND_TLS_KEY_FILE).") var tlsKeyFile: String?
+    @Option(help: "How often the TLS files are checked for changes; 0 = on SIGHUP only (env TOKEND_TLS_RELOAD_INTERVAL, default 2s).") var tlsReloadInterval: String?
 
     func validate() throws {
         _ = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
@@ -58,6 +62,12 @@ struct Serve: AsyncParsableCommand {
         if let s = global.value(migrate, "TOKEND_MIGRATE"), !["auto", "off"].contains(s) {
             throw ValidationError("TOKEND_MIGRATE must be auto or off")
         }
+        if (global.value(tlsCertFile, "TOKEND_TLS_CERT_FILE") == nil) != (global.value(tlsKeyFile, "TOKEND_TLS_KEY_FILE") == nil) {
+            throw ValidationError("TOKEND_TLS_CERT_FILE and TOKEND_TLS_KEY_FILE go together: set both or neither")
+        }
+        if let s = global.value(tlsReloadInterval, "TOKEND_TLS_RELOAD_INTERVAL"), parseDuration(s) == nil {
+            throw ValidationError("TOKEND_TLS_RELOAD_INTERVAL must be a duration such as 2s (0 = on SIGHUP only)")
+        }
         if global.resolvedDatabaseURL != nil, global.value(adminToken, "TOKEND_ADMIN_TOKEN") == nil {
             throw ValidationError("TOKEND_ADMIN_TOKEN is required with TOKEND_DATABASE_URL (only the embedded dev store generates one)")
         }
@@ -67,8 +77,20 @@ struct Serve: AsyncParsableCommand {
         let logger = global.bootstrapLogging()
         let httpAddress = try ListenAddress(parsing: global.value(httpAddr, "TOKEND_HTTP_ADDR") ?? "127.0.0.1:8080", name: "TOKEND_HTTP_ADDR")
         let adminAddress = try ListenAddress(parsing: global.value(adminAddr, "TOKEND_ADMIN_ADDR") ?? "127.0.0.1:8081", name: "TOKEND_ADMIN_ADDR")
+        let tls: TLSCertificateSource?
+        if let certificate = global.value(tlsCertFile, "TOKEND_TLS_CERT_FILE"), let key = global.value(tlsKeyFile, "TOKEND_TLS_KEY_FILE") {
+            do {
+                tls = try TLSCertificateSource(certificatePath: certificate, keyPath: key)
+            } catch {
+                throw StartupError("\(error)")
+            }
+            logger.notice("TLS on both listeners", metadata: ["certificate": "\(tls!.summary)"])
+        } else {
+            tls = nil
+        }
+        let scheme = tls == nil ? "http" : "https"
         let configuredIssuer = global.value(issuer, "TOKEND_ISSUER")
-        let issuerURL = configuredIssuer ?? "http://\(httpAddress)"
+        let issuerURL = configuredIssuer ?? "\(scheme)://\(httpAddress)"
         let gcSeconds = global.value(gcInterval, "TOKEND_GC_INTERVAL").flatMap(parseDuration) ?? 600
 
         let opened: OpenedStore
@@ -101,13 +123,14 @@ struct Serve: AsyncParsableCommand {
         let readiness = Mutex(ListenersUp())
         var publicApp = Application(
             router: buildPublicRouter(services),
+            server: .tokend(tls: tls),
             configuration: .init(address: .hostname(httpAddress.host, port: httpAddress.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? httpAddress.port
                 let bound = ListenAddress(host: httpAddress.host, port: port)
                 // With port 0 the issuer is known only now.
-                if configuredIssuer == nil { services.issuerIdentifier.set("http://\(bound)") }
-                logger.notice("public listener ready", metadata: ["address": "http://\(bound)"])
+                if configuredIssuer == nil { services.issuerIdentifier.set("\(scheme)://\(bound)") }
+                logger.notice("public listener ready", metadata: ["address": "\(scheme)://\(bound)"])
                 if let generatedTokenPath, let adminPort = readiness.withLock({ $0.publicBound(bound) }) {
                     FirstRun.printBanner(publicURL: services.issuerURL, adminPort: adminPort, adminTokenPath: generatedTokenPath)
                 }
@@ -115,10 +138,11 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let adminApp = Application(
             router: buildAdminRouter(services),
+            server: .tokend(tls: tls),
             configuration: .init(address: .hostname(adminAddress.host, port: adminAddress.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? adminAddress.port
-                logger.notice("admin listener ready", metadata: ["address": "http://\(ListenAddress(host: adminAddress.host, port: port))"])
+                logger.notice("admin listener ready", metadata: ["address": "\(scheme)://\(ListenAddress(host: adminAddress.host, port: port))"])
                 if let generatedTokenPath, readiness.withLock({ $0.adminBound(port) }) {
                     FirstRun.printBanner(publicURL: services.issuerURL, adminPort: port, adminTokenPath: generatedTokenPath)
                 }
@@ -147,6 +171,11 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
             }
+        }
+        if let tls {
+            let interval = global.value(tlsReloadInterval, "TOKEND_TLS_RELOAD_INTERVAL").flatMap(parseDuration) ?? 2
+            let hangups = await UnixSignalsSequence(trapping: .sighup)
+            services_.append(TLSReloader(source: tls, signals: hangups, pollInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil, logger: logger))
         }
         services_.append(FeedService(feed: feed))
         services_.append(ExpiryCollector(store: store, interval: gcSeconds, logger: logger))
@@ -270,11 +299,12 @@ struct StartupError: Error, CustomStringConvertible {
 enum FirstRun {
     static func printBanner(publicURL: String, adminPort: Int, adminTokenPath: String) {
         let base = publicURL
+        let scheme = publicURL.hasPrefix("https:") ? "https" : "http"
         FileHandle.standardOutput.write(Data("""
 
             tokend is running with the embedded store (dev mode).
               public API:  \(base)   (RFC 7662 /oauth2/introspect, RFC 7009 /oauth2/revoke, Connect RPC)
-              admin API:   http://127.0.0.1:\(adminPort)
+              admin API:   \(scheme)://127.0.0.1:\(adminPort)
               admin token: \(adminTokenPath)   (tokenctl finds it when run from this directory)
 
             Try next:
