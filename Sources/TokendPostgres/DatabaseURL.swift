@@ -1,9 +1,13 @@
 import Foundation
+import Logging
 import NIOSSL
 import PostgresNIO
 import TokendCore
 
-/// `postgres://user:pass@host:port/db[?sslmode=disable|prefer|require|verify-ca|verify-full]`, parsed.
+/// `postgres://user:pass@host:port/db[?sslmode=disable|prefer|require|verify-ca|verify-full][&sslrootcert=/path/ca.pem]`,
+/// parsed. As with libpq: `require` encrypts without checking the server's certificate,
+/// `verify-ca` checks that it chains to a trusted root, `verify-full` also that it names the host.
+/// Trusted roots: the PEM file `sslrootcert`, else (or with `sslrootcert=system`) the system's.
 public struct DatabaseURL: Sendable {
     public var host: String
     public var port: Int
@@ -29,7 +33,9 @@ public struct DatabaseURL: Sendable {
         var database = url.path
         if database.hasPrefix("/") { database.removeFirst() }
         self.database = database.isEmpty ? self.user : (database.removingPercentEncoding ?? database)
-        let mode = url.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
+        let query = url.queryItems ?? []
+        let mode = query.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
+        let rootCertificate = query.first(where: { $0.name == "sslrootcert" })?.value
         var config = TLSConfiguration.makeClientConfiguration()
         switch mode {
         case "disable":
@@ -43,15 +49,29 @@ public struct DatabaseURL: Sendable {
             config.certificateVerification = .none
             tls = config
             tlsRequired = true
-        case "verify-ca":
-            config.certificateVerification = .noHostnameVerification
-            tls = config
-            tlsRequired = true
-        case "verify-full":
+        case "verify-ca", "verify-full":
+            // The server's chain must lead to `sslrootcert` (a PEM file of CA certificates), or
+            // with no sslrootcert (or `sslrootcert=system`) to the system's trusted roots.
+            config.certificateVerification = mode == "verify-ca" ? .noHostnameVerification : .fullVerification
+            if let rootCertificate, rootCertificate != "system" {
+                let roots: [NIOSSLCertificate]
+                do {
+                    roots = try NIOSSLCertificate.fromPEMFile(rootCertificate)
+                } catch {
+                    throw TokendError.invalidRequest("sslrootcert \(rootCertificate) cannot be read as PEM certificates")
+                }
+                guard !roots.isEmpty else {
+                    throw TokendError.invalidRequest("sslrootcert \(rootCertificate) holds no certificate")
+                }
+                config.trustRoots = .certificates(roots)
+            }
             tls = config
             tlsRequired = true
         default:
             throw TokendError.invalidRequest("unsupported sslmode \"\(mode)\" (disable, prefer, require, verify-ca, verify-full)")
+        }
+        if rootCertificate != nil, !["verify-ca", "verify-full"].contains(mode) {
+            throw TokendError.invalidRequest("sslrootcert is used only with sslmode=verify-ca or verify-full")
         }
     }
 
@@ -79,6 +99,35 @@ public struct DatabaseURL: Sendable {
             host: host, port: port, username: user, password: password, database: database, tls: mode)
         configuration.options.connectTimeout = .seconds(5)
         return configuration
+    }
+
+    /// Opens one connection and closes it, so that a one-shot command fails at once with the reason
+    /// (refused, TLS verification, authentication) instead of retrying through the pool.
+    public func checkConnection(logger: Logger) async throws {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration(), id: 0, logger: logger)
+            try? await connection.close()
+        } catch let error as TokendError {
+            throw error
+        } catch {
+            throw TokendError(.unavailable, "cannot connect to PostgreSQL at \(host):\(port): \(Self.explain(error))")
+        }
+    }
+
+    /// The reason inside a connection error: the server's message (e.g. authentication failed), else
+    /// the underlying network or TLS error. Never the query text or the password.
+    static func explain(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return explain(underlying) }
+            return "\(error.code)"
+        }
+        if let error = error as? NIOSSLError, case .handshakeFailed(let reason) = error {
+            let text = "\(reason)"
+            if text.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS handshake failed: the server's certificate did not verify (\(text))" }
+            return "TLS handshake failed (\(text))"
+        }
+        return "\(error)"
     }
 
     /// The pool configuration for `string` (shorthand).

@@ -42,6 +42,11 @@ enum OpenedStore {
                 throw error
             }
         case .postgres(_, let client):
+            do {
+                try await DatabaseURL(options.resolvedDatabaseURL ?? "").checkConnection(logger: logger)
+            } catch let error as TokendError {
+                throw StartupError(error.message)
+            }
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     await client.run()

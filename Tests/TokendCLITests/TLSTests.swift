@@ -146,3 +146,27 @@ import TokendTestSupport
         #expect(!notPEM.stderr.contains(keyBody) && !mismatched.stderr.contains(keyBody))
     }
 }
+
+/// `tokend migrate` through `sslmode=verify-full&sslrootcert=…` against a PostgreSQL with TLS: the
+/// whole program path (pool and migrator) verifies the server, and a wrong CA is a clear failure.
+@Suite(.serialized) struct DatabaseTLSProcessTests {
+    @Test func migrateVerifiesTheServerCertificate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-dbtls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let authority = try TestPKI(directory: directory, name: "db")
+        let stranger = try TestPKI(directory: directory, name: "stranger")
+        let postgres = try await PrivatePostgres.start(tls: try authority.issue("db-server", hosts: ["localhost", "127.0.0.1"]))
+        defer { postgres.destroy() }
+        let base = "postgres://postgres@127.0.0.1:\(postgres.port)/postgres?sslmode=verify-full&sslrootcert="
+
+        let trusted = try run(Binaries.tokend, ["migrate"], environment: ["TOKEND_DATABASE_URL": base + authority.caCertificate.path])
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        let status = try run(Binaries.tokend, ["migrate", "--status"], environment: ["TOKEND_DATABASE_URL": base + authority.caCertificate.path])
+        #expect(status.status == 0 && status.stdout.contains("0001"), "\(status.stdout) \(status.stderr)")
+
+        let refused = try run(Binaries.tokend, ["migrate", "--status"], environment: ["TOKEND_DATABASE_URL": base + stranger.caCertificate.path])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("certificate did not verify"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("Fatal error"))
+    }
+}

@@ -28,11 +28,13 @@ public final class PrivatePostgres: Sendable {
     private let asServerUser: [String]
     private let destroyed = Mutex(false)
 
-    /// initdb + start; returns when the server accepts connections.
-    public static func start() async throws -> PrivatePostgres {
+    /// initdb + start; returns when the server accepts connections. With `tls`, the server has
+    /// `ssl = on` with that certificate and key (and still accepts connections without TLS).
+    public static func start(tls: (certificate: URL, key: URL)? = nil) async throws -> PrivatePostgres {
         let server = try PrivatePostgres()
         do {
             try await server.initialise()
+            if let tls { try server.enableTLS(certificate: tls.certificate, key: tls.key) }
             try await server.start()
         } catch {
             server.destroy()
@@ -121,6 +123,30 @@ public final class PrivatePostgres: Sendable {
         let handle = try FileHandle(forWritingTo: conf)
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(settings.utf8))
+        try handle.close()
+    }
+
+    /// Copies the pair into the data directory, owned by the server's OS user with mode 0600 (as
+    /// PostgreSQL requires of a key), and turns `ssl` on.
+    private func enableTLS(certificate: URL, key: URL) throws {
+        var owner: (uid_t, gid_t)?
+        if !asServerUser.isEmpty {
+            let user = asServerUser.firstIndex(of: "-u").map { asServerUser[$0 + 1] } ?? "postgres"
+            guard let entry = getpwnam(user) else { throw TestSetupError("PrivatePostgres: no OS user \(user)") }
+            owner = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+        }
+        for (source, name) in [(certificate, "server.crt"), (key, "server.key")] {
+            let destination = dataDirectory.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: destination)
+            try FileManager.default.copyItem(at: source, to: destination)
+            if let (uid, gid) = owner, chown(destination.path, uid, gid) != 0 {
+                throw TestSetupError("PrivatePostgres: chown \(destination.path) failed: errno \(errno)")
+            }
+            guard chmod(destination.path, 0o600) == 0 else { throw TestSetupError("PrivatePostgres: chmod failed: errno \(errno)") }
+        }
+        let handle = try FileHandle(forWritingTo: dataDirectory.appendingPathComponent("postgresql.conf"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n".utf8))
         try handle.close()
     }
 
