@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 import TokendCore
 
 /// tokend's Prometheus metrics, served at `/metrics` on the admin listener. Names are listed in
@@ -68,6 +69,43 @@ public final class TokendMetrics: Sendable {
         gauge("filter_bits_per_entry", "Bloom filter bits per entry", figures.filterBitsPerEntry)
         gauge("filter_false_positives", "Bloom filter hits not confirmed by the exact set since start", Double(figures.filterFalsePositives))
         gauge("revocation_rules", "Subject, client and grant revocation rules held in memory", Double(figures.rules))
+    }
+
+    /// Totals last reported per counter name, so that counters kept elsewhere as running totals
+    /// are advanced by their growth at each scrape.
+    private let reportedTotals = Mutex<[String: Int64]>([:])
+
+    private func advanceCounter(_ name: String, _ help: String, to total: Int64) {
+        let growth = reportedTotals.withLock { totals -> Int64 in
+            let growth = total - (totals[name] ?? 0)
+            if growth > 0 { totals[name] = total }
+            return growth
+        }
+        let counter = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "total", helpText: help))
+        if growth > 0 { counter.increment(by: growth) }
+    }
+
+    private func setGauge(_ name: String, _ help: String, _ value: Double) {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "", helpText: help)).set(value)
+    }
+
+    /// The store's call counts and, for PostgreSQL, its connection pool; refreshed at each scrape.
+    func observe(store: any TokendStore) {
+        let limited = store as? TimeLimitedStore
+        if let calls = limited?.calls.snapshot {
+            setGauge("store_calls_in_flight", "Store calls waiting for or running in the store now", Double(calls.inFlight))
+            advanceCounter("store_calls", "Store calls made", to: calls.calls)
+            advanceCounter("store_call_failures", "Store calls that failed (unreachable, timed out, broken); not-found and exists-already answers are not failures", to: calls.failures)
+            advanceCounter("store_call_timeouts", "Store calls cut off by TOKEND_STORE_TIMEOUT", to: calls.timeouts)
+        }
+        guard let pool = (limited?.base ?? store) as? any StorePoolReporting else { return }
+        let figures = pool.poolFigures
+        setGauge("store_pool_connections_max", "Connections the PostgreSQL pool may open", Double(figures.maxConnections))
+        setGauge("store_pool_connections_open", "PostgreSQL pool connections open (or being opened) now", Double(figures.openConnections))
+        advanceCounter("store_pool_connect_attempts", "PostgreSQL pool connection attempts", to: figures.connectAttempts)
+        advanceCounter("store_pool_connect_failures", "PostgreSQL pool connection attempts that failed", to: figures.connectFailures)
+        advanceCounter("store_lookup_batches", "Token lookup queries sent (concurrent lookups coalesced into one = ANY($1) query)", to: figures.lookupBatches)
+        advanceCounter("store_batched_lookups", "Token lookups answered by those queries", to: figures.batchedLookups)
     }
 
     /// The Prometheus text exposition format.

@@ -24,6 +24,7 @@ public func buildAdminRouter(_ services: TokendServices) -> Router<TokendRequest
     HealthController(services: services).register(on: router)
     router.get("/metrics") { _, _ -> Response in
         if let memory = services.memory { services.metrics.observe(memory, now: Date()) }
+        services.metrics.observe(store: services.store)
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         headers[.cacheControl] = "no-store"

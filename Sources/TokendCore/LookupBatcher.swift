@@ -26,6 +26,13 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
     private let maxConcurrentBatches: Int
     private let maxBatchSize: Int
     private let state = Mutex(State())
+    private let fetches = Atomic<Int64>(0)
+    private let fetchedKeys = Atomic<Int64>(0)
+
+    /// Fetches made so far, and the keys they asked for (their ratio is the mean batch size).
+    public var figures: (batches: Int64, keys: Int64) {
+        (fetches.load(ordering: .relaxed), fetchedKeys.load(ordering: .relaxed))
+    }
 
     public init(maxConcurrentBatches: Int = 4, maxBatchSize: Int = 256, fetch: @escaping Fetch) {
         self.fetch = fetch
@@ -58,6 +65,8 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
         var batch: [Key: [CheckedContinuation<Outcome, any Error>]] = [first: []]
         var own: Result<Value?, any Error>?
         while true {
+            fetches.add(1, ordering: .relaxed)
+            fetchedKeys.add(Int64(batch.count), ordering: .relaxed)
             do {
                 let values = try await fetch(Array(batch.keys))
                 for (key, waiters) in batch {

@@ -36,6 +36,8 @@ enum TimeLimitOutcome<T: Sendable>: Sendable {
 public struct TimeLimitedStore: TokendStore {
     public let base: any TokendStore
     public let seconds: TimeInterval
+    /// In-flight, failed and timed-out calls, for `/metrics`.
+    public let calls = StoreCallCounters()
 
     public init(_ base: any TokendStore, seconds: TimeInterval) {
         self.base = base
@@ -45,7 +47,7 @@ public struct TimeLimitedStore: TokendStore {
     public var name: String { base.name }
 
     private func limit<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withTimeLimit(seconds, operation)
+        try await calls.count { try await withTimeLimit(seconds, operation) }
     }
 
     public func ping() async throws { try await limit { [base] in try await base.ping() } }

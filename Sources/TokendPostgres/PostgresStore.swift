@@ -6,7 +6,7 @@ import TokendCore
 /// The PostgreSQL store: clients, grants, tokens (keyed by hash) and the revocation log.
 ///
 /// Every value reaches SQL as a bound parameter through `PostgresQuery` interpolation.
-public struct PostgresStore: TokendStore {
+public struct PostgresStore: TokendStore, StorePoolReporting {
     public static let notificationChannel = "tokend_revocations"
     /// `pg_advisory_xact_lock` key serialising revocation log appends ("tkdlog" in ASCII).
     static let logLockKey: Int64 = 0x746B_646C_6F67
@@ -14,15 +14,24 @@ public struct PostgresStore: TokendStore {
     public let client: PostgresClient
     private let logger: Logger
     private let lookups: LookupBatcher<TokenHash, TokenRecord>
+    private let pool: PostgresPoolObserver?
 
     /// `maxConcurrentLookups`: how many token lookups may be in flight at once; concurrent lookups
     /// beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
-    public init(client: PostgresClient, logger: Logger, maxConcurrentLookups: Int = 8) {
+    /// `pool`: the observer given to `client` as its background logger, for `poolFigures`.
+    public init(client: PostgresClient, logger: Logger, maxConcurrentLookups: Int = 8, pool: PostgresPoolObserver? = nil) {
         self.client = client
         self.logger = logger
+        self.pool = pool
         self.lookups = LookupBatcher(maxConcurrentBatches: maxConcurrentLookups, maxBatchSize: 256) { [client, logger] hashes in
             try await Self.fetchTokens(hashes, client: client, logger: logger)
         }
+    }
+
+    /// The pool's connections (when observed) and the coalesced lookups.
+    public var poolFigures: StorePoolFigures {
+        let (batches, keys) = lookups.figures
+        return (pool ?? PostgresPoolObserver(maxConnections: 0)).figures(batches: batches, keys: keys)
     }
 
     public func ping() async throws {

@@ -22,8 +22,9 @@ enum OpenedStore {
             let configuration = try DatabaseURL.configuration(url)
             var pgLogger = logger
             pgLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(url))"
-            let client = PostgresClient(configuration: configuration, backgroundLogger: pgLogger)
-            return .postgres(PostgresStore(client: client, logger: logger), client)
+            let pool = PostgresPoolObserver(maxConnections: configuration.options.maximumConnections)
+            let client = PostgresClient(configuration: configuration, backgroundLogger: pool.backgroundLogger(wrapping: pgLogger))
+            return .postgres(PostgresStore(client: client, logger: logger, pool: pool), client)
         }
         return .sqlite(try await SQLiteStore.open(directory: options.resolvedDataDir, logger: logger))
     }

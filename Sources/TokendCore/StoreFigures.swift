@@ -1,0 +1,85 @@
+import Synchronization
+
+/// The connection pool behind a store, as `/metrics` shows it (`tokend_store_pool_*`).
+public struct StorePoolFigures: Sendable, Equatable {
+    /// The pool's configured ceiling.
+    public var maxConnections: Int
+    /// Connections open or being opened.
+    public var openConnections: Int
+    /// Connection attempts since start, and those that failed.
+    public var connectAttempts: Int64
+    public var connectFailures: Int64
+    /// Token lookups coalesced into `= ANY($1)` queries: queries sent, and lookups they answered.
+    public var lookupBatches: Int64
+    public var batchedLookups: Int64
+
+    public init(maxConnections: Int, openConnections: Int, connectAttempts: Int64,
+                connectFailures: Int64, lookupBatches: Int64, batchedLookups: Int64) {
+        self.maxConnections = maxConnections
+        self.openConnections = openConnections
+        self.connectAttempts = connectAttempts
+        self.connectFailures = connectFailures
+        self.lookupBatches = lookupBatches
+        self.batchedLookups = batchedLookups
+    }
+}
+
+/// A store that can report its connection pool.
+public protocol StorePoolReporting: Sendable {
+    var poolFigures: StorePoolFigures { get }
+}
+
+/// Counts of the calls made to a store (kept by `TimeLimitedStore`, so for every store kind).
+public final class StoreCallCounters: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        /// Calls waiting for or running in the store now.
+        public var inFlight: Int
+        public var calls: Int64
+        /// Calls that ended in an error other than a domain answer (not found, exists already).
+        public var failures: Int64
+        /// Calls cut off by the store time limit (`TOKEND_STORE_TIMEOUT`); also counted as failures.
+        public var timeouts: Int64
+    }
+
+    private let inFlight = Atomic<Int>(0)
+    private let calls = Atomic<Int64>(0)
+    private let failures = Atomic<Int64>(0)
+    private let timeouts = Atomic<Int64>(0)
+
+    public init() {}
+
+    public var snapshot: Snapshot {
+        Snapshot(inFlight: inFlight.load(ordering: .relaxed), calls: calls.load(ordering: .relaxed),
+                 failures: failures.load(ordering: .relaxed), timeouts: timeouts.load(ordering: .relaxed))
+    }
+
+    /// Runs `operation` counted.
+    @inlinable
+    public func count<T>(_ operation: () async throws -> T) async throws -> T {
+        began()
+        defer { ended() }
+        do {
+            return try await operation()
+        } catch let error as StoreTimeout {
+            failed(timeout: true)
+            throw error
+        } catch let error as TokendError where error.code != .unavailable {
+            throw error
+        } catch {
+            failed(timeout: false)
+            throw error
+        }
+    }
+
+    @usableFromInline func began() {
+        inFlight.add(1, ordering: .relaxed)
+        calls.add(1, ordering: .relaxed)
+    }
+
+    @usableFromInline func ended() { inFlight.subtract(1, ordering: .relaxed) }
+
+    @usableFromInline func failed(timeout: Bool) {
+        failures.add(1, ordering: .relaxed)
+        if timeout { timeouts.add(1, ordering: .relaxed) }
+    }
+}
