@@ -308,7 +308,9 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             try await connection.query(
                 "DELETE FROM grants g WHERE g.expires_at < \(cutoff) AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.grant_id)",
                 logger: logger)
-            try await connection.query("DELETE FROM revocations WHERE expires_at < \(cutoff)", logger: logger)
+            // The newest entry always stays, so that the log's head (AdminService/Status) never goes back.
+            try await connection.query(
+                "DELETE FROM revocations WHERE expires_at < \(cutoff) AND seq < (SELECT MAX(seq) FROM revocations)", logger: logger)
             return count
         }
     }

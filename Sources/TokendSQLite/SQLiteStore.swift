@@ -283,7 +283,8 @@ public final class SQLiteStore: TokendStore {
             try await self.execute(
                 "DELETE FROM grants WHERE expires_at < ? AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = grants.grant_id)",
                 [time(cutoff)])
-            try await self.execute("DELETE FROM revocations WHERE expires_at < ?", [time(cutoff)])
+            // The newest entry always stays, so that the log's head (AdminService/Status) never goes back.
+            try await self.execute("DELETE FROM revocations WHERE expires_at < ? AND seq < (SELECT MAX(seq) FROM revocations)", [time(cutoff)])
             return deleted
         }
     }

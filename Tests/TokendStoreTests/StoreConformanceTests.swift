@@ -481,10 +481,14 @@ import TokendTestSupport
             // Revoking the mixed grant's refresh token still reaches the grant's remaining tokens.
             #expect(try await store.revoke(.token(mixedRefresh.hash), reason: "", at: cutoff).revoked == 2)
 
+            let head = try await store.revocationHead()
             #expect(try await store.deleteExpired(before: t0.addingTimeInterval(10 * 86400)) == 4)
             #expect(try await store.token(hash: live.hash) == nil)
-            // No entry covers a live token any more.
-            #expect(try await log(store).isEmpty)
+            // No entry covers a live token any more; only the newest stays, so the head holds.
+            #expect(try await log(store).map(\.seq) == [head])
+            #expect(try await store.revocationHead() == head)
+            let next = try await store.revoke(.subject("nobody"), reason: "", at: t0.addingTimeInterval(10 * 86400))
+            #expect(next.seq > head)
         }
     }
 
