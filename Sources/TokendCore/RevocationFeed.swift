@@ -18,7 +18,9 @@ public final class RevocationFeed: Sendable {
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
-    static let pageSize = 1000
+    /// Entries per read of the log: large enough that a cold start over 1,000,000 live
+    /// revocations takes a hundred round trips, not a thousand.
+    static let pageSize = 10_000
 
     public init(store: any TokenStore, view: RevocationView, pollInterval: Duration = .seconds(1), now: @escaping Now = { Date() }, logger: Logger) {
         self.store = store
@@ -45,6 +47,8 @@ public final class RevocationFeed: Sendable {
             guard entries.count == Self.pageSize, let last = entries.last else { break }
             after = last.seq
         }
+        // Once per read, not per page: a cold start over a long log builds its filter once.
+        view.refitFilter()
         view.markSynced(at: started)
     }
 
