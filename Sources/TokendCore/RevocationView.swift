@@ -99,11 +99,10 @@ public final class RevocationView: Sendable {
         state.withLock { state in
             for entry in entries {
                 for hash in entry.tokenHashes {
-                    if let known = state.exact[hash] {
-                        if entry.expiresAt > known { state.exact[hash] = entry.expiresAt }
+                    if let known = state.exact.updateValue(entry.expiresAt, forKey: hash) {
+                        if known > entry.expiresAt { state.exact[hash] = known }
                         continue
                     }
-                    state.exact[hash] = entry.expiresAt
                     if state.rebuilding { state.addedDuringRebuild.append(hash) }
                     if state.filterComplete && state.filterMembers < state.filter.capacity {
                         state.filter.insert(hash)
@@ -122,6 +121,12 @@ public final class RevocationView: Sendable {
                 state.watermark = max(state.watermark, entry.seq)
             }
         }
+    }
+
+    /// Makes room in the exact set for `additional` more hashes (a hint; see `RevocationFeed`).
+    public func reserveCapacity(additional: Int) {
+        guard additional > 0 else { return }
+        state.withLock { $0.exact.reserveCapacity($0.exact.count + additional) }
     }
 
     /// Rebuilds the filter for the live hashes when it is incomplete, over-full, or sized for

@@ -57,6 +57,17 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
         (w0, w1, w2, w3) = digest.withUnsafeBytes { Self.words($0) }
     }
 
+    /// The bytes are SHA-256 output, uniform already: one word is as good a hash-table key as
+    /// four (the table's `Hasher` is seeded per process regardless), at a quarter of the
+    /// hashing. Equality still compares all 32 bytes.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(w0)
+    }
+
+    public static func == (a: TokenHash, b: TokenHash) -> Bool {
+        (a.w0 ^ b.w0) | (a.w1 ^ b.w1) | (a.w2 ^ b.w2) | (a.w3 ^ b.w3) == 0
+    }
+
     /// Calls `body` with the 32 bytes, without copying them to the heap.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         var copy = self
