@@ -27,37 +27,37 @@ enum IntrospectionJSON {
             }
         }
         flushExtras(before: "active")
-        json.member("active", bool: true)
+        json.field("active", bool: true)
         flushExtras(before: "aud")
-        if !t.audiences.isEmpty { json.member("aud", strings: t.audiences) }
+        if !t.audiences.isEmpty { json.field("aud", strings: t.audiences) }
         flushExtras(before: "client_id")
-        json.member("client_id", string: t.clientID)
+        json.field("client_id", string: t.clientID)
         flushExtras(before: "cnf")
         if let cnf = t.confirmation, !cnf.isEmpty {
-            json.key("cnf")
+            json.fieldKey("cnf")
             json.beginObject()
-            if let jkt = cnf.jkt, !jkt.isEmpty { json.member("jkt", string: jkt) }
-            if let x5t = cnf.x5tS256, !x5t.isEmpty { json.member("x5t#S256", string: x5t) }
+            if let jkt = cnf.jkt, !jkt.isEmpty { json.field("jkt", string: jkt) }
+            if let x5t = cnf.x5tS256, !x5t.isEmpty { json.field("x5t#S256", string: x5t) }
             json.endObject()
         }
         flushExtras(before: "exp")
-        json.member("exp", int: Int64(t.expiresAt.timeIntervalSince1970))
+        json.field("exp", int: Int64(t.expiresAt.timeIntervalSince1970))
         flushExtras(before: "iat")
-        json.member("iat", int: Int64(t.issuedAt.timeIntervalSince1970))
+        json.field("iat", int: Int64(t.issuedAt.timeIntervalSince1970))
         flushExtras(before: "iss")
-        json.member("iss", string: t.issuer)
+        json.field("iss", string: t.issuer)
         flushExtras(before: "jti")
-        json.member("jti", string: t.jti)
+        json.field("jti", string: t.jti)
         flushExtras(before: "nbf")
-        if let nbf = t.notBefore { json.member("nbf", int: Int64(nbf.timeIntervalSince1970)) }
+        if let nbf = t.notBefore { json.field("nbf", int: Int64(nbf.timeIntervalSince1970)) }
         flushExtras(before: "scope")
-        if let scope = t.scope { json.member("scope", string: scope) }
+        if let scope = t.scope { json.field("scope", string: scope) }
         flushExtras(before: "sub")
-        if let sub = t.subject { json.member("sub", string: sub) }
+        if let sub = t.subject { json.field("sub", string: sub) }
         flushExtras(before: "token_type")
-        if let type = t.tokenType { json.member("token_type", string: type) }
+        if let type = t.tokenType { json.field("token_type", string: type) }
         flushExtras(before: "username")
-        if let username = t.username { json.member("username", string: username) }
+        if let username = t.username { json.field("username", string: username) }
         flushExtras(before: "")  // the rest
         json.endObject()
         return json.buffer
@@ -98,6 +98,39 @@ struct JSONWriter {
         needsComma = true
     }
 
+    /// Writes `"key":` for a key that needs no escaping (a registered member name), in one write.
+    mutating func fieldKey(_ key: StaticString) {
+        separate()
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeStaticString(key)
+        buffer.writeStaticString("\":")
+        needsComma = false
+    }
+
+    mutating func field(_ key: StaticString, string value: String) {
+        fieldKey(key)
+        writeString(value)
+        needsComma = true
+    }
+
+    mutating func field(_ key: StaticString, int value: Int64) {
+        fieldKey(key)
+        writeInt(value)
+        needsComma = true
+    }
+
+    mutating func field(_ key: StaticString, bool value: Bool) {
+        fieldKey(key)
+        buffer.writeStaticString(value ? "true" : "false")
+        needsComma = true
+    }
+
+    mutating func field(_ key: StaticString, strings values: [String]) {
+        fieldKey(key)
+        writeStrings(values)
+        needsComma = true
+    }
+
     /// Writes `"key":`; the value written next needs no comma.
     mutating func key(_ key: String) {
         separate()
@@ -126,13 +159,17 @@ struct JSONWriter {
 
     mutating func member(_ key: String, strings values: [String]) {
         self.key(key)
+        writeStrings(values)
+        needsComma = true
+    }
+
+    private mutating func writeStrings(_ values: [String]) {
         buffer.writeInteger(UInt8(ascii: "["))
         for (i, value) in values.enumerated() {
             if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
             writeString(value)
         }
         buffer.writeInteger(UInt8(ascii: "]"))
-        needsComma = true
     }
 
     private mutating func separate() {
