@@ -338,8 +338,11 @@ def cmd_report(a):
     lines.append("| measurement | requests/s | p50 ms | p99 ms | p99.9 ms | CPU µs/request: tokend · PostgreSQL · load generator | note |")
     lines.append("|---|---:|---:|---:|---:|---:|---|")
     rows = [
+        ("healthz_base", "baseline (`--compare`): `GET /healthz`"),
         ("healthz", "reference A: `GET /healthz` (memory replica)"),
+        ("mem_form_base", "baseline (`--compare`): introspection from memory, form"),
         ("mem_form", "introspection from memory, form `POST /oauth2/introspect`"),
+        ("mem_proto_base", "baseline (`--compare`): introspection from memory, Connect proto"),
         ("mem_proto", "introspection from memory, Connect proto"),
         ("db_form", "introspection through PostgreSQL (`TOKEND_CACHE_ENTRIES=0`), form"),
         ("pgbench_prepared", "reference B: pgbench PK lookup, `-M prepared`"),
@@ -402,6 +405,18 @@ def cmd_report(a):
     if ca and cp:
         checks.append(("CPU per request: reference A ÷ memory path (proto), tokend only", f"{ca / cp:.2f}",
                        "", f"{ca:.0f} vs {cp:.0f} µs"))
+    # --compare: the baseline binary's figures from the same run, and this build against them.
+    bca, bcm, bcp = get("healthz_base", "cpu_replica_us"), get("mem_form_base", "cpu_replica_us"), get("mem_proto_base", "cpu_replica_us")
+    for label, base, now in (("reference A", bca, ca), ("memory path (form)", bcm, cm), ("memory path (proto)", bcp, cp)):
+        if base and now:
+            checks.append((f"CPU per request, {label}: this build ÷ baseline (`--compare`)", f"{now / base:.2f}", "",
+                           f"{now:.0f} vs {base:.0f} µs"))
+    if bca and bcm:
+        checks.append(("baseline: CPU per request, reference A ÷ memory path (form)", f"{bca / bcm:.2f}", "", f"{bca:.0f} vs {bcm:.0f} µs"))
+    if bca and bcp:
+        checks.append(("baseline: CPU per request, reference A ÷ memory path (proto)", f"{bca / bcp:.2f}", "", f"{bca:.0f} vs {bcp:.0f} µs"))
+    if get("mem_form_base", "rps") and get("healthz_base", "rps"):
+        checks.append(("baseline: memory path (form) ÷ reference A", f"{get('mem_form_base', 'rps') / get('healthz_base', 'rps'):.2f}", "", ""))
     dr, dp = get("db_form", "cpu_replica_us"), get("db_form", "cpu_pg_us")
     bp, bx = get("pgbench_prepared", "cpu_pg_us"), get("pgbench_extended", "cpu_pg_us")
     if dp and bp:

@@ -34,13 +34,15 @@ enum ConnectCodec: Sendable {
 
     /// Reads and decodes a unary request: content type, protocol version, size limit, gzip.
     static func decode<M: Message>(_ type: M.Type, from request: Request) async throws -> (M, ConnectCodec) {
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let contentType = request.headers[.contentType]
         let codec: ConnectCodec
-        switch mediaType {
-        case "application/proto": codec = .proto
-        case "application/json": codec = .json
-        default:
+        if MediaType.is(contentType, "application/proto") {
+            codec = .proto
+        } else if MediaType.is(contentType, "application/json") {
+            codec = .json
+        } else {
+            let mediaType = (contentType ?? "").split(separator: ";").first
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             var headers = HTTPFields()
             headers[.acceptPost] = "application/proto, application/json"
             throw ConnectError(
@@ -67,11 +69,10 @@ enum ConnectCodec: Sendable {
             headers[.connectAcceptEncoding] = "gzip"
             throw ConnectError(.unimplemented, "unsupported content encoding \"\(other.prefix(32))\": use gzip or identity", headers: headers)
         }
-        let bytes = Array(body.readableBytesView)
         do {
             switch codec {
-            case .proto: return (try M(serializedBytes: bytes), codec)
-            case .json: return (try M(jsonUTF8Bytes: bytes, options: jsonDecoding), codec)
+            case .proto: return (try M(serializedBytes: body.readableBytesSpan), codec)
+            case .json: return (try M(jsonUTF8Bytes: Array(body.readableBytesView), options: jsonDecoding), codec)
             }
         } catch {
             throw ConnectError(.invalidArgument, "request body is not a valid \(M.protoMessageName) in \(codec.contentType)")
@@ -80,21 +81,29 @@ enum ConnectCodec: Sendable {
 
     /// Encodes a unary response in the request's codec, gzipped when the caller accepts gzip.
     func response(_ message: some Message, for request: Request) throws -> Response {
-        var bytes: [UInt8]
+        let bytes: [UInt8]
         switch self {
         case .proto: bytes = try message.serializedBytes()
         case .json: bytes = try message.jsonUTF8Bytes(options: Self.jsonEncoding)
         }
-        var headers = HTTPFields()
-        headers[.contentType] = contentType
-        headers[.cacheControl] = "no-store"
         var body = ByteBuffer(bytes: bytes)
+        var headers = self == .proto ? Self.protoHeaders : Self.jsonHeaders
         if Self.acceptsGzip(request.headers[.acceptEncoding]) {
             body = try body.compress(with: .gzip())
             headers[.contentEncoding] = "gzip"
         }
-        headers[.vary] = "Accept-Encoding"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The response headers of each codec without compression, built once.
+    private static let protoHeaders = headers(for: .proto)
+    private static let jsonHeaders = headers(for: .json)
+    private static func headers(for codec: ConnectCodec) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = codec.contentType
+        headers[.cacheControl] = "no-store"
+        headers[.vary] = "Accept-Encoding"
+        return headers
     }
 
     /// Whether an `Accept-Encoding` list admits gzip (a `q=0` entry refuses it).
@@ -115,4 +124,24 @@ extension HTTPField.Name {
     static let connectAcceptEncoding = HTTPField.Name("Connect-Accept-Encoding")!
     static let acceptPost = HTTPField.Name("Accept-Post")!
     static let pragma = HTTPField.Name("Pragma")!
+}
+
+/// Media type checks on a `Content-Type` value without building strings: the part before any
+/// `;`, blanks around it ignored, compared without regard to ASCII letter case.
+enum MediaType {
+    static func `is`(_ header: String?, _ expected: StaticString) -> Bool {
+        guard var header else { return false }
+        return header.withUTF8 { value in
+            var start = 0, end = value.firstIndex(of: UInt8(ascii: ";")) ?? value.count
+            while start < end && (value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t")) { start += 1 }
+            while end > start && (value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+            guard end - start == expected.utf8CodeUnitCount else { return false }
+            for i in 0..<(end - start) {
+                var c = value[start + i]
+                if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
+                if c != expected.utf8Start[i] { return false }
+            }
+            return true
+        }
+    }
 }

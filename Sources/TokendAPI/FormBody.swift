@@ -3,25 +3,51 @@ import Foundation
 /// A strictly parsed `application/x-www-form-urlencoded` body (HTML URL-encoded form, as RFC 6749
 /// Appendix B uses it): `+` is a space, `%XX` a byte, names and values must be UTF-8. A parameter
 /// given twice is an error (RFC 6749 §3.1, RFC 7662 §2.1: "parameters MUST NOT be included more than once").
+///
+/// The parser works on contiguous bytes (`init(bytes:)`, not generic, so it is compiled once and
+/// optimised in this module); the generic `init(parsing:)` hands its collection's storage to it.
 public struct FormBody: Sendable, Equatable {
     public private(set) var fields: [String: String]
 
     public struct ParseError: Error, Equatable, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
+    /// Parses any collection of bytes (a contiguous one without copying).
+    @inlinable
     public init(parsing bytes: some Collection<UInt8>) throws(ParseError) {
-        fields = [:]
-        guard !bytes.isEmpty else { return }
-        for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            let name = try Self.decode(parts[0])
-            let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
-            guard !name.isEmpty else { throw ParseError(description: "malformed form body: empty parameter name") }
-            guard fields[name] == nil else {
-                throw ParseError(description: "parameter \"\(name.prefix(64))\" is included more than once")
+        let parsed = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(ParseError) in try FormBody(bytes: UnsafeRawBufferPointer(buffer)) }
+        } ?? Array(bytes).withUnsafeBytes { raw in
+            Result { () throws(ParseError) in try FormBody(bytes: raw) }
+        }
+        self = try parsed.get()
+    }
+
+    /// Parses the bytes of a form body.
+    public init(bytes: UnsafeRawBufferPointer) throws(ParseError) {
+        fields = Dictionary(minimumCapacity: 4)
+        let count = bytes.count
+        var start = 0
+        while start < count {
+            var end = start
+            while end < count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                let name = try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<equals]))
+                let value = equals < end ? try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
+                guard !name.isEmpty else { throw ParseError(description: "malformed form body: empty parameter name") }
+                guard fields[name] == nil else {
+                    throw ParseError(description: "parameter \"\(name.prefix(64))\" is included more than once")
+                }
+                fields[name] = value
             }
-            fields[name] = value
+            start = end + 1
         }
     }
 
@@ -29,25 +55,42 @@ public struct FormBody: Sendable, Equatable {
 
     /// Decodes one form component: `+` to space, `%XX` to a byte, then UTF-8 validation.
     public static func decode(_ component: some Collection<UInt8>) throws(ParseError) -> String {
+        let decoded = component.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(ParseError) in try decode(UnsafeRawBufferPointer(buffer)) }
+        } ?? Array(component).withUnsafeBytes { raw in
+            Result { () throws(ParseError) in try decode(raw) }
+        }
+        return try decoded.get()
+    }
+
+    /// Decodes one form component given as contiguous bytes.
+    public static func decode(_ component: UnsafeRawBufferPointer) throws(ParseError) -> String {
+        // The common case (a token, a client id): nothing to unescape, validate in place.
+        if !component.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
+            guard let string = String(validating: component, as: UTF8.self) else {
+                throw ParseError(description: "form body is not valid UTF-8")
+            }
+            return string
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(component.count)
-        var index = component.startIndex
-        while index != component.endIndex {
+        var index = 0
+        let count = component.count
+        while index < count {
             let byte = component[index]
             switch byte {
             case UInt8(ascii: "+"):
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                let first = component.index(after: index)
-                guard first != component.endIndex, component.index(after: first) != component.endIndex,
-                      let hi = hexValue(component[first]), let lo = hexValue(component[component.index(after: first)])
-                else { throw ParseError(description: "malformed percent-encoding in form body") }
+                guard index + 2 < count, let hi = hexValue(component[index + 1]), let lo = hexValue(component[index + 2]) else {
+                    throw ParseError(description: "malformed percent-encoding in form body")
+                }
                 bytes.append(hi << 4 | lo)
-                index = component.index(after: first)
+                index += 2
             default:
                 bytes.append(byte)
             }
-            index = component.index(after: index)
+            index += 1
         }
         guard let string = String(validating: bytes, as: UTF8.self) else {
             throw ParseError(description: "form body is not valid UTF-8")

@@ -36,19 +36,53 @@ public final class TokendMetrics: Sendable {
                                                   helpText: "Tokens revoked through this replica")
     }
 
+    /// The request counter and latency histogram of one (listener, route, status), kept so that
+    /// a request costs one dictionary lookup here instead of the registry's lookups by name and
+    /// label list (which build and compare label arrays on every call).
+    private struct RequestKey: Hashable {
+        var listener: String
+        var route: String
+        var status: Int
+    }
+    private struct RequestHandles {
+        let count: Counter
+        let duration: DurationHistogram
+    }
+    private let requestHandles = Mutex<[RequestKey: RequestHandles]>([:])
+    private let introspectionCounters = Mutex<[String: Counter]>([:])
+
     func request(listener: String, route: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: Self.requests, labels: [("listener", listener), ("route", route), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("listener", listener), ("route", route)], buckets: Self.latencyBuckets)
-            .record(duration)
+        let key = RequestKey(listener: listener, route: route, status: status)
+        let handles = requestHandles.withLock { $0[key] } ?? {
+            let made = RequestHandles(
+                count: registry.makeCounter(descriptor: Self.requests, labels: [("listener", listener), ("route", route), ("status", String(status))]),
+                duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("listener", listener), ("route", route)], buckets: Self.latencyBuckets))
+            requestHandles.withLock { handles in
+                // Unmatched routes are bounded by the router; keep the table bounded regardless.
+                if handles.count >= 4096 { handles.removeAll() }
+                handles[key] = made
+            }
+            return made
+        }()
+        handles.count.increment()
+        handles.duration.record(duration)
     }
 
     func introspection(_ result: String, source: String) {
-        registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)]).increment()
+        let key = result + "/" + source
+        let counter = introspectionCounters.withLock { $0[key] } ?? {
+            let made = registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)])
+            introspectionCounters.withLock { $0[key] = made }
+            return made
+        }()
+        counter.increment()
     }
+
+    private var revocationCounter: Counter { registry.makeCounter(descriptor: Self.revocations, labels: []) }
 
     func revoked(_ count: Int64) {
         guard count > 0 else { return }
-        registry.makeCounter(descriptor: Self.revocations, labels: []).increment(by: count)
+        revocationCounter.increment(by: count)
     }
 
     /// Point-in-time figures of this replica's memory, refreshed at each scrape.

@@ -37,7 +37,7 @@ struct OAuthController: Sendable {
         do {
             let (result, source) = try await services.introspector.answer(token: token, audiences: caller.audiences)
             services.metrics.introspection(result.metricLabel, source: source.rawValue)
-            return JSONBody.response(IntrospectionJSON(result: result))
+            return IntrospectionJSON.response(result)
         } catch let error as TokendError where error.code == .unavailable {
             services.metrics.introspection("unavailable", source: "store")
             throw OAuthError.temporarilyUnavailable()
@@ -90,15 +90,13 @@ struct OAuthController: Sendable {
 
     /// Reads a form body: the content type must be `application/x-www-form-urlencoded`.
     static func readForm(_ request: Request) async throws -> FormBody {
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        guard mediaType == "application/x-www-form-urlencoded" else {
+        guard MediaType.is(request.headers[.contentType], "application/x-www-form-urlencoded") else {
             throw OAuthError.invalidRequest("the request body must be application/x-www-form-urlencoded")
         }
         let body = try await request.body.collect(upTo: ConnectCodec.maximumBodySize)
         do {
-            return try FormBody(parsing: body.readableBytesView)
-        } catch {
+            return try body.withUnsafeReadableBytes { try FormBody(bytes: $0) }
+        } catch let error as FormBody.ParseError {
             throw OAuthError.invalidRequest(error.description)
         }
     }

@@ -105,10 +105,8 @@ public struct BloomFilter: Sendable {
     /// with two divisions per call instead of k.
     @inline(__always)
     private static func start(_ hash: TokenHash, bitCount m: UInt64) -> (position: UInt64, stride: UInt64) {
-        hash.bytes.withUnsafeBytes { raw in
-            let h1 = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-            let h2 = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) | 1
-            return (h1 % m, h2 % m)
-        }
+        let h1 = hash.firstWordLE
+        let h2 = hash.secondWordLE | 1
+        return (h1 % m, h2 % m)
     }
 }

@@ -9,12 +9,21 @@ public typealias Now = @Sendable () -> Date
 ///
 /// Client records are cached for `recordTTL` so that the request path does not query the store on
 /// every call; a deletion or secret rotation made through this replica takes effect at once, one
-/// made through another replica within `recordTTL`. Verification itself is one HMAC-SHA-256.
+/// made through another replica within `recordTTL`. Verification itself is one HMAC-SHA-256 of
+/// the presented secret, compared in constant time with the stored hash; the HMAC key schedule
+/// of a cached client is computed once (`ClientSecret.Verifier`), not per request.
 public final class ClientAuthenticator: Sendable {
     private let store: any ClientStore
     private let now: Now
     private let recordTTL: TimeInterval
-    private let cache = Mutex<[String: (record: ClientRecord, until: Date)]>([:])
+    private struct Cached {
+        let record: ClientRecord
+        let verifier: ClientSecret.Verifier
+        let until: Date
+    }
+    private let cache = Mutex<[String: Cached]>([:])
+    /// Checked for an unknown client, so that timing does not tell which ids exist.
+    private static let unknownClient = ClientSecret.Verifier(salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
 
     public init(store: any ClientStore, now: @escaping Now = { Date() }, recordTTL: TimeInterval = 2) {
         self.store = store
@@ -24,14 +33,15 @@ public final class ClientAuthenticator: Sendable {
 
     /// The client, if `secret` is its current secret; `TokendError.unauthenticated` otherwise.
     public func authenticate(clientID: String, secret: String) async throws -> ClientRecord {
-        let failure = TokendError(.unauthenticated, "client authentication failed")
         guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else {
-            throw failure
+            throw Self.failure
         }
         let record: ClientRecord?
+        let verifier: ClientSecret.Verifier
         let current = now()
         if let cached = cache.withLock({ $0[clientID] }), cached.until > current {
             record = cached.record
+            verifier = cached.verifier
         } else {
             do {
                 record = try await store.client(id: clientID)
@@ -39,18 +49,22 @@ public final class ClientAuthenticator: Sendable {
                 throw TokendError.unavailable
             }
             if let record {
+                let made = ClientSecret.Verifier(salt: record.secretSalt, hash: record.secretHash)
+                verifier = made
                 cache.withLock { cache in
                     if cache.count > 10_000 { cache.removeAll() }
-                    cache[clientID] = (record, current.addingTimeInterval(recordTTL))
+                    cache[clientID] = Cached(record: record, verifier: made, until: current.addingTimeInterval(recordTTL))
                 }
+            } else {
+                verifier = Self.unknownClient
             }
         }
-        // Hash even for an unknown client so that timing does not tell which ids exist.
-        let salt = record?.secretSalt ?? [UInt8](repeating: 0, count: 16)
-        let expected = record?.secretHash ?? [UInt8](repeating: 0, count: 32)
-        guard ClientSecret.verify(secret, salt: salt, hash: expected), let record else { throw failure }
+        // Verify even for an unknown client so that timing does not tell which ids exist.
+        guard verifier.matches(secret), let record else { throw Self.failure }
         return record
     }
+
+    private static let failure = TokendError(.unauthenticated, "client authentication failed")
 
     /// Forgets a cached client after this replica changed or deleted it.
     public func invalidate(clientID: String) {

@@ -18,9 +18,14 @@ public final class RevocationFeed: Sendable {
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
-    static let pageSize = 1000
+    /// Entries per read of the log: large enough that a cold start over 1,000,000 live
+    /// revocations takes a hundred round trips, not a thousand.
+    public static let defaultPageSize = 10_000
+    let pageSize: Int
 
-    public init(store: any TokenStore, view: RevocationView, pollInterval: Duration = .seconds(1), now: @escaping Now = { Date() }, logger: Logger) {
+    public init(store: any TokenStore, view: RevocationView, pollInterval: Duration = .seconds(1), now: @escaping Now = { Date() }, logger: Logger,
+                pageSize: Int = RevocationFeed.defaultPageSize) {
+        self.pageSize = max(1, pageSize)
         self.store = store
         self.view = view
         self.pollInterval = pollInterval
@@ -38,14 +43,30 @@ public final class RevocationFeed: Sendable {
     /// moment the read began (everything committed before then is in what was read).
     public func sync() async throws {
         let started = now()
-        var after = view.watermark
-        while true {
-            let entries = try await store.revocations(after: after, limit: Self.pageSize)
-            view.apply(entries)
-            guard entries.count == Self.pageSize, let last = entries.last else { break }
-            after = last.seq
+        var page = try await store.revocations(after: view.watermark, limit: pageSize)
+        if page.count == pageSize { await reserveForBacklog(after: page) }
+        // A full page means there may be more: the next page is read while this one is applied.
+        while page.count == pageSize, let last = page.last {
+            async let next = store.revocations(after: last.seq, limit: pageSize)
+            view.apply(page)
+            page = try await next
         }
+        view.apply(page)
+        // Once per read, not per page: a cold start over a long log builds its filter once.
+        view.refitFilter()
         view.markSynced(at: started)
+    }
+
+    /// A full first page means a backlog (a cold start, a long disconnection): estimate how many
+    /// hashes it holds from this page's density in sequence numbers and the log's head, so that
+    /// the exact set is sized once instead of doubling its way there. The log's sequence has gaps
+    /// (collected entries), which the density accounts for; a failing head query only skips this.
+    private func reserveForBacklog(after page: [RevocationEntry]) async {
+        guard let first = page.first, let last = page.last, let head = try? await store.revocationHead(), head > last.seq else { return }
+        let hashes = page.reduce(0) { $0 + $1.tokenHashes.count }
+        let density = Double(hashes) / Double(last.seq - first.seq + 1)
+        let estimate = Double(hashes) + Double(head - last.seq) * density * 1.05
+        view.reserveCapacity(additional: Int(min(estimate, 8_000_000)))
     }
 
     /// Syncs on every wake-up and every `pollInterval` until cancelled; compacts expired entries

@@ -2,25 +2,83 @@ import Crypto
 import Foundation
 
 /// SHA-256 of an opaque token: the only form in which a token is stored, looked up or logged.
+///
+/// The 32 bytes are kept inline as four words (in memory order, i.e. the digest's byte order), so
+/// a hash costs no allocation, hashes and compares as four integers and takes 32 bytes in a
+/// dictionary key: hashing a token, caching a record and loading the revocation log all make many.
 public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    private var w0: UInt64
+    private var w1: UInt64
+    private var w2: UInt64
+    private var w3: UInt64
+
+    /// The 32 bytes, in order (allocates an array: for SQL parameters and such, not hot paths).
+    public var bytes: [UInt8] {
+        withUnsafeBytes { Array($0) }
+    }
 
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 32, "a token hash is 32 bytes")
-        self.bytes = bytes
+        self.init(unchecked: bytes)
     }
 
     public init?(validating bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }
-        self.bytes = bytes
+        self.init(unchecked: bytes)
+    }
+
+    private init(unchecked bytes: [UInt8]) {
+        (w0, w1, w2, w3) = bytes.withUnsafeBytes { Self.words($0) }
+    }
+
+    /// The hash whose 32 bytes are `raw` (which must hold exactly 32).
+    public init?(rawBytes raw: UnsafeRawBufferPointer) {
+        guard raw.count == 32 else { return nil }
+        (w0, w1, w2, w3) = Self.words(raw)
+    }
+
+    @inline(__always)
+    private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
+        (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+         raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
     }
 
     /// Hashes a raw token. Call this at the edge, as soon as the token is read.
     public init(token: some StringProtocol) {
-        self.bytes = Array(SHA256.hash(data: Array(token.utf8)))
+        var string = String(token)
+        self = string.withUTF8 { Self(utf8: UnsafeRawBufferPointer($0)) }
     }
 
-    public var hex: String { bytes.hexString }
+    /// Hashes a raw token given as its UTF-8 bytes.
+    public init(utf8 token: UnsafeRawBufferPointer) {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: token)
+        let digest = hasher.finalize()
+        (w0, w1, w2, w3) = digest.withUnsafeBytes { Self.words($0) }
+    }
+
+    /// The bytes are SHA-256 output, uniform already: one word is as good a hash-table key as
+    /// four (the table's `Hasher` is seeded per process regardless), at a quarter of the
+    /// hashing. Equality still compares all 32 bytes.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(w0)
+    }
+
+    public static func == (a: TokenHash, b: TokenHash) -> Bool {
+        (a.w0 ^ b.w0) | (a.w1 ^ b.w1) | (a.w2 ^ b.w2) | (a.w3 ^ b.w3) == 0
+    }
+
+    /// Calls `body` with the 32 bytes, without copying them to the heap.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = self
+        return try Swift.withUnsafeBytes(of: &copy) { try body($0) }
+    }
+
+    /// Bytes 0..<8 and 8..<16 as little-endian integers (what the Bloom filter's positions use).
+    var firstWordLE: UInt64 { UInt64(littleEndian: w0) }
+    var secondWordLE: UInt64 { UInt64(littleEndian: w1) }
+
+    public var hex: String { withUnsafeBytes { $0.hexString } }
     /// A short, non-reversible prefix of the hash for log lines.
     public var description: String { String(hex.prefix(12)) }
 }
@@ -79,6 +137,34 @@ public enum ClientSecret {
     public static func verify(_ secret: String, salt: [UInt8], hash: [UInt8]) -> Bool {
         constantTimeEqual(self.hash(secret, salt: salt).hash, hash)
     }
+
+    /// `verify` for one stored (salt, hash), with the HMAC key schedule computed once: a
+    /// presented secret then costs one HMAC over the secret (two SHA-256 blocks) and a
+    /// constant-time comparison. Exactly the check `verify` makes, for callers that keep the
+    /// verifier with a cached client record.
+    ///
+    /// `@unchecked Sendable`: `HMAC<SHA256>` is a copy-on-write value (its digest contexts are
+    /// copied before any update of a shared one) that swift-crypto does not mark `Sendable`; the
+    /// stored instance is never mutated, each check works on its own copy.
+    public struct Verifier: @unchecked Sendable {
+        private let keyed: HMAC<SHA256>
+        private let expected: [UInt8]
+
+        public init(salt: [UInt8], hash: [UInt8]) {
+            keyed = HMAC<SHA256>(key: SymmetricKey(data: salt))
+            expected = hash
+        }
+
+        public func matches(_ secret: String) -> Bool {
+            var mac = keyed
+            var secret = secret
+            secret.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
+            let code = mac.finalize()
+            return code.withUnsafeBytes { computed in
+                expected.withUnsafeBytes { constantTimeEqual(computed, $0) }
+            }
+        }
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -86,6 +172,14 @@ public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     var difference: UInt8 = 0
     for i in a.indices { difference |= a[i] ^ b[i] }
+    return difference == 0
+}
+
+/// Compares two byte buffers in time that depends only on their lengths.
+public func constantTimeEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for i in 0..<a.count { difference |= a[i] ^ b[i] }
     return difference == 0
 }
 
@@ -123,25 +217,36 @@ extension Sequence where Element == UInt8 {
 extension TokenHash {
     /// Parses 64 hex digits.
     public init?(hex: String) {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count == 64 else { return nil }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(32)
-        var i = 0
-        while i < 64 {
-            guard let hi = Self.nibble(utf8[i]), let lo = Self.nibble(utf8[i + 1]) else { return nil }
-            bytes.append(hi << 4 | lo)
-            i += 2
-        }
-        self.bytes = bytes
+        var hex = hex
+        guard let parsed = hex.withUTF8({ Self(hexUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = parsed
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
+    /// Parses 64 hex digits given as ASCII bytes.
+    public init?(hexUTF8 utf8: UnsafeRawBufferPointer) {
+        guard utf8.count == 64 else { return nil }
+        var raw: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let ok = Swift.withUnsafeMutableBytes(of: &raw) { out -> Bool in
+            var bad: UInt8 = 0
+            for i in 0..<32 {
+                let hi = Self.nibble(utf8[2 * i]), lo = Self.nibble(utf8[2 * i + 1])
+                bad |= (hi | lo) & 0xF0
+                out[i] = hi << 4 | (lo & 0x0F)
+            }
+            return bad == 0
+        }
+        guard ok else { return nil }
+        (w0, w1, w2, w3) = raw
+    }
+
+    /// The value of a hex digit, or 0xFF.
+    @inline(__always)
+    private static func nibble(_ c: UInt8) -> UInt8 {
         switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x61...0x66: return c - 0x61 + 10
-        case 0x41...0x46: return c - 0x41 + 10
-        default: return nil
+        case 0x30...0x39: return c &- 0x30
+        case 0x61...0x66: return c &- 0x61 &+ 10
+        case 0x41...0x46: return c &- 0x41 &+ 10
+        default: return 0xFF
         }
     }
 }

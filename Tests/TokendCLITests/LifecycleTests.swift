@@ -8,6 +8,8 @@ import TokendTestSupport
 
 final class AnswerCounter: Sendable {
     let count = Atomic<Int>(0)
+    /// Set once SIGTERM is sent.
+    let sigtermSent = Atomic<Bool>(false)
 }
 
 /// SIGTERM: `/readyz` turns 503 at once, requests keep being served through the shutdown delay,
@@ -29,7 +31,9 @@ final class AnswerCounter: Sendable {
         let token = try #require(issued.json?["access_token"] as? String)
         #expect(await Self.get(server.publicURL + "/readyz")?.0 == 200)
 
-        // Keep introspecting from 8 workers across the SIGTERM; every answer must be a complete 200.
+        // Keep introspecting from 8 workers across the SIGTERM, until each has had an answer sent
+        // after it (inside the 1.5 s delay, however fast or slow the machine, rather than until a
+        // fixed time); every answer must be a complete 200.
         let started = Date()
         let publicURL = server.publicURL
         let pid = server.process.processIdentifier
@@ -38,10 +42,13 @@ final class AnswerCounter: Sendable {
             for _ in 0..<8 {
                 group.addTask {
                     var statuses: [Int] = []
-                    while Date().timeIntervalSince(started) < 1.0 {
+                    var answeredAfterSigterm = false
+                    while !answeredAfterSigterm, Date().timeIntervalSince(started) < 30 {
+                        let after = answered.sigtermSent.load(ordering: .acquiring)
                         let (status, body) = try await postForm(publicURL + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
                         statuses.append(body["active"] as? Bool == true ? status : -status)
                         answered.count.add(1, ordering: .relaxed)
+                        answeredAfterSigterm = after
                     }
                     return statuses
                 }
@@ -51,6 +58,7 @@ final class AnswerCounter: Sendable {
                 answered.count.load(ordering: .relaxed) >= 40
             }
             kill(pid, SIGTERM)
+            answered.sigtermSent.store(true, ordering: .releasing)
             var all: [Int] = []
             for try await statuses in group { all += statuses }
             return all
@@ -58,8 +66,12 @@ final class AnswerCounter: Sendable {
         #expect(!outcomes.isEmpty)
         #expect(outcomes.allSatisfy { $0 == 200 }, "answers during shutdown: \(Set(outcomes))")
 
-        // Still within the delay: not ready, but alive and serving.
-        let ready = await Self.get(server.publicURL + "/readyz")
+        // Still within the delay: not ready (once the signal has been handled), but alive and serving.
+        var ready: (Int, String)?
+        try await eventually("/readyz 503 after SIGTERM", within: .seconds(1), every: .milliseconds(10)) {
+            ready = await Self.get(server.publicURL + "/readyz")
+            return ready?.0 != 200
+        }
         #expect(ready?.0 == 503)
         #expect(ready?.1.contains("shutting down") == true)
         #expect(await Self.get(server.publicURL + "/healthz")?.0 == 200)

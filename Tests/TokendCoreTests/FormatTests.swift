@@ -56,3 +56,28 @@ import Testing
         #expect(!constantTimeEqual("admin", "admiN"))
     }
 }
+
+@Suite struct TokenHashTests {
+    @Test func bytesRoundTripAndHashingIsByValue() {
+        let bytes = (0..<32).map { UInt8($0 * 7 + 1) }
+        let hash = TokenHash(bytes: bytes)
+        #expect(hash.bytes == bytes)
+        #expect(TokenHash(validating: bytes) == hash)
+        #expect(TokenHash(validating: Array(bytes.prefix(31))) == nil)
+        #expect(hash.hex == bytes.hexString)
+        #expect(TokenHash(hex: hash.hex.uppercased()) == hash)
+        #expect(TokenHash(hex: String(hash.hex.dropLast()) + "g") == nil)
+        #expect(TokenHash(hex: hash.hex + "00") == nil)
+        #expect(Set([hash, TokenHash(bytes: bytes), TokenHash(token: "x")]).count == 2)
+        #expect(hash.withUnsafeBytes { Array($0) } == bytes)
+    }
+
+    @Test func tokenHashingAgreesForEveryStringForm() {
+        let token = "tkd_at_" + String(repeating: "A", count: 43)
+        let hash = TokenHash(token: token)
+        #expect(TokenHash(token: token[...]) == hash)
+        #expect(TokenHash(token: String(decoding: Array(token.utf8), as: UTF8.self)) == hash)
+        #expect(hash.description.count == 12)
+        #expect(hash.hex.hasPrefix(hash.description))
+    }
+}

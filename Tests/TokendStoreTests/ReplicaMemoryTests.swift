@@ -277,3 +277,29 @@ import TokendTestSupport
         #expect(disabled.count == 0)
     }
 }
+
+/// Reading a long log in pages: the next page is read while one is applied, and a backlog is
+/// sized from the first page; nothing may be skipped or applied out of order.
+@Suite struct RevocationFeedPagingTests {
+    @Test(arguments: StoreKind.allCases)
+    func aBacklogOfManyPagesIsAppliedCompletely(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let tokens = (0..<53).map { _ in mint(issuedAt: t0) }
+            for token in tokens { try await store.insertTokens([token.record]) }
+            for token in tokens.prefix(50) { _ = try await store.revoke(.token(token.hash), reason: "backlog", at: t0) }
+            let view = RevocationView()
+            let feed = RevocationFeed(store: store, view: view, now: { t0 }, logger: TestEnvironment.logger, pageSize: 7)
+            try await feed.sync()
+            #expect(view.watermark == (try await store.revocationHead()))
+            #expect(view.figures.exactEntries == 50)
+            #expect(tokens.prefix(50).allSatisfy { view.verdict(for: $0.record) == .revoked })
+            #expect(tokens.suffix(3).allSatisfy { view.verdict(for: $0.record) == .notRevoked })
+            #expect(view.isFresh(now: t0, maxStaleness: 5))
+            // A later read picks up where the last one stopped.
+            _ = try await store.revoke(.token(tokens[51].hash), reason: "later", at: t0)
+            try await feed.sync()
+            #expect(view.verdict(for: tokens[51].record) == .revoked)
+            #expect(view.figures.exactEntries == 51)
+        }
+    }
+}
