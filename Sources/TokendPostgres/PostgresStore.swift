@@ -170,19 +170,42 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         return nil
     }
 
+    /// One `tokens` row (`tokenColumns`), column by column with concrete types, as
+    /// `revocationEntry` does: a 17-tuple `PostgresRow.decode` resolves variadic generics at run
+    /// time on every row of the database path. `extra` is `{}` for most tokens and then skips
+    /// JSONDecoder.
     static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
-        let (hash, kind, clientID, subject, username, scope, audiences, issuer, issuedAt, notBefore,
-             expiresAt, jti, grantID, jkt, x5t, extra, revokedAt) = try row.decode(
-            (Data, Int16, String, String?, String?, String?, [String], String, Date, Date?,
-             Date, String, String, String?, String?, String, Date?).self
-        )
+        var cells = row.makeIterator()
+        func next() throws -> PostgresCell {
+            guard let cell = cells.next() else { throw PostgresDecodingError.Code.missingData }
+            return cell
+        }
+        let hash = try next().decode(ByteBuffer.self, context: .default)
+        let kind = try next().decode(Int16.self, context: .default)
+        let clientID = try next().decode(String.self, context: .default)
+        let subject = try next().decode(String?.self, context: .default)
+        let username = try next().decode(String?.self, context: .default)
+        let scope = try next().decode(String?.self, context: .default)
+        let audiences = try next().decode([String].self, context: .default)
+        let issuer = try next().decode(String.self, context: .default)
+        let issuedAt = try next().decode(Date.self, context: .default)
+        let notBefore = try next().decode(Date?.self, context: .default)
+        let expiresAt = try next().decode(Date.self, context: .default)
+        let jti = try next().decode(String.self, context: .default)
+        let grantID = try next().decode(String.self, context: .default)
+        let jkt = try next().decode(String?.self, context: .default)
+        let x5t = try next().decode(String?.self, context: .default)
+        let extra = try next().decode(String.self, context: .default)
+        let revokedAt = try next().decode(Date?.self, context: .default)
         let confirmation = (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t)
+        let hashBytes = hash.readableBytesView
+        guard hashBytes.count == 32 else { throw PostgresDecodingError.Code.failure }
         return TokenRecord(
-            hash: TokenHash(bytes: Array(hash)), kind: TokenKind(rawValue: Int(kind)) ?? .access,
+            hash: TokenHash(bytes: Array(hashBytes)), kind: TokenKind(rawValue: Int(kind)) ?? .access,
             clientID: clientID, subject: subject, username: username, scope: scope, audiences: audiences,
             issuer: issuer, issuedAt: issuedAt, notBefore: notBefore, expiresAt: expiresAt, jti: jti,
             grantID: grantID, confirmation: confirmation,
-            extra: (try? JSONDecoder().decode([String: String].self, from: Data(extra.utf8))) ?? [:],
+            extra: extra == "{}" ? [:] : ((try? JSONDecoder().decode([String: String].self, from: Data(extra.utf8))) ?? [:]),
             revokedAt: revokedAt
         )
     }
