@@ -170,33 +170,27 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         return nil
     }
 
-    /// One `tokens` row (`tokenColumns`), column by column with concrete types, as
-    /// `revocationEntry` does: a 17-tuple `PostgresRow.decode` resolves variadic generics at run
-    /// time on every row of the database path. `extra` is `{}` for most tokens and then skips
-    /// JSONDecoder.
+    /// One `tokens` row (`tokenColumns`), through `RowCells`. `extra` is `{}` for most tokens and
+    /// then skips JSONDecoder.
     static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
-        var cells = row.makeIterator()
-        func next() throws -> PostgresCell {
-            guard let cell = cells.next() else { throw PostgresDecodingError.Code.missingData }
-            return cell
-        }
-        let hash = try next().decode(ByteBuffer.self, context: .default)
-        let kind = try next().decode(Int16.self, context: .default)
-        let clientID = try next().decode(String.self, context: .default)
-        let subject = try next().decode(String?.self, context: .default)
-        let username = try next().decode(String?.self, context: .default)
-        let scope = try next().decode(String?.self, context: .default)
-        let audiences = try next().decode([String].self, context: .default)
-        let issuer = try next().decode(String.self, context: .default)
-        let issuedAt = try next().decode(Date.self, context: .default)
-        let notBefore = try next().decode(Date?.self, context: .default)
-        let expiresAt = try next().decode(Date.self, context: .default)
-        let jti = try next().decode(String.self, context: .default)
-        let grantID = try next().decode(String.self, context: .default)
-        let jkt = try next().decode(String?.self, context: .default)
-        let x5t = try next().decode(String?.self, context: .default)
-        let extra = try next().decode(String.self, context: .default)
-        let revokedAt = try next().decode(Date?.self, context: .default)
+        var cells = RowCells(row)
+        let hash = try cells.next(ByteBuffer.self)
+        let kind = try cells.next(Int16.self)
+        let clientID = try cells.next(String.self)
+        let subject = try cells.next(String?.self)
+        let username = try cells.next(String?.self)
+        let scope = try cells.next(String?.self)
+        let audiences = try cells.next([String].self)
+        let issuer = try cells.next(String.self)
+        let issuedAt = try cells.next(Date.self)
+        let notBefore = try cells.next(Date?.self)
+        let expiresAt = try cells.next(Date.self)
+        let jti = try cells.next(String.self)
+        let grantID = try cells.next(String.self)
+        let jkt = try cells.next(String?.self)
+        let x5t = try cells.next(String?.self)
+        let extra = try cells.next(String.self)
+        let revokedAt = try cells.next(Date?.self)
         let confirmation = (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t)
         let hashBytes = hash.readableBytesView
         guard hashBytes.count == 32 else { throw PostgresDecodingError.Code.failure }
@@ -312,23 +306,18 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         return entries
     }
 
-    /// One `revocations` row, column by column with concrete types: `PostgresRow.decode` of an
-    /// 8-tuple goes through variadic generics resolved at run time, which cost more than the
-    /// decoding itself at a cold start over 1,000,000 entries.
+    /// One `revocations` row, through `RowCells` (at a cold start over 1,000,000 entries a tuple
+    /// decode cost more than the decoding itself).
     static func revocationEntry(_ row: PostgresRow) throws -> RevocationEntry {
-        var cells = row.makeIterator()
-        func next() throws -> PostgresCell {
-            guard let cell = cells.next() else { throw PostgresDecodingError.Code.missingData }
-            return cell
-        }
-        let seq = try next().decode(Int64.self, context: .default)
-        let kind = try next().decode(String.self, context: .default)
-        let value = try next().decode(String.self, context: .default)
-        let hashes = try next().decode(HexTokenHashes.self, context: .default)
-        let reason = try next().decode(String.self, context: .default)
-        let count = try next().decode(Int64.self, context: .default)
-        let createdAt = try next().decode(Date.self, context: .default)
-        let expiresAt = try next().decode(Date.self, context: .default)
+        var cells = RowCells(row)
+        let seq = try cells.next(Int64.self)
+        let kind = try cells.next(String.self)
+        let value = try cells.next(String.self)
+        let hashes = try cells.next(HexTokenHashes.self)
+        let reason = try cells.next(String.self)
+        let count = try cells.next(Int64.self)
+        let createdAt = try cells.next(Date.self)
+        let expiresAt = try cells.next(Date.self)
         return RevocationEntry(
             seq: seq, kind: kind, value: value, tokenHashes: hashes.hashes,
             reason: reason, revokedCount: count, createdAt: createdAt, expiresAt: expiresAt)
@@ -398,5 +387,18 @@ struct HexTokenHashes: PostgresDecodable {
             if let hash { hashes.append(hash) }
         }
         return hashes
+    }
+}
+
+/// A row's cells read in order, each with a concrete type: `PostgresRow.decode` of a long tuple
+/// resolves variadic generics at run time on every row, which costs more than the decoding.
+struct RowCells {
+    private var iterator: PostgresRow.Iterator
+
+    init(_ row: PostgresRow) { iterator = row.makeIterator() }
+
+    mutating func next<T: PostgresDecodable>(_ type: T.Type) throws -> T {
+        guard let cell = iterator.next() else { throw PostgresDecodingError.Code.missingData }
+        return try cell.decode(T.self, context: .default)
     }
 }
