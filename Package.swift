@@ -74,13 +74,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The composition root: configuration, store backends, the whole server as one ServiceGroup.
+        .target(
+            name: "TokendServer",
+            dependencies: [
+                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI",
+                "TokendCore", "TokendServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -115,6 +126,13 @@ let package = Package(
                 "TokendCore", "TokendAPI", "TokendProto", "TokendPostgres", "TokendSQLite", "TokendTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "TokendServerTests",
+            dependencies: [
+                "TokendCore", "TokendServer", "TokendTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport"]),

@@ -79,13 +79,18 @@ public struct ClientRegistry: Sendable {
     private let authenticator: ClientAuthenticator?
     private let revoker: Revoker?
     private let now: Now
+    private let logger: Logger
 
     /// With a `revoker`, deleting a client first revokes every token issued to it.
-    public init(store: any ClientStore, authenticator: ClientAuthenticator? = nil, revoker: Revoker? = nil, now: @escaping Now = { Date() }) {
+    public init(
+        store: any ClientStore, authenticator: ClientAuthenticator? = nil, revoker: Revoker? = nil, now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.clients")
+    ) {
         self.store = store
         self.authenticator = authenticator
         self.revoker = revoker
         self.now = now
+        self.logger = logger
     }
 
     /// Registers a client and returns it with its secret, which is not kept and cannot be shown again.
@@ -105,19 +110,21 @@ public struct ClientRegistry: Sendable {
             id: id, roles: parsedRoles, audiences: audiences, secretSalt: hashed.salt,
             secretHash: hashed.hash, createdAt: now()
         )
-        try await store.createClient(record)
+        try await storeCall(logger, "creating a client") { try await store.createClient(record) }
         return (record, secret)
     }
 
     public func list() async throws -> [ClientRecord] {
-        try await store.listClients().sorted { $0.id < $1.id }
+        try await storeCall(logger, "listing clients") { try await store.listClients() }.sorted { $0.id < $1.id }
     }
 
     /// Deletes the client after revoking its tokens: a deleted client's tokens must not stay active.
     public func delete(id: String) async throws {
-        guard try await store.client(id: id) != nil else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
+        guard try await storeCall(logger, "reading a client", { try await store.client(id: id) }) != nil else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
         if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted") }
-        guard try await store.deleteClient(id: id) else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
+        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id) }) else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
         authenticator?.invalidate(clientID: id)
     }
 
@@ -125,7 +132,7 @@ public struct ClientRegistry: Sendable {
     public func rotateSecret(id: String) async throws -> String {
         let secret = ClientSecret.generate()
         let hashed = ClientSecret.hash(secret)
-        guard try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) else {
+        guard try await storeCall(logger, "rotating a secret", { try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) }) else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         authenticator?.invalidate(clientID: id)

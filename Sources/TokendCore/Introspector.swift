@@ -7,20 +7,24 @@ public enum IntrospectionResult: Sendable, Equatable {
     /// audiences: RFC 7662 answers all of these with `{"active":false}` and nothing else.
     case inactive
     case active(TokenRecord)
+
+    public var isActive: Bool {
+        if case .active = self { return true }
+        return false
+    }
 }
 
-/// A replica's memory: cached token records and what it knows of the revocation log.
-public struct ReplicaMemory: Sendable {
-    public let cache: TokenCache
-    public let view: RevocationView
-    /// How long after the last confirmed sync memory may still answer (`TOKEND_MAX_STALENESS`).
-    public let maxStaleness: TimeInterval
+/// What the decisions report as they are made (Prometheus counters in the server).
+public protocol DecisionMetrics: Sendable {
+    /// One introspection answered for a client, by outcome and by where the answer came from.
+    func introspected(_ outcome: IntrospectionOutcome, source: AnswerSource)
+    /// A committed revocation and how many tokens it revoked.
+    func revoked(count: Int64)
+}
 
-    public init(cache: TokenCache, view: RevocationView, maxStaleness: TimeInterval) {
-        self.cache = cache
-        self.view = view
-        self.maxStaleness = maxStaleness
-    }
+/// An introspection's outcome, as counted.
+public enum IntrospectionOutcome: String, Sendable {
+    case active, inactive, unavailable
 }
 
 /// Where an answer came from.
@@ -40,12 +44,45 @@ public struct Introspector: Sendable {
     private let memory: ReplicaMemory?
     private let now: Now
     private let logger: Logger
+    private let metrics: (any DecisionMetrics)?
 
-    public init(store: any TokenStore, memory: ReplicaMemory? = nil, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.introspect")) {
+    public init(
+        store: any TokenStore, memory: ReplicaMemory? = nil, now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.introspect"), metrics: (any DecisionMetrics)? = nil
+    ) {
         self.store = store
         self.memory = memory
         self.now = now
         self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Introspection on `replica`'s store and memory.
+    public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
+        self.init(store: replica.store, memory: replica.memory, now: replica.now, logger: logger, metrics: metrics)
+    }
+
+    /// RFC 7662 §2.1–2.2 for an authenticated client: the caller needs role `introspect`
+    /// (`TokendError.missingRole`), `token` is required (`invalidRequest`), and a caller with
+    /// audiences sees as active only tokens whose `aud` contains one of them.
+    /// Throws `TokendError.unavailable` when the store cannot answer: never a guess either way.
+    public func introspect(_ token: String?, caller: ClientRecord) async throws -> IntrospectionResult {
+        guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not introspect tokens") }
+        guard let token else { throw TokendError.invalidRequest("token is required") }
+        do {
+            let (result, source) = try await answer(token: token, audiences: caller.audiences)
+            metrics?.introspected(result.isActive ? .active : .inactive, source: source)
+            return result
+        } catch let error as TokendError where error.code == .unavailable {
+            metrics?.introspected(.unavailable, source: .store)
+            throw error
+        }
+    }
+
+    /// Introspection for an operator (the admin API): no role and no audience restriction.
+    public func introspectAsOperator(_ token: String?) async throws -> IntrospectionResult {
+        guard let token else { throw TokendError.invalidRequest("token is required") }
+        return try await introspect(token: token, audiences: [])
     }
 
     /// Introspects a raw token for a caller whose audience restriction is `audiences` (empty: none).
@@ -97,21 +134,38 @@ public struct Revoker: Sendable {
     private let now: Now
     private let logger: Logger
     private let afterCommit: (@Sendable (Date) async -> Void)?
+    private let metrics: (any DecisionMetrics)?
 
     /// `afterCommit` runs after each committed revocation, before the caller is answered, with the
     /// time the revocation was made: the replica applies it to its own memory there, so that its
     /// next answer already reflects it (read-your-writes on the replica that acknowledged it).
     public init(store: any TokenStore, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.revoke"),
-                afterCommit: (@Sendable (Date) async -> Void)? = nil) {
+                metrics: (any DecisionMetrics)? = nil, afterCommit: (@Sendable (Date) async -> Void)? = nil) {
         self.store = store
         self.now = now
         self.logger = logger
+        self.metrics = metrics
         self.afterCommit = afterCommit
+    }
+
+    /// Revocation on `replica`'s store, applied to its memory before each acknowledgement.
+    public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
+        self.init(store: replica.store, now: replica.now, logger: logger, metrics: metrics, afterCommit: { time in
+            await replica.didCommitRevocation(at: time)
+        })
+    }
+
+    /// RFC 7009 §2.1 for an authenticated client: `token` is required (`invalidRequest`); the rest
+    /// as `revoke(token:caller:)`.
+    @discardableResult
+    public func revoke(_ token: String?, caller: ClientRecord) async throws -> RevocationOutcome {
+        guard let token else { throw TokendError.invalidRequest("token is required") }
+        return try await revoke(token: token, caller: caller)
     }
 
     /// RFC 7009 §2.1–2.2: revokes `token` on behalf of `caller`. Unknown and malformed tokens
     /// succeed without effect (the hint is only a hint and is not needed here). A client without
-    /// role `revoke` may revoke only tokens issued to itself; otherwise `TokendError.forbidden`,
+    /// role `revoke` may revoke only tokens issued to itself; otherwise `TokendError.notOwner`,
     /// and the token stays active. Returns when the revocation is committed.
     @discardableResult
     public func revoke(token: String, caller: ClientRecord) async throws -> RevocationOutcome {
@@ -121,7 +175,7 @@ public struct Revoker: Sendable {
         let record = try await storeCall { try await store.token(hash: hash) }
         guard let record else { return nothing }
         guard record.clientID == caller.id || caller.roles.contains(.revoke) else {
-            throw TokendError.forbidden("the token was not issued to this client")
+            throw TokendError.notOwner
         }
         if record.revokedAt != nil { return nothing }
         let time = now()
@@ -129,6 +183,7 @@ public struct Revoker: Sendable {
             try await store.revoke(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: time)
         }
         await afterCommit?(time)
+        metrics?.revoked(count: outcome.revoked)
         logger.info("token revoked", metadata: ["token_hash": "\(hash)", "client_id": "\(caller.id)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
         return outcome
     }
@@ -148,6 +203,7 @@ public struct Revoker: Sendable {
         let time = now()
         let outcome = try await storeCall { try await store.revoke(selector, reason: reason, at: time) }
         if outcome.seq != 0 { await afterCommit?(time) }
+        metrics?.revoked(count: outcome.revoked)
         logger.info("revocation committed", metadata: ["selector": "\(selector.kind)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
         return outcome
     }

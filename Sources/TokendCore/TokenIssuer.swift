@@ -89,7 +89,18 @@ public struct TokenIssuer: Sendable {
         self.logger = logger
     }
 
+    /// Issuance requested by an authorization server: the caller needs role `issue`
+    /// (`TokendError.missingRole`); an empty `clientID` means the caller itself.
+    public func issue(_ request: IssueRequest, caller: ClientRecord) async throws -> IssuedTokens {
+        guard caller.roles.contains(.issue) else { throw TokendError.missingRole("this client may not issue tokens") }
+        var request = request
+        if request.clientID.isEmpty { request.clientID = caller.id }
+        return try await issue(request)
+    }
+
+    /// Issuance requested by an operator (the admin API): `clientID` is required.
     public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
+        guard !request.clientID.isEmpty else { throw TokendError.invalidRequest("client_id is required") }
         try validate(request)
         let client: ClientRecord?
         do { client = try await store.client(id: request.clientID) } catch { throw TokendError.unavailable }
@@ -119,14 +130,7 @@ public struct TokenIssuer: Sendable {
             refreshToken = token
             refresh = record
         }
-        do {
-            try await store.insertTokens(records)
-        } catch let error as TokendError {
-            throw error
-        } catch {
-            logger.warning("storing issued tokens failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
-            throw TokendError.unavailable
-        }
+        try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(records) }
         logger.info("tokens issued", metadata: ["client_id": "\(request.clientID)", "jti": "\(access.jti)", "grant_id": "\(grantID)", "refresh": "\(request.refresh)"])
         return IssuedTokens(accessToken: accessToken, access: access, refreshToken: refreshToken, refresh: refresh, expiresIn: Int64(ttl))
     }

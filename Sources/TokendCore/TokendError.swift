@@ -1,13 +1,20 @@
 /// A domain error. Its description is safe to show a caller: it never holds a token, a secret,
-/// SQL or a store's internal message. The HTTP and RPC layers map `code` to their wire errors.
+/// SQL or a store's internal message.
+///
+/// `code` is the one vocabulary of refusals. Each wire dialect (OAuth JSON, Connect, …) maps every
+/// code to its answer in exactly one table, so a new dialect is a new table, never a new decision.
 public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
+    public enum Code: Sendable, Hashable, CaseIterable {
         /// The request is malformed (RFC 6749 `invalid_request`, Connect `invalid_argument`).
         case invalidRequest
-        /// The caller could not be authenticated.
+        /// The request body is larger than the endpoint accepts (64 KiB).
+        case tooLarge
+        /// The caller could not be authenticated (RFC 6749 §5.2 `invalid_client`).
         case unauthenticated
-        /// The caller is authenticated but may not do this.
-        case forbidden
+        /// The caller is authenticated but lacks the role the operation needs.
+        case missingRole
+        /// The caller may not act on this token: it was issued to another client (RFC 7009 §2.1).
+        case notOwner
         /// The named client, token or grant does not exist.
         case notFound
         /// The thing to create exists already.
@@ -27,8 +34,11 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
 
     public static func invalidRequest(_ message: String) -> TokendError { .init(.invalidRequest, message) }
-    public static func forbidden(_ message: String) -> TokendError { .init(.forbidden, message) }
+    public static func missingRole(_ message: String) -> TokendError { .init(.missingRole, message) }
     public static func notFound(_ message: String) -> TokendError { .init(.notFound, message) }
     public static func alreadyExists(_ message: String) -> TokendError { .init(.alreadyExists, message) }
+    public static let unauthenticated = TokendError(.unauthenticated, "client authentication failed")
+    public static let notOwner = TokendError(.notOwner, "the token was not issued to this client")
+    public static let tooLarge = TokendError(.tooLarge, "request body exceeds 65536 bytes")
     public static let unavailable = TokendError(.unavailable, "the token store is temporarily unavailable")
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import TokendCore
-import TokendPostgres
+import TokendServer
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,43 +19,21 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = global.bootstrapLogging()
-        let showStatus = status
-        try await OpenedStore.with(global, logger: logger) { opened in
-            let migrationStatus: MigrationStatus
-            switch opened {
-            case .postgres(_, let client):
-                let migrator = PostgresMigrator(client: client, logger: logger)
-                if !showStatus {
-                    let applied = try await migrator.migrate()
+        let (showStatus, store) = (status, global.store)
+        try await withStoreBackend(store, logger: logger) { backend in
+            if !showStatus {
+                if case .embedded(let dataDir) = store {
+                    // Opening the embedded store applies its migrations.
+                    print("embedded store in \(dataDir) is up to date")
+                } else {
+                    let applied = try await backend.migrate()
                     print(applied.isEmpty ? "nothing to apply" : "applied: \(applied.map(String.init).joined(separator: ", "))")
                 }
-                migrationStatus = try await migrator.status()
-            case .sqlite(let store):
-                // Opening the embedded store applies its migrations.
-                migrationStatus = try await store.migrationStatus()
-                if !showStatus { print("embedded store in \(global.resolvedDataDir) is up to date") }
-            }
-            if showStatus {
+            } else {
+                let migrationStatus = try await backend.migrationStatus()
                 for version in migrationStatus.applied { print("applied  \(String(format: "%04d", version))") }
                 for migration in migrationStatus.pending { print("pending  \(migration.name)") }
             }
-        }
-    }
-}
-
-struct GC: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gc",
-        abstract: "Delete expired tokens and revocation entries that can no longer matter."
-    )
-
-    @OptionGroup var global: GlobalOptions
-
-    func run() async throws {
-        let logger = global.bootstrapLogging()
-        try await OpenedStore.with(global, logger: logger) { opened in
-            let deleted = try await opened.store.deleteExpired(before: Date())
-            print("deleted \(deleted) expired tokens")
         }
     }
 }

@@ -29,12 +29,39 @@ struct Caller: Sendable {
     var basicHeaders: HTTPFields { [.authorization: basic] }
 }
 
-/// One fresh, migrated store with `TokendServices` over it, driven by a manual clock.
+/// What the routers are built from: one replica's decisions and the metrics they report to.
+struct Services: Sendable {
+    let tokend: Tokend
+    let metrics: TokendMetrics
+
+    /// A replica over `store` with memory (as `tokend serve` runs it), driven by `now`.
+    init(store: any TokendStore, issuerURL: String = testIssuerURL, now: @escaping Now, cacheEntries: Int = 10_000) {
+        let replica = Replica(store: store, cacheEntries: cacheEntries, maxStaleness: 5, now: now, logger: TestEnvironment.logger)
+        let metrics = TokendMetrics()
+        self.tokend = Tokend(replica: replica, issuer: IssuerIdentifier(issuerURL), logger: TestEnvironment.logger, metrics: metrics)
+        self.metrics = metrics
+    }
+
+    func publicRouter() -> Router<TokendRequestContext> {
+        buildPublicRouter(tokend, metrics: metrics, logger: TestEnvironment.logger)
+    }
+
+    func adminRouter() -> Router<TokendRequestContext> {
+        buildAdminRouter(tokend, adminToken: testAdminToken, metrics: metrics, logger: TestEnvironment.logger)
+    }
+
+    var registry: ClientRegistry { tokend.registry }
+    var issuer: TokenIssuer { tokend.issuer }
+    var revoker: Revoker { tokend.revoker }
+    var replica: Replica { tokend.replica }
+}
+
+/// One fresh, migrated store with a replica over it, driven by a manual clock.
 struct Harness: Sendable {
     let kind: StoreKind
     let store: any TokendStore
     let clock: ManualClock
-    let services: TokendServices
+    let services: Services
 
     init(kind: StoreKind, store: any TokendStore) {
         self.kind = kind
@@ -43,11 +70,7 @@ struct Harness: Sendable {
         self.clock = clock
         // As `tokend serve` runs it: replica memory (token cache + revocation view) kept current by
         // a feed, so these tests exercise the memory path as well as the store path.
-        let view = RevocationView()
-        let feed = RevocationFeed(store: store, view: view, now: clock.now, logger: TestEnvironment.logger)
-        self.services = TokendServices(
-            store: store, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger, now: clock.now,
-            memory: ReplicaMemory(cache: TokenCache(capacity: 10_000), view: view, maxStaleness: 5), feed: feed)
+        self.services = Services(store: store, now: clock.now)
     }
 
     /// Registers a client through the registry and returns its secret.
@@ -60,32 +83,31 @@ struct Harness: Sendable {
         try await services.issuer.issue(request)
     }
 
-    /// Services over the same store, seen through a wrapper whose calls can be made to fail.
-    func faultyServices() -> (TokendServices, FaultyStore) {
+    /// Services over the same store, seen through a wrapper whose calls can be made to fail
+    /// (without memory: every answer asks the failing store).
+    func faultyServices() -> (Services, FaultyStore) {
         let faulty = FaultyStore(base: store)
-        let services = TokendServices(
-            store: faulty, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger, now: clock.now)
-        return (services, faulty)
+        return (Services(store: faulty, now: clock.now, cacheEntries: 0), faulty)
     }
 }
 
 func withHarness<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> T) async throws -> T {
     try await withStore(kind) { store in
         let harness = Harness(kind: kind, store: store)
-        try await harness.services.feed?.sync()
+        try await harness.services.replica.feed?.sync()
         return try await body(harness)
     }
 }
 
 /// Runs `body` against the public router (in-process, no socket).
-func withPublicRouter<T: Sendable>(_ services: TokendServices, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
-    let app = Application(router: buildPublicRouter(services), logger: TestEnvironment.logger)
+func withPublicRouter<T: Sendable>(_ services: Services, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+    let app = Application(router: services.publicRouter(), logger: TestEnvironment.logger)
     return try await app.test(.router, body)
 }
 
 /// Runs `body` against the admin router (in-process, no socket).
-func withAdminRouter<T: Sendable>(_ services: TokendServices, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
-    let app = Application(router: buildAdminRouter(services), logger: TestEnvironment.logger)
+func withAdminRouter<T: Sendable>(_ services: Services, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+    let app = Application(router: services.adminRouter(), logger: TestEnvironment.logger)
     return try await app.test(.router, body)
 }
 

@@ -14,7 +14,7 @@ import TokendTestSupport
     @Test(arguments: StoreKind.allCases)
     func healthAndReadinessWithAWorkingStore(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
-            for router in [buildPublicRouter(h.services), buildAdminRouter(h.services)] {
+            for router in [h.services.publicRouter(), h.services.adminRouter()] {
                 let app = Application(router: router, logger: TestEnvironment.logger)
                 try await app.test(.router) { client in
                     let health = try await client.send("/healthz", method: .get)
@@ -34,7 +34,7 @@ import TokendTestSupport
         try await withHarness(kind) { h in
             let (services, faulty) = h.faultyServices()
             faulty.failAll()
-            for router in [buildPublicRouter(services), buildAdminRouter(services)] {
+            for router in [services.publicRouter(), services.adminRouter()] {
                 let app = Application(router: router, logger: TestEnvironment.logger)
                 try await app.test(.router) { client in
                     let ready = try await client.send("/readyz", method: .get)
@@ -53,13 +53,19 @@ import TokendTestSupport
 
     @Test func readinessReportsWhatTheReplicaSays() async throws {
         try await withHarness(.sqlite) { h in
-            let services = TokendServices(
-                store: h.store, issuerURL: testIssuerURL, adminToken: testAdminToken, logger: TestEnvironment.logger,
-                now: h.clock.now, readiness: { Readiness(ready: false, reason: "revocation feed is behind") })
+            // A replica whose feed has not read the log yet is not ready, and says why.
+            let services = Services(store: h.store, now: h.clock.now)
             try await withPublicRouter(services) { client in
                 let ready = try await client.send("/readyz", method: .get)
                 #expect(ready.status == .serviceUnavailable)
-                #expect(ready.json?["reason"] == "revocation feed is behind")
+                #expect(ready.json?["reason"] == "the revocation log has not been loaded yet")
+                try await services.replica.feed?.sync()
+                #expect(try await client.send("/readyz", method: .get).status == .ok)
+                // Past TOKEND_MAX_STALENESS without a confirmed sync: out of sync.
+                h.clock.advance(by: 6)
+                let stale = try await client.send("/readyz", method: .get)
+                #expect(stale.status == .serviceUnavailable)
+                #expect(stale.json?["reason"] == "the revocation feed is out of sync")
             }
         }
     }
@@ -83,8 +89,7 @@ import TokendTestSupport
         }
         // A trailing slash in the issuer does not double the slash in the endpoints.
         try await withHarness(.sqlite) { h in
-            let services = TokendServices(
-                store: h.store, issuerURL: "https://tokend.test/", adminToken: testAdminToken, logger: TestEnvironment.logger, now: h.clock.now)
+            let services = Services(store: h.store, issuerURL: "https://tokend.test/", now: h.clock.now)
             try await withPublicRouter(services) { client in
                 let response = try await client.send("/.well-known/oauth-authorization-server", method: .get)
                 #expect(response.json?["introspection_endpoint"] == "https://tokend.test/oauth2/introspect")
@@ -145,7 +150,7 @@ import TokendTestSupport
                 ByteBuffer(string: #"{"token":"\#(token)","client_id":"x","roles":["issue"],"subject":"s"}"#),
             ]
             var requests = 0
-            for router in [buildPublicRouter(h.services), buildAdminRouter(h.services)] {
+            for router in [h.services.publicRouter(), h.services.adminRouter()] {
                 let app = Application(router: router, logger: TestEnvironment.logger)
                 requests += try await app.test(.router) { client in
                     var count = 0
@@ -178,7 +183,7 @@ import TokendTestSupport
             let rs = try await h.caller("rs", [.introspect])
             let owner = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as", subject: "live-user", scope: "read"))
-            let app = Application(router: buildPublicRouter(h.services), logger: TestEnvironment.logger)
+            let app = Application(router: h.services.publicRouter(), logger: TestEnvironment.logger)
             try await app.test(.live) { client in
                 #expect(client.port != nil)
                 let response = try await client.introspect(issued.accessToken, as: rs)

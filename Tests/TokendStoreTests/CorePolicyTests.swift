@@ -148,8 +148,8 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
             let (other, _) = try await h.client("other", roles: ["introspect", "issue"])
             let issued = try await h.issuer.issue(IssueRequest(clientID: "owner", subject: "alice", refresh: true))
 
-            await expectError(.forbidden) { try await h.revoker.revoke(token: issued.accessToken, caller: other) }
-            await expectError(.forbidden) { try await h.revoker.revoke(token: try #require(issued.refreshToken), caller: other) }
+            await expectError(.notOwner) { try await h.revoker.revoke(token: issued.accessToken, caller: other) }
+            await expectError(.notOwner) { try await h.revoker.revoke(token: try #require(issued.refreshToken), caller: other) }
             #expect(try await h.isActive(issued.accessToken))
             #expect(try await h.store.token(hash: issued.access.hash)?.revokedAt == nil)
             #expect(try await h.store.revocationHead() == 0)

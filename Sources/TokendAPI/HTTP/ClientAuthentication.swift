@@ -17,14 +17,14 @@ enum ClientAuthentication {
         let formSecret = form?["client_secret"]
         if let authorization = headers[.authorization] {
             if formSecret != nil {
-                throw OAuthError.invalidRequest("use exactly one client authentication method")
+                throw TokendError.invalidRequest("use exactly one client authentication method")
             }
             return try basic(authorization)
         }
         if let form, let id = form["client_id"], let secret = formSecret {
             return ClientCredentials(clientID: id, secret: secret)
         }
-        throw OAuthError.invalidClient("client authentication required")
+        throw TokendError(.unauthenticated, "client authentication required")
     }
 
     /// RFC 7617 Basic with RFC 6749 §2.3.1's form-encoding of id and secret. Parsed on the
@@ -37,7 +37,7 @@ enum ClientAuthentication {
     }
 
     static func basic(utf8 header: UnsafeRawBufferPointer) throws -> ClientCredentials {
-        let malformed = OAuthError.invalidClient("malformed Basic credentials")
+        let malformed = TokendError(.unauthenticated, "malformed Basic credentials")
         let count = header.count
         var i = 0
         while i < count && header[i] == UInt8(ascii: " ") { i += 1 }
@@ -46,7 +46,7 @@ enum ClientAuthentication {
         let scheme = UnsafeRawBufferPointer(rebasing: header[schemeStart..<i])
         // The credentials: everything after the space that ends the scheme.
         guard i + 1 < count, Self.isBasic(scheme) else {
-            throw OAuthError.invalidClient("use HTTP Basic client authentication")
+            throw TokendError(.unauthenticated, "use HTTP Basic client authentication")
         }
         guard count - (i + 1) <= 2048 else { throw malformed }
         var start = i + 1, end = count
@@ -77,19 +77,22 @@ enum ClientAuthentication {
         return folded == 0
     }
 
-    /// Authenticates, mapping failures to OAuth errors, and records the client for the access log.
+    /// Authenticates (`TokendError.unauthenticated` or `.unavailable` on failure) and records the
+    /// client for the access log.
     static func authenticate(
         _ credentials: ClientCredentials, with authenticator: ClientAuthenticator, context: TokendRequestContext
     ) async throws -> ClientRecord {
-        do {
-            let client = try await authenticator.authenticate(clientID: credentials.clientID, secret: credentials.secret)
-            context.annotations.clientID = client.id
-            return client
-        } catch let error as TokendError where error.code == .unauthenticated {
-            throw OAuthError.invalidClient()
-        } catch let error as TokendError where error.code == .unavailable {
-            throw OAuthError.temporarilyUnavailable()
+        let client = try await authenticator.authenticate(clientID: credentials.clientID, secret: credentials.secret)
+        context.annotations.clientID = client.id
+        return client
+    }
+
+    /// `Authorization: Basic` only (Connect and the other header-authenticated dialects).
+    static func authenticateBasic(_ request: Request, with authenticator: ClientAuthenticator, context: TokendRequestContext) async throws -> ClientRecord {
+        guard let header = request.headers[.authorization] else {
+            throw TokendError(.unauthenticated, "client authentication required")
         }
+        return try await authenticate(basic(header), with: authenticator, context: context)
     }
 }
 

@@ -3,14 +3,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import SwiftProtobuf
+import TokendCore
 
 /// Connect protocol unary calls (connectrpc.com/docs/protocol): decoding requests and encoding
 /// responses for the `proto` and `json` codecs, with optional gzip in both directions.
 enum ConnectCodec: Sendable {
     case proto
     case json
-
-    static let maximumBodySize = 64 * 1024
 
     static let jsonEncoding: JSONEncodingOptions = {
         var options = JSONEncodingOptions()
@@ -52,15 +51,15 @@ enum ConnectCodec: Sendable {
         if let version = request.headers[.connectProtocolVersion], version != "1" {
             throw ConnectError(.invalidArgument, "unsupported Connect-Protocol-Version \"\(version.prefix(16))\"")
         }
-        var body = try await request.body.collect(upTo: maximumBodySize)
+        var body = try await RequestBody.collect(request)
         switch request.headers[.contentEncoding]?.lowercased() {
         case nil, "identity":
             break
         case "gzip":
             do {
-                body = try body.decompress(with: .gzip(), maxSize: maximumBodySize + 1)
+                body = try body.decompress(with: .gzip(), maxSize: RequestBody.maximumSize + 1)
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                throw ConnectError(.resourceExhausted, "request body exceeds \(maximumBodySize) bytes", status: .contentTooLarge)
+                throw TokendError.tooLarge
             } catch {
                 throw ConnectError(.invalidArgument, "request body is not valid gzip")
             }

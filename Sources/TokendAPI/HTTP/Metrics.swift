@@ -5,7 +5,7 @@ import TokendCore
 
 /// tokend's Prometheus metrics, served at `/metrics` on the admin listener. Names are listed in
 /// the README; every one starts with `tokend_`.
-public final class TokendMetrics: Sendable {
+public final class TokendMetrics: DecisionMetrics {
     public let registry: PrometheusCollectorRegistry
     private static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
@@ -68,7 +68,8 @@ public final class TokendMetrics: Sendable {
         handles.duration.record(duration)
     }
 
-    func introspection(_ result: String, source: String) {
+    public func introspected(_ outcome: IntrospectionOutcome, source: AnswerSource) {
+        let result = outcome.rawValue, source = source.rawValue
         let key = result + "/" + source
         let counter = introspectionCounters.withLock { $0[key] } ?? {
             let made = registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)])
@@ -80,13 +81,18 @@ public final class TokendMetrics: Sendable {
 
     private var revocationCounter: Counter { registry.makeCounter(descriptor: Self.revocations, labels: []) }
 
-    func revoked(_ count: Int64) {
+    public func revoked(count: Int64) {
         guard count > 0 else { return }
         revocationCounter.increment(by: count)
     }
 
-    /// Point-in-time figures of this replica's memory, refreshed at each scrape.
-    func observe(_ memory: ReplicaMemory, now: Date) {
+    /// Point-in-time figures of this replica (memory, store calls, pool), refreshed at each scrape.
+    func observe(_ replica: Replica, now: Date) {
+        if let memory = replica.memory { observe(memory, now: now) }
+        observe(store: replica.storeFigures)
+    }
+
+    private func observe(_ memory: ReplicaMemory, now: Date) {
         let figures = memory.view.figures
         func gauge(_ name: String, _ help: String, _ value: Double) {
             registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "", helpText: help))
@@ -124,16 +130,14 @@ public final class TokendMetrics: Sendable {
     }
 
     /// The store's call counts and, for PostgreSQL, its connection pool; refreshed at each scrape.
-    func observe(store: any TokendStore) {
-        let limited = store as? TimeLimitedStore
-        if let calls = limited?.calls.snapshot {
+    private func observe(store figures: (calls: StoreCallCounters.Snapshot?, pool: StorePoolFigures?)) {
+        if let calls = figures.calls {
             setGauge("store_calls_in_flight", "Store calls waiting for or running in the store now", Double(calls.inFlight))
             advanceCounter("store_calls", "Store calls made", to: calls.calls)
             advanceCounter("store_call_failures", "Store calls that failed (unreachable, timed out, broken); not-found and exists-already answers are not failures", to: calls.failures)
             advanceCounter("store_call_timeouts", "Store calls cut off by TOKEND_STORE_TIMEOUT", to: calls.timeouts)
         }
-        guard let pool = (limited?.base ?? store) as? any StorePoolReporting else { return }
-        let figures = pool.poolFigures
+        guard let figures = figures.pool else { return }
         setGauge("store_pool_connections_max", "Connections the PostgreSQL pool may open", Double(figures.maxConnections))
         setGauge("store_pool_connections_open", "PostgreSQL pool connections open (or being opened) now", Double(figures.openConnections))
         advanceCounter("store_pool_connect_attempts", "PostgreSQL pool connection attempts", to: figures.connectAttempts)

@@ -1,0 +1,34 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import TokendCore
+
+/// The public listener: OAuth endpoints, Connect RPC, health.
+public func buildPublicRouter(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger) -> Router<TokendRequestContext> {
+    let router = Router(context: TokendRequestContext.self)
+    router.add(middleware: AccessLog(logger: logger, metrics: metrics, listener: "public"))
+    router.add(middleware: UnroutedErrors(logger: logger))
+    OAuthController(
+        authenticator: tokend.authenticator, introspector: tokend.introspector, revoker: tokend.revoker,
+        issuer: tokend.issuerIdentifier
+    ).register(on: router)
+    PublicConnectController(
+        authenticator: tokend.authenticator, introspector: tokend.introspector, revoker: tokend.revoker, issuer: tokend.issuer
+    ).register(on: router)
+    connectUnknownMethods(router, services: ["IntrospectionService", "TokenService"])
+    HealthController(replica: tokend.replica).register(on: router)
+    return router
+}
+
+/// The admin listener: AdminService, metrics, health.
+public func buildAdminRouter(_ tokend: Tokend, adminToken: String, metrics: TokendMetrics, logger: Logger) -> Router<TokendRequestContext> {
+    let router = Router(context: TokendRequestContext.self)
+    router.add(middleware: AccessLog(logger: logger, metrics: metrics, listener: "admin"))
+    router.add(middleware: UnroutedErrors(logger: logger))
+    AdminController(tokend: tokend, adminToken: adminToken).register(on: router)
+    connectUnknownMethods(router, services: ["AdminService"])
+    HealthController(replica: tokend.replica).register(on: router)
+    MetricsController(metrics: metrics, replica: tokend.replica).register(on: router)
+    return router
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One replica's state over the shared store: its memory (token cache and revocation view), the
+/// feed that keeps that memory current, read-your-writes after its own revocations, readiness and
+/// the figures `AdminService/Status` and `/metrics` report.
+///
+/// Every replica of a cluster is one of these over the same store; they share nothing else.
+public final class Replica: Sendable {
+    /// The cache and the revocation view; `nil` when the cache is disabled, so every answer reads
+    /// the store.
+    public let memory: ReplicaMemory?
+    /// Keeps `memory` in step with the revocation log; `nil` without memory.
+    public let feed: RevocationFeed?
+    let store: any TokendStore
+    let now: Now
+    let logger: Logger
+    private let draining = Atomic<Bool>(false)
+    private let storeCalls: StoreCallCounters?
+    private let pool: (any StorePoolReporting)?
+
+    /// - Parameters:
+    ///   - cacheEntries: token records kept in memory; 0 disables memory (and the feed).
+    ///   - maxStaleness: how long after the last confirmed sync memory may still answer.
+    ///   - storeCalls: the counters of the time limit around `store`, for `/metrics`.
+    ///   - pool: the store's connection pool figures, for `/metrics`.
+    public init(
+        store: any TokendStore, cacheEntries: Int, maxStaleness: TimeInterval, now: @escaping Now = { Date() },
+        logger: Logger, storeCalls: StoreCallCounters? = nil, pool: (any StorePoolReporting)? = nil
+    ) {
+        self.store = store
+        self.now = now
+        self.logger = logger
+        self.storeCalls = storeCalls
+        self.pool = pool
+        if cacheEntries > 0 {
+            let view = RevocationView()
+            self.memory = ReplicaMemory(cache: TokenCache(capacity: cacheEntries), view: view, maxStaleness: maxStaleness)
+            // Poll at least three times per staleness bound, so that a lost wake-up never makes
+            // the replica stale on its own; never more than once per 50 ms.
+            let poll = Duration.milliseconds(Int(min(1000, max(50, maxStaleness * 1000 / 3))))
+            self.feed = RevocationFeed(store: store, view: view, pollInterval: poll, now: now, logger: logger)
+        } else {
+            self.memory = nil
+            self.feed = nil
+        }
+    }
+
+    /// `postgres` or `sqlite`, for status output.
+    public var storeName: String { store.name }
+
+    /// Runs the revocation feed until cancelled (returns at once without memory).
+    public func run() async {
+        await feed?.run()
+    }
+
+    // MARK: Read-your-writes
+
+    /// Called after a revocation this replica made has committed, before it is acknowledged: the
+    /// replica applies the log to its memory there, so that its next answer already reflects it.
+    /// If the log cannot be read now, memory stops answering for tokens issued before `time`
+    /// until a later read covers it.
+    public func didCommitRevocation(at time: Date) async {
+        guard let feed else { return }
+        do { try await feed.sync() } catch { feed.view.invalidate(before: time) }
+    }
+
+    // MARK: Readiness
+
+    /// From now on `/readyz` answers 503 (a graceful shutdown has begun).
+    public func beginDraining() { draining.store(true, ordering: .relaxed) }
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Ready when not draining, the store answers, and memory (if any) is in sync.
+    public func readiness() async -> Readiness {
+        if isDraining { return Readiness(ready: false, reason: "shutting down") }
+        do {
+            try await store.ping()
+        } catch {
+            return Readiness(ready: false, reason: "the token store does not answer")
+        }
+        if let memory, !memory.view.isFresh(now: now(), maxStaleness: memory.maxStaleness) {
+            return Readiness(ready: false, reason: memory.view.lastSync == nil
+                ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync")
+        }
+        return Readiness(ready: true)
+    }
+
+    // MARK: Figures
+
+    /// This replica's position in the revocation log and its memory's figures.
+    /// Throws `TokendError.unavailable` when the store cannot tell the log's head.
+    public func status() async throws -> ReplicaStatus {
+        let head = try await storeCall(logger, "reading the revocation log's head") { try await store.revocationHead() }
+        guard let memory else {
+            // Without memory every answer reads the store: this replica is always at the head.
+            return ReplicaStatus(watermark: head, head: head, lagSeconds: 0, cacheEntries: 0, filterEntries: 0)
+        }
+        let figures = memory.view.figures
+        var status = ReplicaStatus(
+            watermark: figures.watermark, head: head,
+            lagSeconds: figures.lastSync.map { max(0, now().timeIntervalSince($0)) } ?? -1,
+            cacheEntries: Int64(memory.cache.count), filterEntries: Int64(figures.filterEntries))
+        status.cacheHitRatio = memory.cache.hitRatio
+        status.filterBitsPerEntry = figures.filterBitsPerEntry
+        status.filterFalsePositives = Int64(figures.filterFalsePositives)
+        return status
+    }
+
+    /// A page of the revocation log after `seq`, with the log's head.
+    /// Throws `TokendError.unavailable` when the store cannot answer.
+    public func revocationLog(after seq: Int64, limit: Int) async throws -> (entries: [RevocationEntry], head: Int64) {
+        try await storeCall(logger, "reading the revocation log") {
+            let entries = try await store.revocations(after: seq, limit: limit)
+            return (entries, try await store.revocationHead())
+        }
+    }
+
+    /// The store's call counts and connection pool figures, for `/metrics`.
+    public var storeFigures: (calls: StoreCallCounters.Snapshot?, pool: StorePoolFigures?) {
+        (storeCalls?.snapshot, pool?.poolFigures)
+    }
+
+}
+
+/// A replica's memory: cached token records and what it knows of the revocation log.
+public struct ReplicaMemory: Sendable {
+    public let cache: TokenCache
+    public let view: RevocationView
+    /// How long after the last confirmed sync memory may still answer (`TOKEND_MAX_STALENESS`).
+    public let maxStaleness: TimeInterval
+
+    public init(cache: TokenCache, view: RevocationView, maxStaleness: TimeInterval) {
+        self.cache = cache
+        self.view = view
+        self.maxStaleness = maxStaleness
+    }
+}
+
+/// Readiness of one replica, as `/readyz` reports it.
+public struct Readiness: Sendable, Equatable {
+    public var ready: Bool
+    public var reason: String?
+
+    public init(ready: Bool, reason: String? = nil) {
+        self.ready = ready
+        self.reason = reason
+    }
+}
+
+/// This replica's revocation figures, as `AdminService/Status` reports them.
+public struct ReplicaStatus: Sendable {
+    public var watermark: Int64
+    public var head: Int64
+    public var lagSeconds: Double
+    public var cacheEntries: Int64
+    public var filterEntries: Int64
+    public var cacheHitRatio: Double = 0
+    public var filterBitsPerEntry: Double = 0
+    public var filterFalsePositives: Int64 = 0
+
+    public init(watermark: Int64, head: Int64, lagSeconds: Double, cacheEntries: Int64, filterEntries: Int64) {
+        self.watermark = watermark
+        self.head = head
+        self.lagSeconds = lagSeconds
+        self.cacheEntries = cacheEntries
+        self.filterEntries = filterEntries
+    }
+}

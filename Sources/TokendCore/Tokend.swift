@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+
+/// One replica's decisions, composed once over its `Replica`: what every wire dialect calls.
+///
+/// A dialect handler parses, authenticates with `authenticator`, calls one of these, and renders;
+/// the policy (roles, audiences, ownership, the RFC outcomes) lives in the types here.
+public struct Tokend: Sendable {
+    public let replica: Replica
+    public let authenticator: ClientAuthenticator
+    public let introspector: Introspector
+    public let revoker: Revoker
+    public let issuer: TokenIssuer
+    public let registry: ClientRegistry
+    /// `iss` of issued tokens and of the RFC 8414 metadata.
+    public let issuerIdentifier: IssuerIdentifier
+
+    public init(replica: Replica, issuer: IssuerIdentifier, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
+        self.replica = replica
+        self.issuerIdentifier = issuer
+        let authenticator = ClientAuthenticator(store: replica.store, now: replica.now)
+        self.authenticator = authenticator
+        self.introspector = Introspector(replica: replica, logger: logger, metrics: metrics)
+        let revoker = Revoker(replica: replica, logger: logger, metrics: metrics)
+        self.revoker = revoker
+        self.issuer = TokenIssuer(store: replica.store, issuer: issuer, now: replica.now, logger: logger)
+        self.registry = ClientRegistry(store: replica.store, authenticator: authenticator, revoker: revoker, now: replica.now, logger: logger)
+    }
+}

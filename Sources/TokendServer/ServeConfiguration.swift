@@ -1,0 +1,108 @@
+import Foundation
+
+/// Everything `tokend serve` is configured with, read once from flags and the environment
+/// (SPEC "Configuration"). Components get these values, never the environment.
+public struct ServeConfiguration: Sendable {
+    public var store: StoreConfiguration
+    public var httpAddress = ListenAddress(host: "127.0.0.1", port: 8080)
+    public var adminAddress = ListenAddress(host: "127.0.0.1", port: 8081)
+    /// Bearer secret of the admin API; `nil`: generated into the data directory (embedded store only).
+    public var adminToken: String?
+    /// `iss` of issued tokens and metadata; `nil`: `http(s)://<httpAddress>` once it is bound.
+    public var issuer: String?
+    public var maxStaleness: TimeInterval = 5
+    public var cacheEntries = 1_000_000
+    /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
+    public var migrate = true
+    public var gcInterval: TimeInterval = 600
+    public var shutdownDelay: TimeInterval = 0
+    public var drainPeriod: TimeInterval = 30
+    public var storeTimeout: TimeInterval = 2
+    public var tls: TLSFiles?
+    /// How often the TLS files are checked for changes; 0: on SIGHUP only.
+    public var tlsReloadInterval: TimeInterval = 2
+
+    public struct TLSFiles: Sendable {
+        public var certificate: String
+        public var key: String
+    }
+
+    public init(store: StoreConfiguration) {
+        self.store = store
+    }
+
+    /// Reads every setting once. `value` answers a `TOKEND_*` name with its flag or environment
+    /// value (`nil` when unset); a value that does not parse is a `ConfigurationError` naming it.
+    public init(_ value: (String) -> String?) throws(ConfigurationError) {
+        self.init(store: StoreConfiguration(value))
+        func duration(_ name: String, minimum: TimeInterval = 0, positive: Bool = false, _ example: String) throws(ConfigurationError) -> TimeInterval? {
+            guard let text = value(name) else { return nil }
+            guard let seconds = parseDuration(text), seconds >= minimum, !positive || seconds > 0 else {
+                throw ConfigurationError("\(name) must be \(example)")
+            }
+            return seconds
+        }
+        if let text = value("TOKEND_HTTP_ADDR") { httpAddress = try ListenAddress(parsing: text, name: "TOKEND_HTTP_ADDR") }
+        if let text = value("TOKEND_ADMIN_ADDR") { adminAddress = try ListenAddress(parsing: text, name: "TOKEND_ADMIN_ADDR") }
+        adminToken = value("TOKEND_ADMIN_TOKEN")
+        issuer = value("TOKEND_ISSUER")
+        maxStaleness = try duration("TOKEND_MAX_STALENESS", "a duration such as 5s") ?? maxStaleness
+        if let text = value("TOKEND_CACHE_ENTRIES") {
+            guard let entries = Int(text), entries >= 0 else { throw ConfigurationError("TOKEND_CACHE_ENTRIES must be a whole number") }
+            cacheEntries = entries
+        }
+        if let text = value("TOKEND_MIGRATE") {
+            guard ["auto", "off"].contains(text) else { throw ConfigurationError("TOKEND_MIGRATE must be auto or off") }
+            migrate = text == "auto"
+        }
+        gcInterval = try duration("TOKEND_GC_INTERVAL", minimum: 1, "a duration of at least 1s") ?? gcInterval
+        shutdownDelay = try duration("TOKEND_SHUTDOWN_DELAY", "a duration such as 5s") ?? shutdownDelay
+        drainPeriod = try duration("TOKEND_DRAIN_PERIOD", "a duration such as 5s") ?? drainPeriod
+        storeTimeout = try duration("TOKEND_STORE_TIMEOUT", positive: true, "a positive duration such as 3s") ?? storeTimeout
+        switch (value("TOKEND_TLS_CERT_FILE"), value("TOKEND_TLS_KEY_FILE")) {
+        case (let certificate?, let key?): tls = TLSFiles(certificate: certificate, key: key)
+        case (nil, nil): tls = nil
+        default: throw ConfigurationError("TOKEND_TLS_CERT_FILE and TOKEND_TLS_KEY_FILE go together: set both or neither")
+        }
+        tlsReloadInterval = try duration("TOKEND_TLS_RELOAD_INTERVAL", "a duration such as 2s (0 = on SIGHUP only)") ?? tlsReloadInterval
+        if case .postgres = store, adminToken == nil {
+            throw ConfigurationError("TOKEND_ADMIN_TOKEN is required with TOKEND_DATABASE_URL (only the embedded dev store generates one)")
+        }
+    }
+
+    /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
+    public static let names = [
+        "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_ADMIN_TOKEN",
+        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
+        "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL",
+    ]
+}
+
+/// Which store to open: PostgreSQL, or the embedded single-node store in a data directory.
+public enum StoreConfiguration: Sendable {
+    case postgres(url: String, dataDir: String)
+    case embedded(dataDir: String)
+
+    public init(_ value: (String) -> String?) {
+        let dataDir = value("TOKEND_DATA_DIR") ?? "./.tokend"
+        if let url = value("TOKEND_DATABASE_URL") {
+            self = .postgres(url: url, dataDir: dataDir)
+        } else {
+            self = .embedded(dataDir: dataDir)
+        }
+    }
+
+    /// The embedded store's files and generated dev secrets (`TOKEND_DATA_DIR`).
+    public var dataDir: String {
+        switch self {
+        case .postgres(_, let dataDir), .embedded(let dataDir): return dataDir
+        }
+    }
+}
+
+/// A setting that does not parse; its description names the setting, never a secret value.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

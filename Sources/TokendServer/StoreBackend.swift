@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import TokendCore
+import TokendPostgres
+import TokendSQLite
+
+/// One kind of store with what runs and closes around it: the composition root asks a backend,
+/// never the store's kind.
+public protocol StoreBackend: Sendable {
+    var store: any TokendStore { get }
+    /// The connection pool's figures, for `/metrics`; `nil` for a store without a pool.
+    var pool: (any StorePoolReporting)? { get }
+    /// Services that must run while the store is in use: PostgreSQL's pool and, with `wakeUp`,
+    /// the LISTEN connection that calls it on every committed revocation.
+    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service]
+    /// Applies pending migrations; returns the versions applied.
+    func migrate() async throws -> [Int]
+    func migrationStatus() async throws -> MigrationStatus
+    /// Fails at once with the reason when the store cannot be reached (one-shot commands).
+    func checkConnection() async throws
+    /// Releases what the store holds once its services are stopped.
+    func close() async throws
+}
+
+/// Opens the configured store.
+public func openStoreBackend(_ configuration: StoreConfiguration, logger: Logger) async throws -> any StoreBackend {
+    switch configuration {
+    case .postgres(let url, _): return try PostgresBackend(url: url, logger: logger)
+    case .embedded(let dataDir): return EmbeddedBackend(store: try await SQLiteStore.open(directory: dataDir, logger: logger))
+    }
+}
+
+extension StoreBackend {
+    /// Runs `body` with the store usable (its services running, without wake-ups), then releases it.
+    public func withRunning<T: Sendable>(logger: Logger, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
+        do {
+            let result = try await withThrowingTaskGroup(of: T?.self) { group in
+                for service in try services(wakeUp: nil, logger: logger) {
+                    group.addTask {
+                        try await service.run()
+                        return nil
+                    }
+                }
+                defer { group.cancelAll() }
+                return try await body()
+            }
+            try await close()
+            return result
+        } catch {
+            try? await close()
+            throw error
+        }
+    }
+}
+
+/// PostgreSQL: a connection pool, a dedicated LISTEN connection, migrations under an advisory lock.
+struct PostgresBackend: StoreBackend {
+    let url: String
+    let client: PostgresClient
+    let postgres: PostgresStore
+    let observer: PostgresPoolObserver
+    let logger: Logger
+
+    init(url: String, logger: Logger) throws {
+        let configuration = try DatabaseURL.configuration(url)
+        var pgLogger = logger
+        pgLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(url))"
+        self.url = url
+        self.logger = logger
+        self.observer = PostgresPoolObserver(maxConnections: configuration.options.maximumConnections)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: observer.backgroundLogger(wrapping: pgLogger))
+        self.postgres = PostgresStore(client: client, logger: logger, pool: observer)
+    }
+
+    var store: any TokendStore { postgres }
+    var pool: (any StorePoolReporting)? { postgres }
+
+    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service] {
+        guard let wakeUp else { return [client] }
+        return [client, RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wake: wakeUp)]
+    }
+
+    func migrate() async throws -> [Int] { try await PostgresMigrator(client: client, logger: logger).migrate() }
+    func migrationStatus() async throws -> MigrationStatus { try await PostgresMigrator(client: client, logger: logger).status() }
+    func checkConnection() async throws { try await DatabaseURL(url).checkConnection(logger: logger) }
+    func close() async throws {}
+}
+
+/// The embedded single-node store: opening it applies its migrations; closing it closes the file.
+struct EmbeddedBackend: StoreBackend {
+    let sqlite: SQLiteStore
+
+    init(store: SQLiteStore) { self.sqlite = store }
+
+    var store: any TokendStore { sqlite }
+    var pool: (any StorePoolReporting)? { nil }
+    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service] { [] }
+    func migrate() async throws -> [Int] { [] }
+    func migrationStatus() async throws -> MigrationStatus { try await sqlite.migrationStatus() }
+    func checkConnection() async throws {}
+    func close() async throws { try await sqlite.shutdown() }
+}

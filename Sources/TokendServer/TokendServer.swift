@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TokendAPI
+import TokendCore
+import UnixSignals
+
+/// A whole `tokend serve`, built in the order production uses: the store backend, the replica over
+/// it, the two listeners, and the services around them, in one `ServiceGroup`.
+public struct TokendServer: Sendable {
+    /// Run it; a graceful shutdown (a signal, or `triggerGracefulShutdown()`) stops it.
+    public let group: ServiceGroup
+    public let replica: Replica
+    /// Where the listeners are bound, once they are (port 0 is resolved then).
+    public let listening: ListeningAddresses
+    /// The admin API's bearer secret (configured, or generated with the embedded store).
+    public let adminToken: String
+}
+
+/// The listeners' bound addresses.
+public final class ListeningAddresses: Sendable {
+    private let state = Mutex<(public: String?, admin: String?)>((nil, nil))
+
+    /// `scheme://host:port` of the public and admin listeners; `nil` until both are bound.
+    public var urls: (public: String, admin: String)? {
+        state.withLock { state in
+            guard let pub = state.public, let admin = state.admin else { return nil }
+            return (pub, admin)
+        }
+    }
+
+    /// Records one listener; returns true when this completes the pair.
+    func bound(public url: String) -> Bool { state.withLock { $0.public = url; return $0.admin != nil } }
+    func bound(admin url: String) -> Bool { state.withLock { $0.admin = url; return $0.public != nil } }
+}
+
+/// Builds the server `tokend serve` runs; tests call it too, to run the whole service in-process.
+/// `gracefulShutdownSignals` are trapped by the group (none in tests).
+public func buildServiceGroup(
+    configuration: ServeConfiguration, logger: Logger,
+    gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]
+) async throws -> TokendServer {
+    let tls = try configuration.tls.map { files in
+        do {
+            return try TLSCertificateSource(certificatePath: files.certificate, keyPath: files.key)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+    }
+    if let tls { logger.notice("TLS on both listeners", metadata: ["certificate": "\(tls.summary)"]) }
+    let scheme = tls == nil ? "http" : "https"
+    let issuer = IssuerIdentifier(configuration.issuer ?? "\(scheme)://\(configuration.httpAddress)")
+    let adminToken: String, generatedTokenPath: String?
+    if let configured = configuration.adminToken {
+        (adminToken, generatedTokenPath) = (configured, nil)
+    } else {
+        (adminToken, generatedTokenPath) = try DevSecrets.adminToken(dataDir: configuration.store.dataDir)
+    }
+
+    let backend = try await openStoreBackend(configuration.store, logger: logger)
+    let store = TimeLimitedStore(backend.store, seconds: configuration.storeTimeout)
+    let replica = Replica(
+        store: store, cacheEntries: configuration.cacheEntries, maxStaleness: configuration.maxStaleness,
+        logger: logger, storeCalls: store.calls, pool: backend.pool)
+    let metrics = TokendMetrics()
+    let tokend = Tokend(replica: replica, issuer: issuer, logger: logger, metrics: metrics)
+    let listening = ListeningAddresses()
+
+    func listener(_ router: Router<TokendRequestContext>, _ address: ListenAddress, name: String,
+                  bound: @escaping @Sendable (ListenAddress) -> Void) -> Application<RouterResponder<TokendRequestContext>> {
+        Application(
+            router: router, server: .tokend(tls: tls),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            onServerRunning: { channel in
+                let actual = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
+                logger.notice("\(name) listener ready", metadata: ["address": "\(scheme)://\(actual)"])
+                bound(actual)
+            },
+            logger: logger)
+    }
+    let banner: @Sendable () -> Void = {
+        guard let generatedTokenPath, let urls = listening.urls else { return }
+        FirstRunBanner.print(publicURL: issuer.current, adminURL: urls.admin, adminTokenPath: generatedTokenPath)
+    }
+    var publicApp = listener(buildPublicRouter(tokend, metrics: metrics, logger: logger), configuration.httpAddress, name: "public") { bound in
+        // With port 0 the issuer is known only now.
+        if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }
+        if listening.bound(public: "\(scheme)://\(bound)") { banner() }
+    }
+    let adminApp = listener(
+        buildAdminRouter(tokend, adminToken: adminToken, metrics: metrics, logger: logger), configuration.adminAddress, name: "admin"
+    ) { bound in
+        if listening.bound(admin: "\(scheme)://\(bound)") { banner() }
+    }
+    if configuration.migrate {
+        publicApp.beforeServerStarts {
+            // Cancelled by a shutdown, and bounded, so that an unreachable database ends the process.
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { _ = try await backend.migrate() }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(60))
+                        throw ConfigurationError("the store did not answer within 60 s: migrations not applied")
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
+    // Started in this order and stopped in reverse: the store's own services first, so that they
+    // outlive everything that uses them.
+    var services: [any Service] = [StoreCloser(backend: backend)]
+    var wakeUp: (@Sendable () -> Void)?
+    if let feed = replica.feed { wakeUp = { feed.wakeUp() } }
+    services += try backend.services(wakeUp: wakeUp, logger: logger)
+    if let tls {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let interval = configuration.tlsReloadInterval
+        services.append(TLSReloader(source: tls, signals: hangups, pollInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil, logger: logger))
+    }
+    if replica.feed != nil { services.append(ReplicaFeed(replica: replica)) }
+    services.append(ExpiryCollector(store: store, interval: configuration.gcInterval, logger: logger))
+    services.append(publicApp)
+    services.append(adminApp)
+    // Last, so that it is the first to hear of a shutdown: the listeners keep serving until it returns.
+    services.append(DrainAnnouncer(replica: replica, delay: configuration.shutdownDelay, logger: logger))
+
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: services.map { .init(service: $0) }, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+    groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int((configuration.drainPeriod + configuration.shutdownDelay) * 1000))
+    return TokendServer(group: ServiceGroup(configuration: groupConfiguration), replica: replica, listening: listening, adminToken: adminToken)
+}

@@ -1,0 +1,107 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import ServiceLifecycle
+import Testing
+import TokendCore
+import TokendServer
+import TokendTestSupport
+
+/// The whole service, started in-process by `buildServiceGroup` exactly as `tokend serve` starts it,
+/// on real sockets: the admin API registers a client and issues a token, the public API
+/// introspects and revokes it, and a graceful shutdown stops the group.
+@Suite struct InProcessServerTests {
+    @Test(arguments: StoreKind.allCases)
+    func wholeServiceServesAndStopsGracefully(kind: StoreKind) async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-inproc-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var database: (name: String, url: String)?
+        if kind == .postgres { database = try await createDatabase() }
+        do {
+            try await serveAndStop(dataDir: dataDir, databaseURL: database?.url)
+        } catch {
+            if let name = database?.name { try? await dropDatabase(name) }
+            throw error
+        }
+        if let name = database?.name { try await dropDatabase(name) }
+    }
+
+    private func serveAndStop(dataDir: String, databaseURL: String?) async throws {
+        let settings: [String: String] = [
+            "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0",
+            "TOKEND_ADMIN_TOKEN": "in-process-admin-token", "TOKEND_STORE_TIMEOUT": "30s",
+        ].merging(databaseURL.map { ["TOKEND_DATABASE_URL": $0] } ?? [:]) { $1 }
+        let configuration = try ServeConfiguration { settings[$0] }
+        let server = try await buildServiceGroup(configuration: configuration, logger: TestEnvironment.logger, gracefulShutdownSignals: [])
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.group.run() }
+            let urls = try await waitFor("both listeners bound") { server.listening.urls }
+            try await waitFor("ready") { try await get(urls.public + "/readyz") == 200 ? true : nil }
+
+            let admin = AdminAPI(url: urls.admin, token: server.adminToken)
+            let created = try await admin.call("CreateClient", ["client_id": "rs", "roles": ["introspect"]])
+            let secret = try #require(created["client_secret"] as? String)
+            let issued = try await admin.call("IssueToken", ["client_id": "rs", "subject": "alice"])
+            let token = try #require(issued["access_token"] as? String)
+
+            let active = try await postForm(urls.public + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
+            #expect(active.0 == 200 && active.1["active"] as? Bool == true && active.1["sub"] as? String == "alice", "\(active)")
+            let revoked = try await postForm(urls.public + "/oauth2/revoke", "token=\(token)", user: "rs", password: secret)
+            #expect(revoked.0 == 200)
+            let after = try await postForm(urls.public + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
+            #expect(after.0 == 200 && after.1.count == 1 && after.1["active"] as? Bool == false, "\(after)")
+
+            await server.group.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(server.replica.isDraining)
+    }
+}
+
+/// Polls `condition` every 20 ms until it yields a value; fails after 30 s (a guard against
+/// hanging, not a timing assertion).
+func waitFor<T>(_ what: String, _ condition: () async throws -> T?) async throws -> T {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+        if let value = try? await condition() { return value }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    throw TestSetupError("\(what): not within 30 s")
+}
+
+func get(_ url: String) async throws -> Int {
+    let (_, response) = try await URLSession.shared.data(from: URL(string: url)!)
+    return (response as? HTTPURLResponse)?.statusCode ?? 0
+}
+
+/// A form POST with Basic credentials; the status and the JSON object answered.
+func postForm(_ url: String, _ body: String, user: String, password: String) async throws -> (Int, [String: Any]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+    request.setValue("Basic " + Data("\(user):\(password)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+    request.httpBody = Data(body.utf8)
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+}
+
+/// `tokend.v1.AdminService` over Connect with the JSON codec.
+struct AdminAPI {
+    let url: String
+    let token: String
+
+    func call(_ method: String, _ body: [String: Any]) async throws -> [String: Any] {
+        var request = URLRequest(url: URL(string: "\(url)/tokend.v1.AdminService/\(method)")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard status == 200 else { throw TestSetupError("\(method): \(status) \(String(decoding: data, as: UTF8.self))") }
+        return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+}
