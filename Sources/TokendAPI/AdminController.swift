@@ -84,7 +84,7 @@ struct AdminController: Sendable {
                 out.entries = try await services.store.revocations(after: m.since, limit: limit).map { e in
                     var entry = Tokend_V1_RevocationEntry()
                     entry.seq = e.seq
-                    entry.kind = e.kind
+                    entry.kind = e.kind.rawValue
                     entry.value = e.value
                     entry.reason = e.reason
                     entry.revoked = e.revokedCount
