@@ -224,8 +224,13 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     // MARK: Revocation
 
     public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { [logger] connection in
-            try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
+        do {
+            return try await client.withTransaction(logger: logger) { [logger] connection in
+                try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
+            }
+        } catch let error as PostgresTransactionError {
+            // The body's own error when it threw (the transaction was not committed), as for SQLite.
+            throw error.closureError ?? error
         }
     }
 
