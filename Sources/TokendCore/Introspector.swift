@@ -172,15 +172,15 @@ public struct Revoker: Sendable {
         let nothing = RevocationOutcome(revoked: 0, seq: 0)
         guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return nothing }
         let hash = TokenHash(token: token)
-        let record = try await storeCall { try await store.token(hash: hash) }
+        let record = try await storeCall(logger, "reading a token") { try await store.token(hash: hash) }
         guard let record else { return nothing }
         guard record.clientID == caller.id || caller.roles.contains(.revoke) else {
             throw TokendError.notOwner
         }
         if record.revokedAt != nil { return nothing }
         let time = now()
-        let outcome = try await storeCall {
-            try await store.revoke(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: time)
+        let outcome = try await storeCall(logger, "committing a revocation") {
+            try await Self.commit(.token(hash), reason: "rfc7009 revocation by client \(caller.id)", at: time, to: store)
         }
         await afterCommit?(time)
         metrics?.revoked(count: outcome.revoked)
@@ -201,21 +201,51 @@ public struct Revoker: Sendable {
         }
         try Validation.text(reason, field: "reason")
         let time = now()
-        let outcome = try await storeCall { try await store.revoke(selector, reason: reason, at: time) }
+        let outcome = try await storeCall(logger, "committing a revocation") { try await Self.commit(selector, reason: reason, at: time, to: store) }
         if outcome.seq != 0 { await afterCommit?(time) }
         metrics?.revoked(count: outcome.revoked)
         logger.info("revocation committed", metadata: ["selector": "\(selector.kind)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
         return outcome
     }
 
-    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as TokendError {
-            throw error
-        } catch {
-            logger.warning("token store call failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
-            throw TokendError.unavailable
+    /// Marks what `selector` covers revoked at `time` and appends its log entry, in one store
+    /// transaction: when this returns, the revocation is committed. No validation: the public
+    /// `revoke` methods validate, then call this.
+    ///
+    /// - A token (by hash or jti) revokes that token alone, unless it is a refresh token: then its
+    ///   whole grant, logged as a `grant` entry (RFC 7009 §2.1). When that revokes nothing new
+    ///   (unknown or already revoked), nothing is logged and the outcome's `seq` is 0.
+    /// - Token, jti and grant entries carry the hashes they revoked, for replicas' filters.
+    ///   Subject and client entries are rules matched by issue time and carry none; like every
+    ///   entry they live until the latest expiry of the tokens they revoked.
+    public static func commit(_ selector: RevocationSelector, reason: String, at time: Date, to store: any TokenStore) async throws -> RevocationOutcome {
+        let nothing = RevocationOutcome(revoked: 0, seq: 0)
+        return try await store.withRevocationTransaction { transaction in
+            let kind: RevocationEntry.Kind, value: String, match: TokenMatch
+            switch selector {
+            case .token(let hash):
+                guard let record = try await transaction.token(hash: hash) else { return nothing }
+                (kind, value, match) = target(record, named: .token)
+            case .jti(let jti):
+                guard let record = try await transaction.token(jti: jti) else { return nothing }
+                (kind, value, match) = target(record, named: .jti)
+            case .subject(let subject): (kind, value, match) = (.subject, subject, .subject(subject))
+            case .client(let clientID): (kind, value, match) = (.client, clientID, .client(clientID))
+            case .grant(let grantID): (kind, value, match) = (.grant, grantID, .grant(grantID))
+            }
+            let revoked = try await transaction.markRevoked(match, at: time)
+            let namesOneToken = selector.kind == .token || selector.kind == .jti
+            if namesOneToken && revoked.isEmpty { return nothing }
+            let isRule = kind == .subject || kind == .client
+            let seq = try await transaction.append(NewRevocationEntry(
+                kind: kind, value: value, tokenHashes: isRule ? [] : revoked.map(\.hash), reason: reason,
+                revokedCount: Int64(revoked.count), createdAt: time, expiresAt: revoked.map(\.expiresAt).reduce(time, max)))
+            return RevocationOutcome(revoked: Int64(revoked.count), seq: seq)
         }
+    }
+
+    /// RFC 7009 §2.1: a refresh token is revoked with its whole grant, an access token alone.
+    private static func target(_ record: TokenRecord, named kind: RevocationEntry.Kind) -> (RevocationEntry.Kind, String, TokenMatch) {
+        record.kind == .refresh ? (.grant, record.grantID, .grant(record.grantID)) : (kind, record.jti, .hash(record.hash))
     }
 }

@@ -126,22 +126,31 @@ public enum RevocationSelector: Sendable, Equatable {
     /// Every token of this grant.
     case grant(String)
 
-    public var kind: String {
+    /// The kind of log entry this selector names (a refresh token's revokes its grant instead).
+    public var kind: RevocationEntry.Kind {
         switch self {
-        case .token: return "token"
-        case .jti: return "jti"
-        case .subject: return "subject"
-        case .client: return "client"
-        case .grant: return "grant"
+        case .token: return .token
+        case .jti: return .jti
+        case .subject: return .subject
+        case .client: return .client
+        case .grant: return .grant
         }
     }
 }
 
 /// One entry of the append-only revocation log.
 public struct RevocationEntry: Sendable, Equatable {
+    /// What an entry names. The raw values are stored and sent on the wire (`RevocationEvent.kind`).
+    public enum Kind: String, Sendable, CaseIterable {
+        case token
+        case jti
+        case subject
+        case client
+        case grant
+    }
+
     public var seq: Int64
-    /// `token`, `jti`, `subject`, `client` or `grant`.
-    public var kind: String
+    public var kind: Kind
     /// The selector value; for `token` and `jti` entries the token's jti (never the token or its hash).
     public var value: String
     /// For `token`/`jti` entries: the hashes of the tokens revoked, for replicas' revocation filters.
@@ -153,7 +162,7 @@ public struct RevocationEntry: Sendable, Equatable {
     /// After this no token the entry covers can be active.
     public var expiresAt: Date
 
-    public init(seq: Int64, kind: String, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date? = nil) {
+    public init(seq: Int64, kind: Kind, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date? = nil) {
         self.seq = seq
         self.kind = kind
         self.value = value
@@ -162,6 +171,47 @@ public struct RevocationEntry: Sendable, Equatable {
         self.revokedCount = revokedCount
         self.createdAt = createdAt
         self.expiresAt = expiresAt ?? createdAt
+    }
+}
+
+/// A log entry as a revocation appends it; the store gives it its `seq`.
+public struct NewRevocationEntry: Sendable, Equatable {
+    public var kind: RevocationEntry.Kind
+    public var value: String
+    public var tokenHashes: [TokenHash]
+    public var reason: String
+    public var revokedCount: Int64
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(kind: RevocationEntry.Kind, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date) {
+        self.kind = kind
+        self.value = value
+        self.tokenHashes = tokenHashes
+        self.reason = reason
+        self.revokedCount = revokedCount
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// The tokens one `RevocationTransaction.markRevoked` call covers: exactly these, with no cascade.
+public enum TokenMatch: Sendable, Equatable {
+    case hash(TokenHash)
+    case subject(String)
+    case client(String)
+    /// Every token of the grant; the grant itself is marked revoked too.
+    case grant(String)
+}
+
+/// A token that `markRevoked` has just marked revoked.
+public struct RevokedToken: Sendable, Equatable, Hashable {
+    public var hash: TokenHash
+    public var expiresAt: Date
+
+    public init(hash: TokenHash, expiresAt: Date) {
+        self.hash = hash
+        self.expiresAt = expiresAt
     }
 }
 

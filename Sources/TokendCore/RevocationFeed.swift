@@ -6,7 +6,7 @@ import Logging
 /// The log is the truth. The feed reads it after the view's watermark at start, on every wake-up
 /// (a PostgreSQL NOTIFY, this replica's own revocation, a reconnect) and at least every
 /// `pollInterval`, so a lost NOTIFY delays a revocation by one poll at most. Log appends are
-/// serialised by the store so that sequence order is commit order (see `PostgresStore.revoke`):
+/// serialised by the store so that sequence order is commit order (`RevocationTransaction.append`):
 /// reading "everything after the watermark" never skips an entry that committed late.
 /// Each complete read marks the view synced; answers from memory stop `maxStaleness` after the
 /// last one.

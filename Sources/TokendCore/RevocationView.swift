@@ -112,10 +112,10 @@ public final class RevocationView: Sendable {
                     }
                 }
                 switch entry.kind {
-                case "subject": state.subjects[entry.value] = Self.later(state.subjects[entry.value], entry)
-                case "client": state.clients[entry.value] = Self.later(state.clients[entry.value], entry)
-                case "grant": state.grants[entry.value] = max(state.grants[entry.value] ?? entry.expiresAt, entry.expiresAt)
-                default: break
+                case .subject: state.subjects[entry.value] = Self.later(state.subjects[entry.value], entry)
+                case .client: state.clients[entry.value] = Self.later(state.clients[entry.value], entry)
+                case .grant: state.grants[entry.value] = max(state.grants[entry.value] ?? entry.expiresAt, entry.expiresAt)
+                case .token, .jti: break
                 }
                 if entry.expiresAt < state.nextExpiry { state.nextExpiry = entry.expiresAt }
                 state.watermark = max(state.watermark, entry.seq)

@@ -21,10 +21,10 @@ public protocol TokenStore: Sendable {
     func token(hash: TokenHash) async throws -> TokenRecord?
     /// The record with this jti; `nil` when unknown.
     func token(jti: String) async throws -> TokenRecord?
-    /// Marks the selected tokens revoked and appends one log entry, in one transaction: when this
-    /// returns, the revocation is committed. Revoking a refresh token (by hash or jti) revokes its
-    /// grant. When no token is affected by a `.token`/`.jti` selector, nothing is logged.
-    func revoke(_ selector: RevocationSelector, reason: String, at: Date) async throws -> RevocationOutcome
+    /// Runs `body` in one transaction and commits it when `body` returns; when `body` throws,
+    /// nothing it did is kept. When this returns, the transaction is durable. `Revoker` writes
+    /// every revocation through this, so that marking tokens and logging them never come apart.
+    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T
     /// Log entries with `seq > after`, in `seq` order, at most `limit`.
     func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry]
     /// The highest committed `seq`, 0 for an empty log.
@@ -32,6 +32,37 @@ public protocol TokenStore: Sendable {
     /// Deletes tokens that expired before `cutoff` and log entries older than `cutoff` that no
     /// longer cover a live token. Returns how many tokens were deleted.
     func deleteExpired(before cutoff: Date) async throws -> Int
+}
+
+/// The primitives of a revocation, inside a store transaction (`TokenStore.withRevocationTransaction`).
+/// Valid only until its `body` returns. What to mark and log is `Revoker`'s decision.
+public protocol RevocationTransaction: Sendable {
+    /// The record for a token hash, revoked or not, locked against other revocations until the
+    /// transaction ends; `nil` when unknown.
+    func token(hash: TokenHash) async throws -> TokenRecord?
+    /// The record with this jti, locked as `token(hash:)`; `nil` when unknown.
+    func token(jti: String) async throws -> TokenRecord?
+    /// Sets `revokedAt` of the tokens `match` covers that are not revoked yet, and returns those:
+    /// tokens revoked earlier keep their time and are not returned.
+    func markRevoked(_ match: TokenMatch, at time: Date) async throws -> [RevokedToken]
+    /// Appends `entry` to the log and returns its `seq`, greater than every committed one. Seq
+    /// order is commit order: a reader that has seen seq N has seen, or will never see, every
+    /// smaller seq (the log reader must not skip a late-committing entry).
+    func append(_ entry: NewRevocationEntry) async throws -> Int64
+}
+
+/// A row the store cannot read back: a value no version of tokend writes. Its description names
+/// the column, never the value.
+public struct StoreCorruption: Error, Sendable, Equatable, CustomStringConvertible {
+    public let table: String
+    public let column: String
+
+    public init(table: String, column: String) {
+        self.table = table
+        self.column = column
+    }
+
+    public var description: String { "unreadable value in \(table).\(column)" }
 }
 
 /// Everything tokend keeps. One conformance suite runs against every implementation.

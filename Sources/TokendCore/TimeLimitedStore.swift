@@ -61,8 +61,9 @@ public struct TimeLimitedStore: TokendStore {
     public func insertTokens(_ tokens: [TokenRecord]) async throws { try await limit { [base] in try await base.insertTokens(tokens) } }
     public func token(hash: TokenHash) async throws -> TokenRecord? { try await limit { [base] in try await base.token(hash: hash) } }
     public func token(jti: String) async throws -> TokenRecord? { try await limit { [base] in try await base.token(jti: jti) } }
-    public func revoke(_ selector: RevocationSelector, reason: String, at: Date) async throws -> RevocationOutcome {
-        try await limit { [base] in try await base.revoke(selector, reason: reason, at: at) }
+    /// The whole transaction under one limit.
+    public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        try await limit { [base] in try await base.withRevocationTransaction(body) }
     }
     public func revocations(after: Int64, limit count: Int) async throws -> [RevocationEntry] {
         try await limit { [base] in try await base.revocations(after: after, limit: count) }

@@ -93,8 +93,12 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     private static func clientRecord(_ row: PostgresRow) throws -> ClientRecord {
         let (id, roles, audiences, salt, hash, createdAt) = try row.decode((String, [String], [String], Data, Data, Date).self)
+        let known = try roles.map { name in
+            guard let role = Role(rawValue: name) else { throw StoreCorruption(table: "clients", column: "roles") }
+            return role
+        }
         return ClientRecord(
-            id: id, roles: Set(roles.compactMap(Role.init(rawValue:))), audiences: audiences,
+            id: id, roles: Set(known), audiences: audiences,
             secretSalt: Array(salt), secretHash: Array(hash), createdAt: createdAt
         )
     }
@@ -129,6 +133,8 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
+    /// The columns `tokenRecord` reads, in order. A constant: the only text this file interpolates
+    /// into SQL `unescaped:` (a column list cannot be a bound parameter).
     static let tokenColumns = """
         token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
         expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra::text, revoked_at
@@ -163,6 +169,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     public func token(jti: String) async throws -> TokenRecord? {
         let rows = try await client.query(
+            // `unescaped:` is safe: `tokenColumns` is a constant of this file, never input.
             "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE jti = \(jti)",
             logger: logger
         )
@@ -171,7 +178,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     }
 
     /// One `tokens` row (`tokenColumns`), through `RowCells`. `extra` is `{}` for most tokens and
-    /// then skips JSONDecoder.
+    /// then skips JSONDecoder. A value tokend never writes throws `StoreCorruption`.
     static func tokenRecord(_ row: PostgresRow) throws -> TokenRecord {
         var cells = RowCells(row)
         let hash = try cells.next(ByteBuffer.self)
@@ -192,105 +199,38 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         let extra = try cells.next(String.self)
         let revokedAt = try cells.next(Date?.self)
         let confirmation = (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t)
-        let hashBytes = hash.readableBytesView
-        guard hashBytes.count == 32 else { throw PostgresDecodingError.Code.failure }
+        guard let hash = TokenHash(validating: Array(hash.readableBytesView)) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
+        guard let kind = TokenKind(rawValue: Int(kind)) else { throw StoreCorruption(table: "tokens", column: "kind") }
         return TokenRecord(
-            hash: TokenHash(bytes: Array(hashBytes)), kind: TokenKind(rawValue: Int(kind)) ?? .access,
+            hash: hash, kind: kind,
             clientID: clientID, subject: subject, username: username, scope: scope, audiences: audiences,
             issuer: issuer, issuedAt: issuedAt, notBefore: notBefore, expiresAt: expiresAt, jti: jti,
             grantID: grantID, confirmation: confirmation,
-            extra: extra == "{}" ? [:] : ((try? JSONDecoder().decode([String: String].self, from: Data(extra.utf8))) ?? [:]),
+            extra: try extraClaims(extra),
             revokedAt: revokedAt
         )
     }
 
+    /// The `extra` column: a JSON object of strings.
+    private static func extraClaims(_ json: String) throws -> [String: String] {
+        if json == "{}" { return [:] }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+        } catch {
+            throw StoreCorruption(table: "tokens", column: "extra")
+        }
+    }
+
     // MARK: Revocation
 
-    public func revoke(_ selector: RevocationSelector, reason: String, at now: Date) async throws -> RevocationOutcome {
-        try await client.withTransaction(logger: logger) { connection in
-            // Each branch marks tokens revoked and returns their hashes and latest expiry.
-            var kind = selector.kind
-            var value: String
-            let affected: PostgresRowSequence
-            switch selector {
-            case .token, .jti:
-                let lookup: PostgresRowSequence
-                if case .token(let hash) = selector {
-                    lookup = try await connection.query(
-                        "SELECT kind, grant_id, jti FROM tokens WHERE token_hash = \(Data(hash.bytes)) FOR UPDATE", logger: logger)
-                } else if case .jti(let jti) = selector {
-                    lookup = try await connection.query(
-                        "SELECT kind, grant_id, jti FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger)
-                } else { preconditionFailure() }
-                var found: (Int16, String, String)?
-                for try await row in lookup { found = try row.decode((Int16, String, String).self) }
-                guard let (tokenKind, grantID, jti) = found else { return RevocationOutcome(revoked: 0, seq: 0) }
-                value = jti
-                if tokenKind == Int16(TokenKind.refresh.rawValue) {
-                    // RFC 7009 §2.1: revoking a refresh token invalidates its grant.
-                    kind = "grant"
-                    value = grantID
-                    try await connection.query("UPDATE grants SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
-                    affected = try await connection.query(
-                        """
-                        UPDATE tokens SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL
-                        RETURNING token_hash, expires_at
-                        """, logger: logger)
-                } else {
-                    affected = try await connection.query(
-                        """
-                        UPDATE tokens SET revoked_at = \(now) WHERE jti = \(jti) AND revoked_at IS NULL
-                        RETURNING token_hash, expires_at
-                        """, logger: logger)
-                }
-            case .subject(let subject):
-                value = subject
-                affected = try await connection.query(
-                    "UPDATE tokens SET revoked_at = \(now) WHERE subject = \(subject) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                    logger: logger)
-            case .client(let clientID):
-                value = clientID
-                affected = try await connection.query(
-                    "UPDATE tokens SET revoked_at = \(now) WHERE client_id = \(clientID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                    logger: logger)
-            case .grant(let grantID):
-                value = grantID
-                try await connection.query("UPDATE grants SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
-                affected = try await connection.query(
-                    "UPDATE tokens SET revoked_at = \(now) WHERE grant_id = \(grantID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                    logger: logger)
+    public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { [logger] connection in
+                try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
             }
-            var hashes: [String] = []
-            var latestExpiry = now
-            for try await row in affected {
-                let (hash, expiresAt) = try row.decode((Data, Date).self)
-                hashes.append(Array(hash).hexString)
-                latestExpiry = max(latestExpiry, expiresAt)
-            }
-            let isTokenSelector: Bool
-            switch selector {
-            case .token, .jti: isTokenSelector = true
-            default: isTokenSelector = false
-            }
-            if isTokenSelector && hashes.isEmpty { return RevocationOutcome(revoked: 0, seq: 0) }
-            // Only single-token and grant entries carry hashes; rules (subject, client) are applied
-            // by matching, and their entries live until every token they covered has expired.
-            let logged = (kind == "token" || kind == "jti" || kind == "grant") ? hashes : []
-            // Appends to the log take a transaction-scoped lock before drawing their seq and hold it
-            // until commit, so seq order is commit order: a reader that sees seq N has seen, or will
-            // never see, every smaller seq. Only this last step of a revocation is serialised.
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.logLockKey))", logger: logger)
-            let rows = try await connection.query(
-                """
-                INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
-                VALUES (\(kind), \(value), \(logged), \(reason), \(Int64(hashes.count)), \(now), \(latestExpiry))
-                RETURNING seq
-                """, logger: logger)
-            var seq: Int64 = 0
-            for try await row in rows { seq = try row.decode(Int64.self) }
-            // A wake-up for every replica's revocation feed; delivered at commit. The log is the truth.
-            try await connection.query("SELECT pg_notify(\(Self.notificationChannel), \(String(seq)))", logger: logger)
-            return RevocationOutcome(revoked: Int64(hashes.count), seq: seq)
+        } catch let error as PostgresTransactionError {
+            // The body's own error when it threw (the transaction was not committed), as for SQLite.
+            throw error.closureError ?? error
         }
     }
 
@@ -318,6 +258,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         let count = try cells.next(Int64.self)
         let createdAt = try cells.next(Date.self)
         let expiresAt = try cells.next(Date.self)
+        guard let kind = RevocationEntry.Kind(rawValue: kind) else { throw StoreCorruption(table: "revocations", column: "kind") }
         return RevocationEntry(
             seq: seq, kind: kind, value: value, tokenHashes: hashes.hashes,
             reason: reason, revokedCount: count, createdAt: createdAt, expiresAt: expiresAt)
@@ -342,6 +283,80 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
                 "DELETE FROM revocations WHERE expires_at < \(cutoff) AND seq < (SELECT MAX(seq) FROM revocations)", logger: logger)
             return count
         }
+    }
+}
+
+/// The revocation primitives on the connection of one `PostgresClient.withTransaction`.
+struct PostgresRevocationTransaction: RevocationTransaction {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    // `unescaped:` is safe in both lookups: `tokenColumns` is a constant, never input.
+    func token(hash: TokenHash) async throws -> TokenRecord? {
+        try await first(connection.query(
+            "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE token_hash = \(Data(hash.bytes)) FOR UPDATE", logger: logger))
+    }
+
+    func token(jti: String) async throws -> TokenRecord? {
+        try await first(connection.query(
+            "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger))
+    }
+
+    private func first(_ rows: PostgresRowSequence) async throws -> TokenRecord? {
+        for try await row in rows { return try PostgresStore.tokenRecord(row) }
+        return nil
+    }
+
+    func markRevoked(_ match: TokenMatch, at time: Date) async throws -> [RevokedToken] {
+        let rows: PostgresRowSequence
+        switch match {
+        case .hash(let hash):
+            rows = try await connection.query(
+                """
+                UPDATE tokens SET revoked_at = \(time) WHERE token_hash = \(Data(hash.bytes)) AND revoked_at IS NULL
+                RETURNING token_hash, expires_at
+                """, logger: logger)
+        case .subject(let subject):
+            rows = try await connection.query(
+                "UPDATE tokens SET revoked_at = \(time) WHERE subject = \(subject) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                logger: logger)
+        case .client(let clientID):
+            rows = try await connection.query(
+                "UPDATE tokens SET revoked_at = \(time) WHERE client_id = \(clientID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                logger: logger)
+        case .grant(let grantID):
+            try await connection.query("UPDATE grants SET revoked_at = \(time) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
+            rows = try await connection.query(
+                "UPDATE tokens SET revoked_at = \(time) WHERE grant_id = \(grantID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
+                logger: logger)
+        }
+        var revoked: [RevokedToken] = []
+        for try await row in rows {
+            let (hash, expiresAt) = try row.decode((Data, Date).self)
+            guard let hash = TokenHash(validating: Array(hash)) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
+            revoked.append(RevokedToken(hash: hash, expiresAt: expiresAt))
+        }
+        return revoked
+    }
+
+    func append(_ entry: NewRevocationEntry) async throws -> Int64 {
+        // A transaction-scoped lock taken before the seq is drawn and held until commit: seq order
+        // is commit order, so a reader that sees seq N has seen, or will never see, every smaller
+        // seq. Only this last step of a revocation is serialised.
+        try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresStore.logLockKey))", logger: logger)
+        let rows = try await connection.query(
+            """
+            INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
+            VALUES (\(entry.kind.rawValue), \(entry.value), \(entry.tokenHashes.map(\.hex)), \(entry.reason), \(entry.revokedCount),
+                \(entry.createdAt), \(entry.expiresAt))
+            RETURNING seq
+            """, logger: logger)
+        var seq: Int64?
+        for try await row in rows { seq = try row.decode(Int64.self) }
+        guard let seq else { throw PostgresDecodingError.Code.missingData }
+        // A wake-up for every replica's revocation feed; delivered at commit. The log is the truth.
+        try await connection.query("SELECT pg_notify(\(PostgresStore.notificationChannel), \(String(seq)))", logger: logger)
+        return seq
     }
 }
 

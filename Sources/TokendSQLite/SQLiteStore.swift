@@ -107,12 +107,12 @@ public final class SQLiteStore: TokendStore {
 
     public func client(id: String) async throws -> ClientRecord? {
         try await gate.run {
-            try await self.select("SELECT * FROM clients WHERE client_id = ?", [.text(id)]).first.map(Self.clientRecord)
+            try await self.select("SELECT \(Self.clientColumns) FROM clients WHERE client_id = ?", [.text(id)]).first.map(Self.clientRecord)
         }
     }
 
     public func listClients() async throws -> [ClientRecord] {
-        try await gate.run { try await self.select("SELECT * FROM clients ORDER BY client_id").map(Self.clientRecord) }
+        try await gate.run { try await self.select("SELECT \(Self.clientColumns) FROM clients ORDER BY client_id").map(Self.clientRecord) }
     }
 
     public func deleteClient(id: String) async throws -> Bool {
@@ -130,13 +130,17 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    private static func clientRecord(_ row: SQLiteRow) -> ClientRecord {
-        ClientRecord(
-            id: row.column("client_id")?.string ?? "",
-            roles: Set(strings(row.column("roles")).compactMap(Role.init(rawValue:))),
-            audiences: strings(row.column("audiences")),
-            secretSalt: bytes(row.column("secret_salt")), secretHash: bytes(row.column("secret_hash")),
-            createdAt: date(row.column("created_at")) ?? Date(timeIntervalSince1970: 0))
+    private static let clientColumns = "client_id, roles, audiences, secret_salt, secret_hash, created_at"
+
+    private static func clientRecord(_ row: SQLiteRow) throws -> ClientRecord {
+        let cells = Cells(row, table: "clients")
+        let roles = try cells.json([String].self, "roles").map { name in
+            guard let role = Role(rawValue: name) else { throw StoreCorruption(table: "clients", column: "roles") }
+            return role
+        }
+        return ClientRecord(
+            id: try cells.text("client_id"), roles: Set(roles), audiences: try cells.json([String].self, "audiences"),
+            secretSalt: try cells.bytes("secret_salt"), secretHash: try cells.bytes("secret_hash"), createdAt: try cells.date("created_at"))
     }
 
     // MARK: Tokens
@@ -168,112 +172,70 @@ public final class SQLiteStore: TokendStore {
 
     public func token(hash: TokenHash) async throws -> TokenRecord? {
         try await gate.run {
-            try await self.select("SELECT * FROM tokens WHERE token_hash = ?", [blob(hash.bytes)]).first.flatMap(Self.tokenRecord)
+            try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE token_hash = ?", [blob(hash.bytes)]).first.map(Self.tokenRecord)
         }
     }
 
     public func token(jti: String) async throws -> TokenRecord? {
         try await gate.run {
-            try await self.select("SELECT * FROM tokens WHERE jti = ?", [.text(jti)]).first.flatMap(Self.tokenRecord)
+            try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE jti = ?", [.text(jti)]).first.map(Self.tokenRecord)
         }
     }
 
-    private static func tokenRecord(_ row: SQLiteRow) -> TokenRecord? {
-        guard let hash = TokenHash(validating: bytes(row.column("token_hash"))) else { return nil }
-        let jkt = row.column("cnf_jkt")?.string
-        let x5t = row.column("cnf_x5t_s256")?.string
-        let extra = (row.column("extra")?.string).flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+    fileprivate static let tokenColumns = """
+        token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
+        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra, revoked_at
+        """
+
+    fileprivate static func tokenRecord(_ row: SQLiteRow) throws -> TokenRecord {
+        let cells = Cells(row, table: "tokens")
+        guard let hash = TokenHash(validating: try cells.bytes("token_hash")) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
+        guard let kind = TokenKind(rawValue: try cells.integer("kind")) else { throw StoreCorruption(table: "tokens", column: "kind") }
+        let jkt = try cells.optionalText("cnf_jkt")
+        let x5t = try cells.optionalText("cnf_x5t_s256")
         return TokenRecord(
-            hash: hash, kind: TokenKind(rawValue: row.column("kind")?.integer ?? 1) ?? .access,
-            clientID: row.column("client_id")?.string ?? "", subject: row.column("subject")?.string,
-            username: row.column("username")?.string, scope: row.column("scope")?.string,
-            audiences: strings(row.column("audiences")), issuer: row.column("issuer")?.string ?? "",
-            issuedAt: date(row.column("issued_at")) ?? Date(timeIntervalSince1970: 0),
-            notBefore: date(row.column("not_before")),
-            expiresAt: date(row.column("expires_at")) ?? Date(timeIntervalSince1970: 0),
-            jti: row.column("jti")?.string ?? "", grantID: row.column("grant_id")?.string ?? "",
+            hash: hash, kind: kind, clientID: try cells.text("client_id"), subject: try cells.optionalText("subject"),
+            username: try cells.optionalText("username"), scope: try cells.optionalText("scope"),
+            audiences: try cells.json([String].self, "audiences"), issuer: try cells.text("issuer"),
+            issuedAt: try cells.date("issued_at"), notBefore: try cells.optionalDate("not_before"), expiresAt: try cells.date("expires_at"),
+            jti: try cells.text("jti"), grantID: try cells.text("grant_id"),
             confirmation: (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t),
-            extra: extra ?? [:], revokedAt: date(row.column("revoked_at")))
+            extra: try cells.json([String: String].self, "extra"), revokedAt: try cells.optionalDate("revoked_at"))
     }
 
     // MARK: Revocation
 
-    public func revoke(_ selector: RevocationSelector, reason: String, at now: Date) async throws -> RevocationOutcome {
-        try await transaction {
-            var kind = selector.kind
-            var value: String
-            var affected: [SQLiteRow]
-            let returning = "RETURNING token_hash, expires_at"
-            switch selector {
-            case .token, .jti:
-                let found: SQLiteRow?
-                if case .token(let hash) = selector {
-                    found = try await self.select("SELECT kind, grant_id, jti FROM tokens WHERE token_hash = ?", [blob(hash.bytes)]).first
-                } else if case .jti(let jti) = selector {
-                    found = try await self.select("SELECT kind, grant_id, jti FROM tokens WHERE jti = ?", [.text(jti)]).first
-                } else { preconditionFailure() }
-                guard let found, let grantID = found.column("grant_id")?.string, let jti = found.column("jti")?.string else {
-                    return RevocationOutcome(revoked: 0, seq: 0)
-                }
-                value = jti
-                if found.column("kind")?.integer == TokenKind.refresh.rawValue {
-                    // RFC 7009 §2.1: revoking a refresh token invalidates its grant.
-                    kind = "grant"
-                    value = grantID
-                    try await self.execute("UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL", [time(now), .text(grantID)])
-                    affected = try await self.select(
-                        "UPDATE tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL \(returning)", [time(now), .text(grantID)])
-                } else {
-                    affected = try await self.select(
-                        "UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL \(returning)", [time(now), .text(jti)])
-                }
-                if affected.isEmpty { return RevocationOutcome(revoked: 0, seq: 0) }
-            case .subject(let subject):
-                value = subject
-                affected = try await self.select(
-                    "UPDATE tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL \(returning)", [time(now), .text(subject)])
-            case .client(let clientID):
-                value = clientID
-                affected = try await self.select(
-                    "UPDATE tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL \(returning)", [time(now), .text(clientID)])
-            case .grant(let grantID):
-                value = grantID
-                try await self.execute("UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL", [time(now), .text(grantID)])
-                affected = try await self.select(
-                    "UPDATE tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL \(returning)", [time(now), .text(grantID)])
-            }
-            let hashes = affected.map { Self.bytes($0.column("token_hash")).hexString }
-            let latestExpiry = affected.compactMap { Self.date($0.column("expires_at")) }.max().map { max($0, now) } ?? now
-            let logged = (kind == "token" || kind == "jti" || kind == "grant") ? hashes : []
-            let rows = try await self.select(
-                """
-                INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq
-                """,
-                [.text(kind), .text(value), .text(json(logged)), .text(reason), .integer(hashes.count), time(now), time(latestExpiry)])
-            let seq = Int64(rows.first?.column("seq")?.integer ?? 0)
-            return RevocationOutcome(revoked: Int64(hashes.count), seq: seq)
-        }
+    public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        // BEGIN IMMEDIATE takes the write lock at once: writers are serialised, so seq order is commit order.
+        try await transaction { try await body(SQLiteRevocationTransaction(store: self)) }
     }
 
     public func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
         try await gate.run {
-            try await self.select("SELECT * FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", [.integer(Int(after)), .integer(limit)])
-                .map { row in
-                    RevocationEntry(
-                        seq: Int64(row.column("seq")?.integer ?? 0), kind: row.column("kind")?.string ?? "",
-                        value: row.column("value")?.string ?? "",
-                        tokenHashes: Self.strings(row.column("token_hashes")).compactMap(TokenHash.init(hex:)),
-                        reason: row.column("reason")?.string ?? "", revokedCount: Int64(row.column("revoked_count")?.integer ?? 0),
-                        createdAt: Self.date(row.column("created_at")) ?? Date(timeIntervalSince1970: 0),
-                        expiresAt: Self.date(row.column("expires_at")))
-                }
+            try await self.select(
+                """
+                SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
+                WHERE seq > ? ORDER BY seq LIMIT ?
+                """, [.integer(Int(after)), .integer(limit)]
+            ).map(Self.revocationEntry)
         }
+    }
+
+    private static func revocationEntry(_ row: SQLiteRow) throws -> RevocationEntry {
+        let cells = Cells(row, table: "revocations")
+        guard let kind = RevocationEntry.Kind(rawValue: try cells.text("kind")) else { throw StoreCorruption(table: "revocations", column: "kind") }
+        // Elements that are not 64 hex digits are skipped, as PostgresStore's `HexTokenHashes` does.
+        let hashes = try cells.json([String].self, "token_hashes").compactMap(TokenHash.init(hex:))
+        return RevocationEntry(
+            seq: Int64(try cells.integer("seq")), kind: kind, value: try cells.text("value"), tokenHashes: hashes,
+            reason: try cells.text("reason"), revokedCount: Int64(try cells.integer("revoked_count")),
+            createdAt: try cells.date("created_at"), expiresAt: try cells.date("expires_at"))
     }
 
     public func revocationHead() async throws -> Int64 {
         try await gate.run {
-            Int64(try await self.select("SELECT COALESCE(MAX(seq), 0) AS head FROM revocations").first?.column("head")?.integer ?? 0)
+            let rows = try await self.select("SELECT COALESCE(MAX(seq), 0) AS head FROM revocations")
+            return Int64(try rows.first.map { try Cells($0, table: "revocations").integer("head") } ?? 0)
         }
     }
 
@@ -306,29 +268,17 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    private func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws {
+    /// Runs one statement, outside the gate: for use inside `gate.run` or `transaction` (and by
+    /// tests that write rows directly).
+    func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws {
         try await connection.query(sql, binds) { _ in }
     }
 
-    private func select(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    /// `execute` that returns the rows.
+    func select(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         let rows = RowCollector()
         try await connection.query(sql, binds) { rows.append($0) }
         return rows.rows
-    }
-
-    private static func strings(_ data: SQLiteData?) -> [String] {
-        guard let text = data?.string else { return [] }
-        return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
-    }
-
-    private static func bytes(_ data: SQLiteData?) -> [UInt8] {
-        guard case .blob(let buffer)? = data else { return [] }
-        return Array(buffer.readableBytesView)
-    }
-
-    private static func date(_ data: SQLiteData?) -> Date? {
-        guard let data, data != .null, let seconds = data.double else { return nil }
-        return Date(timeIntervalSince1970: seconds)
     }
 }
 
@@ -343,6 +293,118 @@ private func jsonObject(_ object: [String: String]) -> String {
 private func blob(_ bytes: [UInt8]) -> SQLiteData { .blob(ByteBuffer(bytes: bytes)) }
 private func time(_ date: Date) -> SQLiteData { .float(date.timeIntervalSince1970) }
 private func optional(_ text: String?) -> SQLiteData { text.map { .text($0) } ?? .null }
+
+/// The revocation primitives inside one `SQLiteStore.transaction` (which holds the gate).
+private struct SQLiteRevocationTransaction: RevocationTransaction {
+    let store: SQLiteStore
+
+    // No row locks needed: BEGIN IMMEDIATE has made this the only writer.
+    func token(hash: TokenHash) async throws -> TokenRecord? {
+        try await store.select("SELECT \(SQLiteStore.tokenColumns) FROM tokens WHERE token_hash = ?", [blob(hash.bytes)])
+            .first.map(SQLiteStore.tokenRecord)
+    }
+
+    func token(jti: String) async throws -> TokenRecord? {
+        try await store.select("SELECT \(SQLiteStore.tokenColumns) FROM tokens WHERE jti = ?", [.text(jti)]).first.map(SQLiteStore.tokenRecord)
+    }
+
+    func markRevoked(_ match: TokenMatch, at now: Date) async throws -> [RevokedToken] {
+        let set = "UPDATE tokens SET revoked_at = ?"
+        let returning = "AND revoked_at IS NULL RETURNING token_hash, expires_at"
+        let rows: [SQLiteRow]
+        switch match {
+        case .hash(let hash):
+            rows = try await store.select("\(set) WHERE token_hash = ? \(returning)", [time(now), blob(hash.bytes)])
+        case .subject(let subject):
+            rows = try await store.select("\(set) WHERE subject = ? \(returning)", [time(now), .text(subject)])
+        case .client(let clientID):
+            rows = try await store.select("\(set) WHERE client_id = ? \(returning)", [time(now), .text(clientID)])
+        case .grant(let grantID):
+            try await store.execute("UPDATE grants SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL", [time(now), .text(grantID)])
+            rows = try await store.select("\(set) WHERE grant_id = ? \(returning)", [time(now), .text(grantID)])
+        }
+        return try rows.map { row in
+            let cells = Cells(row, table: "tokens")
+            guard let hash = TokenHash(validating: try cells.bytes("token_hash")) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
+            return RevokedToken(hash: hash, expiresAt: try cells.date("expires_at"))
+        }
+    }
+
+    func append(_ entry: NewRevocationEntry) async throws -> Int64 {
+        let rows = try await store.select(
+            """
+            INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq
+            """,
+            [.text(entry.kind.rawValue), .text(entry.value), .text(json(entry.tokenHashes.map(\.hex))), .text(entry.reason),
+             .integer(Int(entry.revokedCount)), time(entry.createdAt), time(entry.expiresAt)])
+        guard let row = rows.first else { throw StoreCorruption(table: "revocations", column: "seq") }
+        return Int64(try Cells(row, table: "revocations").integer("seq"))
+    }
+}
+
+/// A row's cells by name, each of the type tokend writes, or a `StoreCorruption` naming the column.
+private struct Cells {
+    let row: SQLiteRow
+    let table: String
+
+    init(_ row: SQLiteRow, table: String) {
+        self.row = row
+        self.table = table
+    }
+
+    private func cell(_ column: String) throws -> SQLiteData {
+        guard let data = row.column(column) else { throw corrupt(column) }
+        return data
+    }
+
+    private func corrupt(_ column: String) -> StoreCorruption { StoreCorruption(table: table, column: column) }
+
+    func text(_ column: String) throws -> String {
+        guard case .text(let text) = try cell(column) else { throw corrupt(column) }
+        return text
+    }
+
+    func optionalText(_ column: String) throws -> String? {
+        switch try cell(column) {
+        case .null: return nil
+        case .text(let text): return text
+        default: throw corrupt(column)
+        }
+    }
+
+    func integer(_ column: String) throws -> Int {
+        guard case .integer(let value) = try cell(column) else { throw corrupt(column) }
+        return Int(value)
+    }
+
+    func bytes(_ column: String) throws -> [UInt8] {
+        guard case .blob(let buffer) = try cell(column) else { throw corrupt(column) }
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Unix seconds (REAL).
+    func date(_ column: String) throws -> Date {
+        guard let date = try optionalDate(column) else { throw corrupt(column) }
+        return date
+    }
+
+    func optionalDate(_ column: String) throws -> Date? {
+        switch try cell(column) {
+        case .null: return nil
+        case .float(let seconds): return Date(timeIntervalSince1970: seconds)
+        case .integer(let seconds): return Date(timeIntervalSince1970: Double(seconds))
+        default: throw corrupt(column)
+        }
+    }
+
+    /// A JSON value in a TEXT column: lists are arrays, `extra` an object of strings.
+    func json<T: Decodable>(_ type: T.Type, _ column: String) throws -> T {
+        let text = try text(column)
+        guard let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else { throw corrupt(column) }
+        return value
+    }
+}
 
 /// Collects rows handed over by sqlite-nio's row callback.
 private final class RowCollector: Sendable {

@@ -151,8 +151,8 @@ final class FaultyStore: TokendStore {
     func insertTokens(_ tokens: [TokenRecord]) async throws { try self.tokens(); try await base.insertTokens(tokens) }
     func token(hash: TokenHash) async throws -> TokenRecord? { try tokens(); return try await base.token(hash: hash) }
     func token(jti: String) async throws -> TokenRecord? { try tokens(); return try await base.token(jti: jti) }
-    func revoke(_ selector: RevocationSelector, reason: String, at: Date) async throws -> RevocationOutcome {
-        try tokens(); return try await base.revoke(selector, reason: reason, at: at)
+    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        try tokens(); return try await base.withRevocationTransaction(body)
     }
     func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
         try tokens(); return try await base.revocations(after: after, limit: limit)

@@ -90,7 +90,9 @@ private final class StubTokenStore: TokenStore, Sendable {
 
     func insertTokens(_ tokens: [TokenRecord]) async throws { throw Down() }
     func token(jti: String) async throws -> TokenRecord? { throw Down() }
-    func revoke(_ selector: RevocationSelector, reason: String, at: Date) async throws -> RevocationOutcome { throw Down() }
+    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        throw Down()
+    }
     func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] { throw Down() }
     func revocationHead() async throws -> Int64 { throw Down() }
     func deleteExpired(before cutoff: Date) async throws -> Int { throw Down() }

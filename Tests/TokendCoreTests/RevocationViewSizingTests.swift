@@ -17,7 +17,7 @@ import Testing
 
     static func entries(_ hashes: [TokenHash], from seq: Int64 = 1, expires: Date = t0.addingTimeInterval(3600)) -> [RevocationEntry] {
         hashes.enumerated().map { i, hash in
-            RevocationEntry(seq: seq + Int64(i), kind: "token", value: "v", tokenHashes: [hash], reason: "", revokedCount: 1,
+            RevocationEntry(seq: seq + Int64(i), kind: .token, value: "v", tokenHashes: [hash], reason: "", revokedCount: 1,
                             createdAt: t0, expiresAt: expires)
         }
     }

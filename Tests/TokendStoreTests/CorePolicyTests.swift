@@ -166,7 +166,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
             #expect(try await h.isActive(issued.accessToken) == false)
             #expect(try await h.store.token(hash: issued.access.hash)?.revokedAt == t0)
             let entry = try #require(try await log(h.store).last)
-            #expect(entry.kind == "token")
+            #expect(entry.kind == .token)
             #expect(entry.value == issued.access.jti)
             #expect(entry.reason.contains("admin"))
         }
@@ -205,7 +205,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
             #expect(try await h.isActive(otherGrant.accessToken))
             #expect(try await h.isActive(try #require(otherGrant.refreshToken)))
             let entry = try #require(try await log(h.store).last)
-            #expect(entry.kind == "grant")
+            #expect(entry.kind == .grant)
             #expect(entry.value == issued.access.grantID)
         }
     }

@@ -192,7 +192,7 @@ import TokendTestSupport
 }
 
 @Suite struct RevocationViewTests {
-    func entry(_ seq: Int64, _ kind: String, _ value: String, hashes: [TokenHash] = [], at: Date = t0, expires: Date? = nil) -> RevocationEntry {
+    func entry(_ seq: Int64, _ kind: RevocationEntry.Kind, _ value: String, hashes: [TokenHash] = [], at: Date = t0, expires: Date? = nil) -> RevocationEntry {
         RevocationEntry(seq: seq, kind: kind, value: value, tokenHashes: hashes, reason: "", revokedCount: Int64(hashes.count),
                         createdAt: at, expiresAt: expires ?? at.addingTimeInterval(3600))
     }
@@ -200,7 +200,7 @@ import TokendTestSupport
     @Test func applyingTwiceChangesNothing() {
         let view = RevocationView()
         let token = mint(issuedAt: t0.addingTimeInterval(-100))
-        let e = entry(1, "token", token.record.jti, hashes: [token.hash])
+        let e = entry(1, .token, token.record.jti, hashes: [token.hash])
         view.apply([e])
         view.apply([e])
         #expect(view.verdict(for: token.record) == .revoked)
@@ -211,7 +211,7 @@ import TokendTestSupport
     @Test func unrelatedTokensAreNotRevoked() {
         let view = RevocationView()
         let revoked = mint(issuedAt: t0.addingTimeInterval(-100))
-        view.apply([entry(1, "token", "x", hashes: [revoked.hash]), entry(2, "subject", "someone-else", at: t0)])
+        view.apply([entry(1, .token, "x", hashes: [revoked.hash]), entry(2, .subject, "someone-else", at: t0)])
         for _ in 0..<1000 {
             #expect(view.verdict(for: mint(subject: "alice", issuedAt: t0.addingTimeInterval(-100)).record) == .notRevoked)
         }
@@ -222,9 +222,9 @@ import TokendTestSupport
         let short = mint(issuedAt: t0, ttl: 60)
         let long = mint(issuedAt: t0, ttl: 7200)
         view.apply([
-            entry(1, "token", "s", hashes: [short.hash], expires: t0.addingTimeInterval(60)),
-            entry(2, "token", "l", hashes: [long.hash], expires: t0.addingTimeInterval(7200)),
-            entry(3, "subject", "gone", at: t0, expires: t0.addingTimeInterval(60)),
+            entry(1, .token, "s", hashes: [short.hash], expires: t0.addingTimeInterval(60)),
+            entry(2, .token, "l", hashes: [long.hash], expires: t0.addingTimeInterval(7200)),
+            entry(3, .subject, "gone", at: t0, expires: t0.addingTimeInterval(60)),
         ])
         view.compact(now: t0.addingTimeInterval(120))
         #expect(view.figures.exactEntries == 1)
@@ -248,7 +248,7 @@ import TokendTestSupport
     @Test func growsPastItsInitialCapacityWithoutLosingEntries() {
         let view = RevocationView(expectedEntries: 1024)
         let tokens = (0..<5000).map { _ in mint(issuedAt: t0) }
-        view.apply(tokens.enumerated().map { i, t in entry(Int64(i + 1), "token", "v", hashes: [t.hash]) })
+        view.apply(tokens.enumerated().map { i, t in entry(Int64(i + 1), .token, "v", hashes: [t.hash]) })
         #expect(view.figures.exactEntries == 5000)
         #expect(tokens.allSatisfy { view.verdict(for: $0.record) == .revoked })
     }

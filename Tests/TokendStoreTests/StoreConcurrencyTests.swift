@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokendCore
+import TokendPostgres
 import TokendTestSupport
 
 /// Many writers at once against each store: nothing lost, nothing logged twice, no seq reused.
@@ -109,6 +110,63 @@ import TokendTestSupport
             let outcome = try await store.revoke(.client("c3"), reason: "", at: t0)
             #expect(outcome.revoked == Int64(grants.filter { $0.access.record.clientID == "c3" }.count * 3))
             #expect(outcome.revoked > 0)
+        }
+    }
+
+    /// Issue 15 item 7. PostgreSQL draws sequence values outside transactions, so an append that
+    /// drew seq N can commit after one that drew N+1; a reader that saw N+1 would then read past N
+    /// for good. Appends hold an advisory lock from drawing the seq to commit, so the later one
+    /// waits: while N is uncommitted, no reader sees anything after it.
+    @Test func aLaterAppendWaitsForAnEarlierUncommittedOneSoReadersNeverSkipIt() async throws {
+        try await withStore(.postgres) { store in
+            let postgres = try #require(store as? PostgresStore)
+            let entry: @Sendable (String) -> NewRevocationEntry = { value in
+                NewRevocationEntry(kind: .subject, value: value, tokenHashes: [], reason: "", revokedCount: 0, createdAt: t0, expiresAt: t0)
+            }
+            let (earlyAppended, earlyAppendedContinuation) = AsyncStream<Int64>.makeStream()
+            let (commitEarly, commitEarlyContinuation) = AsyncStream<Void>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // The slow, early one: draws its seq, then stays open until told to commit.
+                group.addTask {
+                    try await store.withRevocationTransaction { tx in
+                        earlyAppendedContinuation.yield(try await tx.append(entry("early")))
+                        for await _ in commitEarly { break }
+                    }
+                }
+                var appended = earlyAppended.makeAsyncIterator()
+                let early = try #require(await appended.next())
+                // The fast, late one.
+                group.addTask {
+                    _ = try await store.withRevocationTransaction { tx in try await tx.append(entry("late")) }
+                }
+
+                // Wait until the late append has either committed (visible to a reader) or is
+                // waiting for the log lock.
+                var seen: [Int64] = []
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    seen = try await store.revocations(after: 0, limit: 10).map(\.seq)
+                    if !seen.isEmpty { break }
+                    let waiting = try await postgres.client.query(
+                        """
+                        SELECT count(*) FROM pg_locks
+                        WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        """, logger: TestEnvironment.logger)
+                    var waiters: Int64 = 0
+                    for try await row in waiting { waiters = try row.decode(Int64.self) }
+                    if waiters > 0 { break }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(seen.isEmpty, "a reader saw \(seen) while seq \(early) was not yet committed")
+                #expect(try await store.revocations(after: 0, limit: 10).isEmpty)
+
+                commitEarlyContinuation.yield()
+                commitEarlyContinuation.finish()
+                try await group.waitForAll()
+                let log = try await store.revocations(after: 0, limit: 10)
+                #expect(log.map(\.value) == ["early", "late"])
+                #expect(log.first?.seq == early)
+            }
         }
     }
 }

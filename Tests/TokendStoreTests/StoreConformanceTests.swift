@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TokendCore
+@testable import TokendPostgres
+@testable import TokendSQLite
 import TokendTestSupport
 
 /// The `TokendStore` contract. Every test runs the same code against PostgreSQL and SQLite.
@@ -202,7 +204,7 @@ import TokendTestSupport
             #expect(entries.count == 1)
             let entry = try #require(entries.first)
             #expect(entry.seq == outcome.seq)
-            #expect(entry.kind == "token")
+            #expect(entry.kind == .token)
             #expect(entry.value == grant.access.record.jti)
             #expect(entry.tokenHashes == [grant.access.hash])
             #expect(entry.reason == "leaked")
@@ -227,7 +229,7 @@ import TokendTestSupport
 
             let entry = try #require(try await log(store).last)
             #expect(entry.seq == outcome.seq)
-            #expect(entry.kind == "grant")
+            #expect(entry.kind == .grant)
             #expect(entry.value == grant.id)
             #expect(Set(entry.tokenHashes) == Set(grant.all.map(\.hash)))
             #expect(entry.tokenHashes.count == 3)
@@ -270,7 +272,7 @@ import TokendTestSupport
             #expect(try await revokedAt(grant.access2, in: store) == nil)
             #expect(try await revokedAt(grant.refresh, in: store) == nil)
             var entry = try #require(try await log(store).last)
-            #expect(entry.kind == "jti")
+            #expect(entry.kind == .jti)
             #expect(entry.value == grant.access.record.jti)
             #expect(entry.tokenHashes == [grant.access.hash])
 
@@ -279,7 +281,7 @@ import TokendTestSupport
             #expect(refresh.revoked == 3)
             for minted in other.all { #expect(try await revokedAt(minted, in: store) == at) }
             entry = try #require(try await log(store).last)
-            #expect(entry.kind == "grant")
+            #expect(entry.kind == .grant)
             #expect(entry.value == other.id)
             #expect(try await revokedAt(grant.access2, in: store) == nil)
         }
@@ -302,7 +304,7 @@ import TokendTestSupport
             for minted in bob.all + [machine] { #expect(try await revokedAt(minted, in: store) == nil) }
             let entry = try #require(try await log(store).last)
             #expect(entry.seq == outcome.seq)
-            #expect(entry.kind == "subject")
+            #expect(entry.kind == .subject)
             #expect(entry.value == "alice")
             #expect(entry.revokedCount == 6)
             #expect(entry.reason == "account locked")
@@ -329,7 +331,7 @@ import TokendTestSupport
             for minted in a1.all + a2.all { #expect(try await revokedAt(minted, in: store) == at) }
             for minted in b.all { #expect(try await revokedAt(minted, in: store) == nil) }
             let entry = try #require(try await log(store).last)
-            #expect(entry.kind == "client")
+            #expect(entry.kind == .client)
             #expect(entry.value == "compromised")
             #expect(entry.revokedCount == 6)
 
@@ -352,7 +354,7 @@ import TokendTestSupport
             for minted in target.all { #expect(try await revokedAt(minted, in: store) == at) }
             for minted in other.all { #expect(try await revokedAt(minted, in: store) == nil) }
             let entry = try #require(try await log(store).last)
-            #expect(entry.kind == "grant")
+            #expect(entry.kind == .grant)
             #expect(entry.value == target.id)
             #expect(Set(entry.tokenHashes) == Set(target.all.map(\.hash)))
 
@@ -392,6 +394,169 @@ import TokendTestSupport
         }
     }
 
+    // MARK: Revocation primitives
+
+    @Test(arguments: StoreKind.allCases)
+    func markRevokedReturnsExactlyTheTokensItNewlyRevokedForEachMatch(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant(client: "web", subject: "alice")
+            let bob = makeGrant(client: "web", subject: "bob")
+            let mobile = makeGrant(client: "mobile", subject: "carol")
+            for g in [grant, bob, mobile] { try await insert(g, into: store) }
+            let at = t0.addingTimeInterval(30)
+            func revoked(_ minted: [Minted]) -> Set<RevokedToken> {
+                Set(minted.map { RevokedToken(hash: $0.hash, expiresAt: $0.record.expiresAt) })
+            }
+            let (restOfGrant, bobs, mobiles) = (revoked([grant.access2, grant.refresh]), revoked(bob.all), revoked(mobile.all))
+
+            try await store.withRevocationTransaction { tx async throws -> Void in
+                #expect(try await tx.markRevoked(.hash(grant.access.hash), at: at) == [RevokedToken(hash: grant.access.hash, expiresAt: grant.access.record.expiresAt)])
+                #expect(try await tx.markRevoked(.hash(grant.access.hash), at: at).isEmpty)
+                // The grant's other tokens only: the access token is revoked already.
+                #expect(Set(try await tx.markRevoked(.grant(grant.id), at: at)) == restOfGrant)
+                #expect(try await tx.markRevoked(.grant(grant.id), at: at).isEmpty)
+                #expect(Set(try await tx.markRevoked(.subject("bob"), at: at)) == bobs)
+                #expect(try await tx.markRevoked(.subject("bob"), at: at).isEmpty)
+                #expect(Set(try await tx.markRevoked(.client("mobile"), at: at)) == mobiles)
+                #expect(try await tx.markRevoked(.client("mobile"), at: at).isEmpty)
+                #expect(try await tx.markRevoked(.hash(TokenHash(token: OpaqueToken.generate(.access))), at: at).isEmpty)
+                #expect(try await tx.markRevoked(.grant("no-such-grant"), at: at).isEmpty)
+                #expect(try await tx.markRevoked(.subject("nobody"), at: at).isEmpty)
+                #expect(try await tx.markRevoked(.client("nobody"), at: at).isEmpty)
+            }
+            for minted in grant.all + bob.all + mobile.all { #expect(try await revokedAt(minted, in: store) == at) }
+            // Marking logs nothing: the log is written only by `append`.
+            #expect(try await log(store).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func transactionLookupsReadRecordsRevokedOrNot(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            try await insert(grant, into: store)
+            _ = try await store.revoke(.token(grant.access.hash), reason: "", at: t0)
+            let revokedAccess = { var record = grant.access.record; record.revokedAt = t0; return record }()
+            try await store.withRevocationTransaction { tx async throws -> Void in
+                #expect(try await tx.token(hash: grant.access.hash) == revokedAccess)
+                #expect(try await tx.token(jti: grant.access.record.jti) == revokedAccess)
+                #expect(try await tx.token(hash: grant.refresh.hash) == grant.refresh.record)
+                #expect(try await tx.token(jti: grant.refresh.record.jti) == grant.refresh.record)
+                #expect(try await tx.token(hash: TokenHash(token: OpaqueToken.generate(.access))) == nil)
+                #expect(try await tx.token(jti: "no-such-jti") == nil)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func appendReturnsIncreasingSeqsThatTheLogReadsBackAfterASequence(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let hashes = [TokenHash(token: "tkd_at_a"), TokenHash(token: "tkd_at_b")]
+            let entries = [
+                NewRevocationEntry(kind: .grant, value: "g-1", tokenHashes: hashes, reason: "logout", revokedCount: 2,
+                                   createdAt: t0, expiresAt: t0.addingTimeInterval(3600)),
+                NewRevocationEntry(kind: .subject, value: "alice", tokenHashes: [], reason: "", revokedCount: 5,
+                                   createdAt: t0.addingTimeInterval(1), expiresAt: t0.addingTimeInterval(86400)),
+                NewRevocationEntry(kind: .jti, value: "j-1", tokenHashes: [hashes[0]], reason: "r", revokedCount: 1,
+                                   createdAt: t0.addingTimeInterval(2), expiresAt: t0.addingTimeInterval(2)),
+            ]
+            let first = try await store.withRevocationTransaction { tx in
+                [try await tx.append(entries[0]), try await tx.append(entries[1])]
+            }
+            let last = try await store.withRevocationTransaction { tx in try await tx.append(entries[2]) }
+            let seqs = first + [last]
+            #expect(seqs[0] > 0)
+            #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 < $1 }, "seq increases: \(seqs)")
+            #expect(try await store.revocationHead() == last)
+
+            let read = try await log(store)
+            #expect(read.map(\.seq) == seqs)
+            for (entry, new) in zip(read, entries) {
+                #expect(entry == RevocationEntry(
+                    seq: entry.seq, kind: new.kind, value: new.value, tokenHashes: new.tokenHashes, reason: new.reason,
+                    revokedCount: new.revokedCount, createdAt: new.createdAt, expiresAt: new.expiresAt))
+            }
+            #expect(try await store.revocations(after: seqs[0], limit: 10).map(\.seq) == Array(seqs.dropFirst()))
+            #expect(try await store.revocations(after: seqs[1], limit: 10).map(\.value) == ["j-1"])
+            #expect(try await store.revocations(after: last, limit: 10).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aTransactionThatThrowsLeavesNothingMarkedAndNothingLogged(kind: StoreKind) async throws {
+        struct Abandon: Error {}
+        try await withStore(kind) { store in
+            let grant = makeGrant()
+            try await insert(grant, into: store)
+            await #expect(throws: Abandon.self) {
+                try await store.withRevocationTransaction { tx in
+                    #expect(try await tx.markRevoked(.grant(grant.id), at: t0).count == 3)
+                    let seq = try await tx.append(NewRevocationEntry(
+                        kind: .grant, value: grant.id, tokenHashes: grant.all.map(\.hash), reason: "", revokedCount: 3,
+                        createdAt: t0, expiresAt: t0))
+                    #expect(seq > 0)
+                    throw Abandon()
+                }
+            }
+            for minted in grant.all { #expect(try await revokedAt(minted, in: store) == nil) }
+            #expect(try await log(store).isEmpty)
+            #expect(try await store.revocationHead() == 0)
+            // The store is usable afterwards, and the grant revocable.
+            #expect(try await store.revoke(.grant(grant.id), reason: "", at: t0).revoked == 3)
+        }
+    }
+
+    // MARK: Rows decode or fail
+
+    @Test(arguments: StoreKind.allCases)
+    func aTokenOfAnUnknownKindIsStoreCorruption(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let token = mint()
+            try await store.insertTokens([token.record])
+            try await overwrite(store, "tokens", set: "kind = 7", where: "jti", is: token.record.jti)
+            await expectCorruption("tokens", "kind") { try await store.token(hash: token.hash) }
+            await expectCorruption("tokens", "kind") { try await store.token(jti: token.record.jti) }
+            // Callers answer 503, never a guess.
+            let introspector = Introspector(store: store, logger: TestEnvironment.logger)
+            await expectError(.unavailable) { try await introspector.introspect(token: token.token, audiences: []) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func extraClaimsThatAreNotAnObjectOfStringsAreStoreCorruption(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let numbers = mint(), array = mint()
+            try await store.insertTokens([numbers.record])
+            try await store.insertTokens([array.record])
+            try await overwrite(store, "tokens", set: #"extra = '{"n": 1}'"#, where: "jti", is: numbers.record.jti)
+            try await overwrite(store, "tokens", set: "extra = '[]'", where: "jti", is: array.record.jti)
+            for minted in [numbers, array] {
+                await expectCorruption("tokens", "extra") { try await store.token(hash: minted.hash) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aClientWithAnUnknownRoleIsStoreCorruption(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            try await store.createClient(makeClient("odd", roles: [.introspect]))
+            try await overwrite(
+                store, "clients", set: #"roles = '["introspect","superuser"]'"#,
+                postgres: "roles = ARRAY['introspect','superuser']", where: "client_id", is: "odd")
+            await expectCorruption("clients", "roles") { try await store.client(id: "odd") }
+            await expectCorruption("clients", "roles") { try await store.listClients() }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aLogEntryOfAnUnknownKindIsStoreCorruption(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.revoke(.subject("alice"), reason: "", at: t0)
+            try await overwrite(store, "revocations", set: "kind = 'everything'", where: "value", is: "alice")
+            await expectCorruption("revocations", "kind") { try await log(store) }
+        }
+    }
+
     // MARK: Revocation log
 
     @Test(arguments: StoreKind.allCases)
@@ -407,16 +572,16 @@ import TokendTestSupport
     func logIsOrderedAndHonoursAfterAndLimit(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             var outcomes: [RevocationOutcome] = []
-            var expectedKinds: [String] = []
+            var expectedKinds: [RevocationEntry.Kind] = []
             for i in 0..<5 {
                 let token = mint(subject: "user-\(i)")
                 try await store.insertTokens([token.record])
                 if i.isMultiple(of: 2) {
                     outcomes.append(try await store.revoke(.token(token.hash), reason: "r\(i)", at: t0.addingTimeInterval(Double(i))))
-                    expectedKinds.append("token")
+                    expectedKinds.append(.token)
                 } else {
                     outcomes.append(try await store.revoke(.subject("user-\(i)"), reason: "r\(i)", at: t0.addingTimeInterval(Double(i))))
-                    expectedKinds.append("subject")
+                    expectedKinds.append(.subject)
                 }
             }
             let seqs = outcomes.map(\.seq)
@@ -498,5 +663,39 @@ import TokendTestSupport
             try await store.ping()
             #expect(store.name == kind.rawValue)
         }
+    }
+}
+
+/// Sets `assignment` (SQL) on the rows of `table` whose `column` is `value`, past the store: for
+/// values tokend never writes. `postgres` replaces `assignment` where the dialects differ.
+func overwrite(
+    _ store: any TokendStore, _ table: String, set assignment: String, postgres: String? = nil, where column: String, is value: String
+) async throws {
+    switch store {
+    case let store as PostgresStore:
+        // Test-only SQL from literals in this file; the value is bound.
+        try await store.client.query(
+            "UPDATE \(unescaped: table) SET \(unescaped: postgres ?? assignment) WHERE \(unescaped: column) = \(value)",
+            logger: TestEnvironment.logger)
+    case let store as SQLiteStore:
+        try await store.execute("UPDATE \(table) SET \(assignment) WHERE \(column) = ?", [.text(value)])
+    default:
+        Issue.record("no raw SQL for \(type(of: store))")
+    }
+}
+
+/// Expects `body` to throw `StoreCorruption` naming `table`.`column`, and its description not to
+/// carry any value.
+func expectCorruption<R>(
+    _ table: String, _ column: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
+) async {
+    do {
+        let value = try await body()
+        Issue.record("expected StoreCorruption(\(table).\(column)), got the value \(value)", sourceLocation: sourceLocation)
+    } catch let error as StoreCorruption {
+        #expect(error == StoreCorruption(table: table, column: column), sourceLocation: sourceLocation)
+        #expect(error.description == "unreadable value in \(table).\(column)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected StoreCorruption(\(table).\(column)), got \(String(reflecting: error))", sourceLocation: sourceLocation)
     }
 }

@@ -60,6 +60,13 @@ func makeClient(_ id: String, roles: Set<Role> = [.introspect], audiences: [Stri
     return ClientRecord(id: id, roles: roles, audiences: audiences, secretSalt: hashed.salt, secretHash: hashed.hash, createdAt: createdAt)
 }
 
+extension TokenStore {
+    /// `Revoker`'s plan at a given time, without the request validation of `Revoker.revoke`.
+    func revoke(_ selector: RevocationSelector, reason: String, at time: Date) async throws -> RevocationOutcome {
+        try await Revoker.commit(selector, reason: reason, at: time, to: self)
+    }
+}
+
 /// `revokedAt` of the stored record; fails the test when the token is unknown.
 func revokedAt(_ minted: Minted, in store: any TokendStore, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Date? {
     let record = try await store.token(hash: minted.hash)

@@ -219,7 +219,7 @@ let benchmarks: @Sendable () -> Void = {
         try await store.insertTokens(working.enumerated().map { record(for: $0.element, index: $0.offset, now: at) })
         let view = RevocationView()
         view.apply(absent.prefix(1000).enumerated().map { i, h in
-            RevocationEntry(seq: Int64(i + 1), kind: "token", value: "r\(i)", tokenHashes: [h], reason: "bench",
+            RevocationEntry(seq: Int64(i + 1), kind: .token, value: "r\(i)", tokenHashes: [h], reason: "bench",
                             revokedCount: 1, createdAt: at, expiresAt: at.addingTimeInterval(86_400))
         })
         view.markSynced(at: Date())

@@ -80,7 +80,7 @@ struct AdminController: Sendable {
             out.entries = entries.map { e in
                 var entry = Tokend_V1_RevocationEntry()
                 entry.seq = e.seq
-                entry.kind = e.kind
+                entry.kind = e.kind.rawValue
                 entry.value = e.value
                 entry.reason = e.reason
                 entry.revoked = e.revokedCount
