@@ -184,7 +184,7 @@ enum Cluster {
         var processes: [TokendProcess] = []
         defer {
             for (index, process) in processes.enumerated() where !shutDown(process) {
-                Issue.record("replica \(index) did not exit within 10 s of SIGTERM and was killed: \(process.log.suffix(1500))")
+                Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(process.log.suffix(1500))")
             }
             try? FileManager.default.removeItem(at: dataDir)
         }
@@ -211,12 +211,13 @@ enum Cluster {
     }
 }
 
-/// SIGTERM, then SIGKILL if the process has not exited within 10 s (`TokendProcess.stop()` would
-/// wait forever for a replica stuck in its graceful shutdown). Returns whether SIGTERM sufficed.
+/// SIGTERM, then SIGKILL if the process has not exited within 30 s, the default
+/// `TOKEND_DRAIN_PERIOD` (`TokendProcess.stop()` would wait forever for a replica stuck in its
+/// graceful shutdown). Returns whether SIGTERM sufficed.
 func shutDown(_ tokend: TokendProcess) -> Bool {
     guard tokend.process.isRunning else { return true }
     tokend.process.terminate()
-    let deadline = Date().addingTimeInterval(10)
+    let deadline = Date().addingTimeInterval(30)
     while tokend.process.isRunning && Date() < deadline {
         Thread.sleep(forTimeInterval: 0.05)  // polling for the exit, with a deadline
     }
