@@ -56,7 +56,7 @@ final class AnswerCounter: Sendable {
                 }
             }
             // SIGTERM once the workers are demonstrably mid-stream.
-            try await eventually("40 answers before SIGTERM", within: .seconds(10), every: .milliseconds(5)) {
+            try await eventually("40 answers before SIGTERM", within: .seconds(60), every: .milliseconds(5)) {
                 answered.count.load(ordering: .relaxed) >= 40
             }
             kill(pid, SIGTERM)
