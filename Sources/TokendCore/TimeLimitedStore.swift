@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A store call that did not finish within its time limit.
 public struct StoreTimeout: Error, CustomStringConvertible {
@@ -6,28 +7,92 @@ public struct StoreTimeout: Error, CustomStringConvertible {
     public var description: String { "the token store did not answer within \(seconds) s" }
 }
 
-/// Runs `operation`, cancelling it and throwing `StoreTimeout` after `seconds`.
+/// Runs `operation` and returns what it returns, or throws `StoreTimeout` once `limit` has passed
+/// on `clock`, whichever comes first. On a timeout, and when the caller is cancelled, `operation`
+/// is cancelled.
 ///
-/// Cancellation reaches the wait that matters in an outage: a PostgreSQL pool keeps requests queued
-/// for a connection (for up to a minute) and gives them up on cancellation.
-public func withTimeLimit<T: Sendable>(_ seconds: TimeInterval, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: TimeLimitOutcome<T>.self) { group in
-        group.addTask { .value(try await operation()) }
+/// The caller is answered at the deadline even when `operation` ignores cancellation, as a
+/// postgres-nio query does while its server has stopped answering (a SIGSTOPped or blackholed
+/// database: the socket stays open, nothing answers, nothing resets). A task group cannot do
+/// that, since it returns only once every child has returned; so `operation` runs in a task of its
+/// own, which the caller waits for only until the deadline and then cancels and leaves to end by
+/// itself. Such tasks cannot pile up: the stores end a cancelled call promptly (`PostgresStore`
+/// closes the connection under it, which fails the query and makes the pool open a fresh one),
+/// and the call is counted in flight (`StoreCallCounters`) only until its caller is answered.
+public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
+    _ limit: Duration, clock: C, _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let deadline = clock.now.advanced(by: limit)
+    let outcome = FirstOutcome<T>()
+    let work = Task {
+        do { outcome.settle(.success(try await operation())) } catch { outcome.settle(.failure(error)) }
+    }
+    let result = await withTaskGroup(of: Void.self) { group in
         group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return .timedOut
+            do {
+                try await clock.sleep(until: deadline, tolerance: nil)
+                outcome.settle(.failure(StoreTimeout(seconds: limit.timeInterval)))
+            } catch {
+                // Cancelled: the operation settled first.
+            }
         }
-        defer { group.cancelAll() }
-        switch try await group.next() {
-        case .value(let value)?: return value
-        case .timedOut?, nil: throw StoreTimeout(seconds: seconds)
+        let result = await withTaskCancellationHandler {
+            await outcome.value()
+        } onCancel: {
+            outcome.settle(.failure(CancellationError()))
+        }
+        group.cancelAll()
+        return result
+    }
+    if case .failure = result { work.cancel() }
+    return try result.get()
+}
+
+/// `withTimeLimit` on the continuous clock.
+public func withTimeLimit<T: Sendable>(_ seconds: TimeInterval, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withTimeLimit(.milliseconds(Int64(seconds * 1000)), clock: ContinuousClock(), operation)
+}
+
+/// The first of several racing outcomes (an operation's result, a timeout, a cancellation), and
+/// the one waiter that takes it.
+final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var result: Result<T, any Error>?
+        var waiter: CheckedContinuation<Result<T, any Error>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Records `result` unless an outcome was recorded already; hands it to the waiter.
+    func settle(_ result: Result<T, any Error>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Result<T, any Error>, Never>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: result)
+    }
+
+    /// The first outcome, once there is one. Called once.
+    func value() async -> Result<T, any Error> {
+        await withCheckedContinuation { continuation in
+            let settled = state.withLock { state -> Result<T, any Error>? in
+                if let result = state.result { return result }
+                state.waiter = continuation
+                return nil
+            }
+            if let settled { continuation.resume(returning: settled) }
         }
     }
 }
 
-enum TimeLimitOutcome<T: Sendable>: Sendable {
-    case value(T)
-    case timedOut
+extension Duration {
+    /// This duration in seconds, for messages and metrics.
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
 }
 
 /// Gives every call of the wrapped store a time limit, so that while the database is unreachable
@@ -38,16 +103,20 @@ public struct TimeLimitedStore: TokendStore {
     public let seconds: TimeInterval
     /// In-flight, failed and timed-out calls, for `/metrics`.
     public let calls = StoreCallCounters()
+    private let clock: any Clock<Duration>
 
-    public init(_ base: any TokendStore, seconds: TimeInterval) {
+    /// `clock` measures the limit (tests pass one they move by hand).
+    public init(_ base: any TokendStore, seconds: TimeInterval, clock: any Clock<Duration> = ContinuousClock()) {
         self.base = base
         self.seconds = seconds
+        self.clock = clock
     }
 
     public var name: String { base.name }
 
     private func limit<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await calls.count { try await withTimeLimit(seconds, operation) }
+        let clock = clock  // a local, which the compiler opens to call the generic function
+        return try await calls.count { try await withTimeLimit(.milliseconds(Int64(seconds * 1000)), clock: clock, operation) }
     }
 
     public func ping() async throws { try await limit { [base] in try await base.ping() } }
@@ -71,6 +140,9 @@ public struct TimeLimitedStore: TokendStore {
     public func revocationHead() async throws -> Int64 { try await limit { [base] in try await base.revocationHead() } }
     public func deleteExpired(before cutoff: Date) async throws -> Int {
         // Clean-up may legitimately take long on a big table: a wider limit.
-        try await withTimeLimit(max(seconds, 60)) { [base] in try await base.deleteExpired(before: cutoff) }
+        let clock = clock
+        return try await withTimeLimit(.milliseconds(Int64(max(seconds, 60) * 1000)), clock: clock) { [base] in
+            try await base.deleteExpired(before: cutoff)
+        }
     }
 }

@@ -35,60 +35,105 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     }
 
     public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
+        try await onConnection { [logger] connection in
+            for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+        }
+    }
+
+    // MARK: Connections
+
+    /// Runs `body` on a pooled connection that is closed if the calling task is cancelled.
+    ///
+    /// A query on a connection whose server stopped answering (a stopped or blackholed database:
+    /// the socket stays open, nothing answers) waits forever, and postgres-nio does not give it up
+    /// on cancellation. `TimeLimitedStore` answers its caller at the deadline regardless and cancels
+    /// the call; closing the connection here then fails the query, ends the call, and makes the
+    /// pool replace the connection instead of lending it out again. Rows are read inside `body`,
+    /// while the connection is leased.
+    func onConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await Self.onConnection(client, body)
+    }
+
+    static func onConnection<T: Sendable>(_ client: PostgresClient, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            try await withTaskCancellationHandler {
+                try await body(connection)
+            } onCancel: {
+                // Not awaited: closing the channel is what fails the stuck query.
+                let closing: EventLoopFuture<Void> = connection.close()
+                _ = closing
+            }
+        }
+    }
+
+    /// `onConnection` inside a transaction (committed when `body` returns, rolled back when it throws).
+    func inTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await onConnection { [logger] connection in
+            try await connection.withTransaction(logger: logger) { try await body($0) }
+        }
     }
 
     // MARK: Clients
 
     public func createClient(_ c: ClientRecord) async throws {
         do {
-            try await client.query(
-                """
-                INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
-                VALUES (\(c.id), \(c.sortedRoles), \(c.audiences), \(Data(c.secretSalt)), \(Data(c.secretHash)), \(c.createdAt), \(c.createdAt))
-                """,
-                logger: logger
-            )
+            try await onConnection { [logger] connection in
+                try await connection.query(
+                    """
+                    INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
+                    VALUES (\(c.id), \(c.sortedRoles), \(c.audiences), \(Data(c.secretSalt)), \(Data(c.secretHash)), \(c.createdAt), \(c.createdAt))
+                    """,
+                    logger: logger
+                )
+            }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw TokendError.alreadyExists("client \"\(c.id)\" exists already")
         }
     }
 
     public func client(id: String) async throws -> ClientRecord? {
-        let rows = try await client.query(
-            "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients WHERE client_id = \(id)",
-            logger: logger
-        )
-        for try await row in rows { return try Self.clientRecord(row) }
-        return nil
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients WHERE client_id = \(id)",
+                logger: logger
+            )
+            for try await row in rows { return try Self.clientRecord(row) }
+            return nil
+        }
     }
 
     public func listClients() async throws -> [ClientRecord] {
-        let rows = try await client.query(
-            "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients ORDER BY client_id",
-            logger: logger
-        )
-        var result: [ClientRecord] = []
-        for try await row in rows { result.append(try Self.clientRecord(row)) }
-        return result
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients ORDER BY client_id",
+                logger: logger
+            )
+            var result: [ClientRecord] = []
+            for try await row in rows { result.append(try Self.clientRecord(row)) }
+            return result
+        }
     }
 
     public func deleteClient(id: String) async throws -> Bool {
-        let rows = try await client.query("DELETE FROM clients WHERE client_id = \(id) RETURNING client_id", logger: logger)
-        for try await _ in rows { return true }
-        return false
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query("DELETE FROM clients WHERE client_id = \(id) RETURNING client_id", logger: logger)
+            for try await _ in rows { return true }
+            return false
+        }
     }
 
     public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
-        let rows = try await client.query(
-            """
-            UPDATE clients SET secret_salt = \(Data(salt)), secret_hash = \(Data(hash)), updated_at = now()
-            WHERE client_id = \(id) RETURNING client_id
-            """,
-            logger: logger
-        )
-        for try await _ in rows { return true }
-        return false
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                """
+                UPDATE clients SET secret_salt = \(Data(salt)), secret_hash = \(Data(hash)), updated_at = now()
+                WHERE client_id = \(id) RETURNING client_id
+                """,
+                logger: logger
+            )
+            for try await _ in rows { return true }
+            return false
+        }
     }
 
     private static func clientRecord(_ row: PostgresRow) throws -> ClientRecord {
@@ -108,7 +153,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     public func insertTokens(_ tokens: [TokenRecord]) async throws {
         guard let first = tokens.first else { return }
         let expiresAt = tokens.map(\.expiresAt).max() ?? first.expiresAt
-        try await client.withTransaction(logger: logger) { connection in
+        try await inTransaction { [logger] connection in
             try await connection.query(
                 """
                 INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at)
@@ -160,21 +205,25 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     }
 
     private static func fetchTokens(_ hashes: [TokenHash], client: PostgresClient, logger: Logger) async throws -> [TokenHash: TokenRecord] {
-        let rows = try await client.execute(TokensByHash(hashes: hashes.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
-        var records: [TokenHash: TokenRecord] = [:]
-        records.reserveCapacity(hashes.count)
-        for try await record in rows { records[record.hash] = record }
-        return records
+        try await onConnection(client) { connection in
+            let rows = try await connection.execute(TokensByHash(hashes: hashes.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
+            var records: [TokenHash: TokenRecord] = [:]
+            records.reserveCapacity(hashes.count)
+            for try await record in rows { records[record.hash] = record }
+            return records
+        }
     }
 
     public func token(jti: String) async throws -> TokenRecord? {
-        let rows = try await client.query(
-            // `unescaped:` is safe: `tokenColumns` is a constant of this file, never input.
-            "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE jti = \(jti)",
-            logger: logger
-        )
-        for try await row in rows { return try Self.tokenRecord(row) }
-        return nil
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                // `unescaped:` is safe: `tokenColumns` is a constant of this file, never input.
+                "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE jti = \(jti)",
+                logger: logger
+            )
+            for try await row in rows { return try Self.tokenRecord(row) }
+            return nil
+        }
     }
 
     /// One `tokens` row (`tokenColumns`), through `RowCells`. `extra` is `{}` for most tokens and
@@ -225,7 +274,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { [logger] connection in
+            return try await inTransaction { [logger] connection in
                 try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
             }
         } catch let error as PostgresTransactionError {
@@ -235,15 +284,17 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     }
 
     public func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
-        let rows = try await client.query(
-            """
-            SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
-            WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
-            """, logger: logger)
-        var entries: [RevocationEntry] = []
-        entries.reserveCapacity(min(limit, 10_000))
-        for try await row in rows { entries.append(try Self.revocationEntry(row)) }
-        return entries
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                """
+                SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
+                WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
+                """, logger: logger)
+            var entries: [RevocationEntry] = []
+            entries.reserveCapacity(min(limit, 10_000))
+            for try await row in rows { entries.append(try Self.revocationEntry(row)) }
+            return entries
+        }
     }
 
     /// One `revocations` row, through `RowCells` (at a cold start over 1,000,000 entries a tuple
@@ -265,13 +316,15 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     }
 
     public func revocationHead() async throws -> Int64 {
-        let rows = try await client.query("SELECT COALESCE(MAX(seq), 0) FROM revocations", logger: logger)
-        for try await row in rows { return try row.decode(Int64.self) }
-        return 0
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query("SELECT COALESCE(MAX(seq), 0) FROM revocations", logger: logger)
+            for try await row in rows { return try row.decode(Int64.self) }
+            return 0
+        }
     }
 
     public func deleteExpired(before cutoff: Date) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+        try await inTransaction { [logger] connection in
             let rows = try await connection.query("DELETE FROM tokens WHERE expires_at < \(cutoff) RETURNING 1", logger: logger)
             var count = 0
             for try await _ in rows { count += 1 }

@@ -29,7 +29,12 @@ enum ClusterHTTP {
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = body
         let (data, response) = try await (timeout <= 10 ? shortSession : session).data(for: request)
-        return HTTPAnswer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+        let http = response as? HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (name, value) in http?.allHeaderFields ?? [:] {
+            if let name = name as? String, let value = value as? String { fields[name.lowercased()] = value }
+        }
+        return HTTPAnswer(status: http?.statusCode ?? 0, body: data, headers: fields)
     }
 }
 
@@ -37,6 +42,8 @@ enum ClusterHTTP {
 struct HTTPAnswer: Sendable, CustomStringConvertible {
     var status: Int
     var body: Data
+    /// Header fields, by lower-cased name.
+    var headers: [String: String] = [:]
 
     var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
     /// RFC 7662 `active`, if the body carries it.
@@ -116,8 +123,8 @@ struct Replica: Sendable, CustomStringConvertible {
     }
 
     /// RFC 7009 over the public listener, client_secret_basic.
-    func revoke(_ token: String, as client: ClientCredentials) async throws -> HTTPAnswer {
-        try await form("/oauth2/revoke", token: token, as: client, timeout: 30)
+    func revoke(_ token: String, as client: ClientCredentials, timeout: TimeInterval = 30) async throws -> HTTPAnswer {
+        try await form("/oauth2/revoke", token: token, as: client, timeout: timeout)
     }
 
     private func form(_ path: String, token: String, as client: ClientCredentials, timeout: TimeInterval) async throws -> HTTPAnswer {
@@ -177,7 +184,7 @@ enum Cluster {
         var processes: [TokendProcess] = []
         defer {
             for (index, process) in processes.enumerated() where !shutDown(process) {
-                Issue.record("replica \(index) did not exit within 10 s of SIGTERM and was killed: \(process.log.suffix(1500))")
+                Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(process.log.suffix(1500))")
             }
             try? FileManager.default.removeItem(at: dataDir)
         }
@@ -204,12 +211,13 @@ enum Cluster {
     }
 }
 
-/// SIGTERM, then SIGKILL if the process has not exited within 10 s (`TokendProcess.stop()` would
-/// wait forever for a replica stuck in its graceful shutdown). Returns whether SIGTERM sufficed.
+/// SIGTERM, then SIGKILL if the process has not exited within 30 s, the default
+/// `TOKEND_DRAIN_PERIOD` (`TokendProcess.stop()` would wait forever for a replica stuck in its
+/// graceful shutdown). Returns whether SIGTERM sufficed.
 func shutDown(_ tokend: TokendProcess) -> Bool {
     guard tokend.process.isRunning else { return true }
     tokend.process.terminate()
-    let deadline = Date().addingTimeInterval(10)
+    let deadline = Date().addingTimeInterval(30)
     while tokend.process.isRunning && Date() < deadline {
         Thread.sleep(forTimeInterval: 0.05)  // polling for the exit, with a deadline
     }

@@ -227,7 +227,7 @@ import TokendTestSupport
         defer { postgres.destroy() }
         let staleness = 2.0
         try await Cluster.run(replicas: 2, databaseURL: postgres.url,
-                              environment: ["TOKEND_MAX_STALENESS": "2s", "TOKEND_LOG_LEVEL": "info"]) { replicas in
+                              environment: ["TOKEND_MAX_STALENESS": "2s", "TOKEND_STORE_TIMEOUT": "2s", "TOKEND_LOG_LEVEL": "info"]) { replicas in
             let a = replicas[0]
             let rs = try await a.createClient("rs", roles: ["introspect", "revoke"])
             let revokedToken = try await a.issue(client: "rs", subject: "mallory").accessToken
@@ -331,8 +331,9 @@ import TokendTestSupport
                 for s in all {
                     let what = "\(s.token) on \(s.replica) at +\(String(format: "%.3f", s.start))s: "
                     if let failure = s.failure { violations.append(what + "no answer within 10 s: \(failure)"); continue }
-                    if s.end - s.start > 3 {
-                        // Neither an answer from memory nor a prompt 503: a resource server would time out.
+                    if s.end - s.start > 7 {
+                        // Neither an answer from memory nor a 503 within the 2 s store limit (plus a
+                        // margin for a busy machine): a resource server would time out.
                         violations.append(what + "answered only after \(String(format: "%.2f", s.end - s.start)) s (\(s.outcome))")
                     }
                     switch (s.status, s.token, s.active) {

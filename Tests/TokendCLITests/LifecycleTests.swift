@@ -23,7 +23,9 @@ final class AnswerCounter: Sendable {
     }
 
     @Test func sigtermDrainsAndExitsZero() async throws {
-        let server = try TokendProcess(environment: ["TOKEND_SHUTDOWN_DELAY": "1500ms"])
+        // The delay only has to outlast what the test does inside it (a few requests); generous,
+        // so that a busy machine cannot make the listeners close before the test looks.
+        let server = try TokendProcess(environment: ["TOKEND_SHUTDOWN_DELAY": "8s"])
         defer { try? FileManager.default.removeItem(at: server.dataDir) }
         #expect(try server.tokenctl(["clients", "create", "rs", "--role", "introspect", "--output", "json"]).status == 0)
         let secret = try #require(try server.tokenctl(["clients", "rotate-secret", "rs", "--output", "json"]).json?["client_secret"] as? String)
@@ -32,8 +34,8 @@ final class AnswerCounter: Sendable {
         #expect(await Self.get(server.publicURL + "/readyz")?.0 == 200)
 
         // Keep introspecting from 8 workers across the SIGTERM, until each has had an answer sent
-        // after it (inside the 1.5 s delay, however fast or slow the machine, rather than until a
-        // fixed time); every answer must be a complete 200.
+        // after it (inside the delay, however fast or slow the machine, rather than until a fixed
+        // time); every answer must be a complete 200.
         let started = Date()
         let publicURL = server.publicURL
         let pid = server.process.processIdentifier
@@ -54,7 +56,7 @@ final class AnswerCounter: Sendable {
                 }
             }
             // SIGTERM once the workers are demonstrably mid-stream.
-            try await eventually("40 answers before SIGTERM", within: .seconds(10), every: .milliseconds(5)) {
+            try await eventually("40 answers before SIGTERM", within: .seconds(60), every: .milliseconds(5)) {
                 answered.count.load(ordering: .relaxed) >= 40
             }
             kill(pid, SIGTERM)
@@ -68,7 +70,7 @@ final class AnswerCounter: Sendable {
 
         // Still within the delay: not ready (once the signal has been handled), but alive and serving.
         var ready: (Int, String)?
-        try await eventually("/readyz 503 after SIGTERM", within: .seconds(1), every: .milliseconds(10)) {
+        try await eventually("/readyz 503 after SIGTERM", within: .seconds(5), every: .milliseconds(10)) {
             ready = await Self.get(server.publicURL + "/readyz")
             return ready?.0 != 200
         }
@@ -76,7 +78,7 @@ final class AnswerCounter: Sendable {
         #expect(ready?.1.contains("shutting down") == true)
         #expect(await Self.get(server.publicURL + "/healthz")?.0 == 200)
 
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(30)
         while server.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!server.process.isRunning)
         #expect(server.process.terminationStatus == 0)

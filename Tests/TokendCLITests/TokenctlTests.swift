@@ -202,7 +202,7 @@ import TokendTestSupport
         defer { server.stop(); try? FileManager.default.removeItem(at: server.dataDir) }
         var env = server.environment
         env.removeValue(forKey: "TOKEND_LOG_FORMAT")
-        let second = try run(Binaries.tokend, ["serve"], environment: env.filter { $0.key.hasPrefix("TOKEND_") })
+        let second = try run(Binaries.tokend, ["serve"], environment: env.filter { $0.key.hasPrefix("TOKEND_") }, deadline: 30)
         #expect(second.status != 0)
         #expect(second.stderr.contains("another tokend process is using the data directory"))
         #expect(server.process.isRunning)

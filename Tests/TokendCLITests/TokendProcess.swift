@@ -29,8 +29,12 @@ struct CommandResult {
     }
 }
 
-/// Runs a program to completion with `input` on its standard input.
-func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil, cwd: URL? = nil) throws -> CommandResult {
+/// Runs a program to completion with `input` on its standard input. A program still running after
+/// `deadline` seconds (a server that should have refused to start, a hung command) is killed, and
+/// its result says so (status 137 and a note on stderr), so a wrong outcome fails the test instead
+/// of hanging it.
+func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil, cwd: URL? = nil,
+         deadline: TimeInterval = 120) throws -> CommandResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -50,11 +54,18 @@ func run(_ executable: URL, _ arguments: [String], environment: [String: String]
     process.standardError = try FileHandle(forWritingTo: errURL)
     process.standardInput = try FileHandle(forReadingFrom: inURL)
     try process.run()
+    let giveUp = Date().addingTimeInterval(deadline)
+    while process.isRunning && Date() < giveUp {
+        Thread.sleep(forTimeInterval: 0.02)  // polling for the exit, with a deadline
+    }
+    let killed = process.isRunning
+    if killed { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
+    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
     return CommandResult(
-        status: process.terminationStatus,
+        status: killed ? 137 : process.terminationStatus,
         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        stderr: killed ? stderr + "\n[test: \(executable.lastPathComponent) still running after \(deadline) s; killed]" : stderr)
 }
 
 /// A `tokend serve` child process on ephemeral ports, its log in a file.
@@ -80,6 +91,9 @@ final class TokendProcess {
         env["TOKEND_ADMIN_ADDR"] = "127.0.0.1:0"
         env["TOKEND_DATA_DIR"] = dir.path
         env["TOKEND_LOG_FORMAT"] = "json"
+        // Tests decide on outcomes, not on how fast a busy machine answers: a generous store limit,
+        // unless the test is about the limit and sets its own.
+        env["TOKEND_STORE_TIMEOUT"] = "30s"
         for (key, value) in environment { env[key] = value }
         self.environment = env
         process.executableURL = Binaries.tokend

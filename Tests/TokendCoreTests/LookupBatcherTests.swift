@@ -1,8 +1,9 @@
 import Synchronization
 import Testing
 @testable import TokendCore
+import TokendTestSupport
 
-@Suite struct LookupBatcherTests {
+@Suite(.timeLimit(.minutes(1))) struct LookupBatcherTests {
     /// Counts fetches and the keys per fetch; answers `key * 10`, nothing for negative keys.
     final class Source: Sendable {
         let batches = Mutex<[[Int]]>([])
@@ -28,29 +29,91 @@ import Testing
         #expect(source.batches.withLock { $0 } == [[3], [-1]])
     }
 
-    @Test func concurrentLookupsBeyondTheLeadersAreCoalesced() async throws {
+    /// Waits until `count` lookups are queued behind the running fetches (a condition; the suite's
+    /// time limit bounds it).
+    static func waitUntilQueued(_ batcher: LookupBatcher<Int, Int>, _ count: Int) async {
+        while batcher.queuedLookups < count { try? await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    @Test func lookupsQueuedBehindARunningFetchShareOneBatch() async throws {
         let source = Source()
         let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 1000) { try await source.fetch($0, wait: true) }
         try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
             group.addTask { (0, try await batcher.get(0)) }
-            // Wait until the leader's fetch has started, then queue 50 more lookups behind it.
-            while source.batches.withLock({ $0.count }) == 0 { await Task.yield() }
+            // Wait until the first fetch has started, then queue 50 more lookups behind it.
+            while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
             for key in 1...50 { group.addTask { (key, try await batcher.get(key)) } }
-            // Let the queue fill, then release every fetch.
-            for _ in 0..<1000 { await Task.yield() }
-            for _ in 0..<100 { source.open.yield() }
+            await Self.waitUntilQueued(batcher, 50)
+            source.open.yield()  // the first fetch
+            source.open.yield()  // the batch of the other 50
             var answers: [Int: Int?] = [:]
-            for try await (key, value) in group {
-                answers[key] = value
-                source.open.yield()
-            }
+            for try await (key, value) in group { answers[key] = value }
             #expect(answers.count == 51)
             #expect(answers.allSatisfy { $0.value == $0.key * 10 })
         }
+        #expect(source.batches.withLock { $0 } == [[0], Array(1...50)])
+        #expect(batcher.figures.batches == 2 && batcher.figures.keys == 51)
+    }
+
+    @Test func queuedLookupsAreBatchedUpToTheBatchSize() async throws {
+        let source = Source()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 16) { try await source.fetch($0, wait: true) }
+        try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
+            group.addTask { (0, try await batcher.get(0)) }
+            while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            for key in 1...50 { group.addTask { (key, try await batcher.get(key)) } }
+            await Self.waitUntilQueued(batcher, 50)
+            for _ in 0..<5 { source.open.yield() }
+            var answers: [Int: Int?] = [:]
+            for try await (key, value) in group { answers[key] = value }
+            #expect(answers.count == 51 && answers.allSatisfy { $0.value == $0.key * 10 })
+        }
         let batches = source.batches.withLock { $0 }
-        #expect(batches.first == [0])
-        #expect(batches.count < 51, "lookups were not coalesced: \(batches.count) fetches")
+        #expect(batches.map(\.count) == [1, 16, 16, 16, 2])
         #expect(batches.flatMap { $0 }.sorted() == Array(0...50))
+    }
+
+    /// Issue 14: the caller whose lookup started a fetch times out; the nine queued behind it,
+    /// whose own limits have not passed, must still get their values.
+    @Test func aTimedOutCallerDoesNotFailTheLookupsQueuedBehindIt() async throws {
+        let clock = TestClock()
+        let source = Source()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { keys in
+            // A fetch that a cancellation ends with an error, as a pool's connection request does.
+            let values = try await source.fetch(keys, wait: true)
+            try Task.checkCancellation()
+            return values
+        }
+        let first = Task { try await withTimeLimit(.seconds(2), clock: clock) { try await batcher.get(0) } }
+        while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let queued = (1...9).map { key in
+            Task { try await withTimeLimit(.seconds(30), clock: clock) { try await batcher.get(key) } }
+        }
+        await Self.waitUntilQueued(batcher, 9)
+        await clock.waitForSleepers(10)
+        clock.advance(by: .seconds(2))
+        await #expect(throws: StoreTimeout.self) { try await first.value }
+        for _ in 0..<2 { source.open.yield() }
+        for (index, lookup) in queued.enumerated() {
+            #expect(try await lookup.value == (index + 1) * 10)
+        }
+    }
+
+    @Test func aCancelledLookupLeavesTheQueueAndTheOthersAreAnswered() async throws {
+        let source = Source()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { try await source.fetch($0, wait: true) }
+        let first = Task { try await batcher.get(0) }
+        while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let leaving = Task { try await batcher.get(1) }
+        let staying = Task { try await batcher.get(2) }
+        await Self.waitUntilQueued(batcher, 2)
+        leaving.cancel()
+        await #expect(throws: CancellationError.self) { try await leaving.value }
+        #expect(batcher.queuedLookups == 1)
+        for _ in 0..<2 { source.open.yield() }
+        #expect(try await first.value == 0)
+        #expect(try await staying.value == 20)
+        #expect(source.batches.withLock { $0 } == [[0], [2]])
     }
 
     @Test func aFailedFetchFailsEveryWaiterOfThatBatch() async throws {

@@ -1,26 +1,192 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import TokendCore
+import TokendTestSupport
 
-@Suite struct TimeLimitTests {
+/// An operation that ends only when the test releases it, whatever cancellation says, as a query on
+/// a connection to a stopped database does; it reports when it has been cancelled.
+final class Stall: Sendable {
+    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let released = Mutex(false)
+    let cancelled: AsyncStream<Void>
+    private let cancellation: AsyncStream<Void>.Continuation
+
+    init() { (cancelled, cancellation) = AsyncStream.makeStream(of: Void.self) }
+
+    /// Waits for `release()`; cancellation is only reported.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let done = released.withLock { released in
+                    if !released { waiters.withLock { $0.append(continuation) } }
+                    return released
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: { [cancellation] in
+            cancellation.yield()
+        }
+    }
+
+    func release() {
+        released.withLock { $0 = true }
+        for waiter in waiters.withLock({ w in defer { w = [] }; return w }) { waiter.resume() }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct TimeLimitTests {
     @Test func fastOperationsReturnTheirValue() async throws {
-        #expect(try await withTimeLimit(5) { 42 } == 42)
+        #expect(try await withTimeLimit(.seconds(5), clock: TestClock()) { 42 } == 42)
     }
 
     @Test func slowOperationsAreCancelledAndTimeOut() async throws {
-        let started = ContinuousClock.now
-        await #expect(throws: StoreTimeout.self) {
-            try await withTimeLimit(0.2) {
+        let clock = TestClock()
+        let stall = Stall()
+        let call = Task {
+            try await withTimeLimit(.seconds(2), clock: clock) { () async throws -> Int in
                 // A wait that only cancellation ends, as a pool's queued connection request is.
-                try await Task.sleep(for: .seconds(30))
+                await stall.wait()
+                try Task.checkCancellation()
                 return 1
             }
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(1))
+        #expect(clock.sleepers == 1, "timed out before the limit")
+        clock.advance(by: .seconds(1))
+        await #expect(throws: StoreTimeout.self) { try await call.value }
+        // The operation was cancelled.
+        for await _ in stall.cancelled { break }
+        stall.release()
+    }
+
+    /// A task group would wait for a child that ignores cancellation: the caller must not.
+    @Test func theCallerIsAnsweredAtTheDeadlineEvenIfTheOperationIgnoresCancellation() async throws {
+        let clock = TestClock()
+        let stall = Stall()
+        defer { stall.release() }
+        let call = Task {
+            try await withTimeLimit(.seconds(2), clock: clock) { () async -> Int in
+                await stall.wait()
+                return 1
+            }
+        }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(2))
+        await #expect(throws: StoreTimeout.self) { try await call.value }
+        for await _ in stall.cancelled { break }
+    }
+
+    @Test func aCancelledCallerIsAnsweredAtOnceAndCancelsTheOperation() async throws {
+        let clock = TestClock()
+        let stall = Stall()
+        defer { stall.release() }
+        let call = Task {
+            try await withTimeLimit(.seconds(2), clock: clock) { () async -> Int in
+                await stall.wait()
+                return 1
+            }
+        }
+        await clock.waitForSleepers(1)
+        call.cancel()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        for await _ in stall.cancelled { break }
     }
 
     @Test func errorsPassThrough() async throws {
         struct Boom: Error {}
-        await #expect(throws: Boom.self) { try await withTimeLimit(5) { () throws -> Int in throw Boom() } }
+        await #expect(throws: Boom.self) {
+            try await withTimeLimit(.seconds(5), clock: TestClock()) { () throws -> Int in throw Boom() }
+        }
+    }
+
+    @Test func theContinuousClockVariantTimesOut() async throws {
+        let stall = Stall()
+        defer { stall.release() }
+        await #expect(throws: StoreTimeout.self) {
+            try await withTimeLimit(0.05) { () async -> Int in
+                await stall.wait()
+                return 1
+            }
+        }
+    }
+}
+
+/// A store whose calls stall (until released), fail, or answer, as the test says.
+final class ScriptedStore: TokendStore {
+    enum Behaviour { case stall, fail, exists, answer }
+    struct Outage: Error {}
+
+    let behaviour: Mutex<Behaviour>
+    let stall = Stall()
+
+    init(_ behaviour: Behaviour) { self.behaviour = Mutex(behaviour) }
+
+    private func act() async throws {
+        switch behaviour.withLock({ $0 }) {
+        case .stall: await stall.wait()
+        case .fail: throw Outage()
+        case .exists: throw TokendError.alreadyExists("exists")
+        case .answer: return
+        }
+    }
+
+    var name: String { "scripted" }
+    func ping() async throws { try await act() }
+    func createClient(_ client: ClientRecord) async throws { try await act() }
+    func client(id: String) async throws -> ClientRecord? { try await act(); return nil }
+    func listClients() async throws -> [ClientRecord] { try await act(); return [] }
+    func deleteClient(id: String) async throws -> Bool { try await act(); return false }
+    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool { try await act(); return false }
+    func insertTokens(_ tokens: [TokenRecord]) async throws { try await act() }
+    func token(hash: TokenHash) async throws -> TokenRecord? { try await act(); return nil }
+    func token(jti: String) async throws -> TokenRecord? { try await act(); return nil }
+    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
+        try await act()
+        throw Outage()
+    }
+    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] { try await act(); return [] }
+    func revocationHead() async throws -> Int64 { try await act(); return 0 }
+    func deleteExpired(before cutoff: Date) async throws -> Int { try await act(); return 0 }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct TimeLimitedStoreTests {
+    @Test func aStalledCallTimesOutAndIsCountedAsATimeout() async throws {
+        let clock = TestClock()
+        let base = ScriptedStore(.stall)
+        defer { base.stall.release() }
+        let store = TimeLimitedStore(base, seconds: 2, clock: clock)
+        let call = Task { try await store.withRevocationTransaction { _ in 0 } }
+        await clock.waitForSleepers(1)
+        #expect(store.calls.snapshot.inFlight == 1)
+        clock.advance(by: .seconds(2))
+        await #expect(throws: StoreTimeout.self) { try await call.value }
+        #expect(store.calls.snapshot == .init(inFlight: 0, calls: 1, failures: 1, timeouts: 1))
+        for await _ in base.stall.cancelled { break }
+    }
+
+    @Test func failuresAreCountedButDomainAnswersAreNot() async throws {
+        let base = ScriptedStore(.fail)
+        let store = TimeLimitedStore(base, seconds: 2, clock: TestClock())
+        await #expect(throws: ScriptedStore.Outage.self) { try await store.ping() }
+        base.behaviour.withLock { $0 = .exists }
+        await #expect(throws: TokendError.self) { try await store.listClients() }
+        base.behaviour.withLock { $0 = .answer }
+        #expect(try await store.client(id: "c") == nil)
+        #expect(store.calls.snapshot == .init(inFlight: 0, calls: 3, failures: 1, timeouts: 0))
+    }
+
+    @Test func garbageCollectionGetsAWiderLimit() async throws {
+        let clock = TestClock()
+        let base = ScriptedStore(.stall)
+        defer { base.stall.release() }
+        let store = TimeLimitedStore(base, seconds: 2, clock: clock)
+        let call = Task { try await store.deleteExpired(before: Date()) }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(59))
+        #expect(clock.sleepers == 1, "clean-up was cut off before 60 s")
+        clock.advance(by: .seconds(1))
+        await #expect(throws: StoreTimeout.self) { try await call.value }
     }
 }

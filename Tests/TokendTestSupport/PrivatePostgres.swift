@@ -171,6 +171,35 @@ public final class PrivatePostgres: Sendable {
         guard result.status == 0 else { throw TestSetupError("PrivatePostgres: restart failed: \(result.output)\n\(logTail)") }
     }
 
+    /// Sends `signal` to every process of the server: the postmaster (from `postmaster.pid`) first,
+    /// so that it forks nothing new, then each of its children (backends, background workers).
+    /// SIGSTOP freezes the server with every connection left open (nothing answers, nothing is
+    /// reset, as with a blackholed database); SIGCONT resumes it. Returns the processes signalled.
+    @discardableResult
+    public func signalEveryProcess(_ signal: Int32) throws -> [pid_t] {
+        let pidFile = dataDirectory.appendingPathComponent("postmaster.pid")
+        guard let first = (try? String(contentsOf: pidFile, encoding: .utf8))?.split(separator: "\n").first,
+              let postmaster = pid_t(first.trimmingCharacters(in: .whitespaces)) else {
+            throw TestSetupError("PrivatePostgres: no postmaster.pid in \(dataDirectory.path)")
+        }
+        guard kill(postmaster, signal) == 0 else { throw TestSetupError("PrivatePostgres: kill(\(postmaster), \(signal)) failed: errno \(errno)") }
+        var signalled = [postmaster]
+        for child in Self.children(of: postmaster) where kill(child, signal) == 0 { signalled.append(child) }
+        return signalled
+    }
+
+    /// Processes whose parent is `parent`, from /proc/PID/stat (`pid (comm) state ppid …`).
+    private static func children(of parent: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, pid_t(fields[1]) == parent else { return nil }
+            return pid
+        }
+    }
+
     public var logTail: String {
         String(((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").suffix(3000))
     }
