@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 
 /// One replica's decisions, composed once over its `Replica`: what every wire dialect calls.

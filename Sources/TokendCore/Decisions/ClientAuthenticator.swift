@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+
+/// Authenticates OAuth clients (RFC 6749 §2.3.1) against the client store.
+///
+/// Client records are cached for `recordTTL` so that the request path does not query the store on
+/// every call; a deletion or secret rotation made through this replica takes effect at once, one
+/// made through another replica within `recordTTL`. Verification itself is one HMAC-SHA-256 of
+/// the presented secret, compared in constant time with the stored hash; the HMAC key schedule
+/// of a cached client is computed once (`ClientSecret.Verifier`), not per request.
+public final class ClientAuthenticator: Sendable {
+    private let store: any ClientStore
+    private let now: Now
+    private let recordTTL: TimeInterval
+    private struct Cached {
+        let record: ClientRecord
+        let verifier: ClientSecret.Verifier
+        let until: Date
+    }
+    private let cache = Mutex<[String: Cached]>([:])
+    /// Checked for an unknown client, so that timing does not tell which ids exist.
+    private static let unknownClient = ClientSecret.Verifier(salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
+
+    public init(store: any ClientStore, now: @escaping Now = { Date() }, recordTTL: TimeInterval = 2) {
+        self.store = store
+        self.now = now
+        self.recordTTL = recordTTL
+    }
+
+    /// The client, if `secret` is its current secret; `TokendError.unauthenticated` otherwise.
+    public func authenticate(clientID: String, secret: String) async throws -> ClientRecord {
+        guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else {
+            throw Self.failure
+        }
+        let record: ClientRecord?
+        let verifier: ClientSecret.Verifier
+        let current = now()
+        if let cached = cache.withLock({ $0[clientID] }), cached.until > current {
+            record = cached.record
+            verifier = cached.verifier
+        } else {
+            do {
+                record = try await store.client(id: clientID)
+            } catch {
+                throw TokendError.unavailable
+            }
+            if let record {
+                let made = ClientSecret.Verifier(salt: record.secretSalt, hash: record.secretHash)
+                verifier = made
+                cache.withLock { cache in
+                    if cache.count > 10_000 { cache.removeAll() }
+                    cache[clientID] = Cached(record: record, verifier: made, until: current.addingTimeInterval(recordTTL))
+                }
+            } else {
+                verifier = Self.unknownClient
+            }
+        }
+        // Verify even for an unknown client so that timing does not tell which ids exist.
+        guard verifier.matches(secret), let record else { throw Self.failure }
+        return record
+    }
+
+    private static let failure = TokendError(.unauthenticated, "client authentication failed")
+
+    /// Forgets a cached client after this replica changed or deleted it.
+    public func invalidate(clientID: String) {
+        _ = cache.withLock { $0.removeValue(forKey: clientID) }
+    }
+}

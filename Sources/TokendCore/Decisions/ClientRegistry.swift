@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+
+/// Client management for the admin API.
+public struct ClientRegistry: Sendable {
+    public static let maximumIDLength = 128
+    private let store: any ClientStore
+    private let authenticator: ClientAuthenticator?
+    private let revoker: Revoker?
+    private let now: Now
+    private let logger: Logger
+
+    /// With a `revoker`, deleting a client first revokes every token issued to it.
+    public init(
+        store: any ClientStore, authenticator: ClientAuthenticator? = nil, revoker: Revoker? = nil, now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.clients")
+    ) {
+        self.store = store
+        self.authenticator = authenticator
+        self.revoker = revoker
+        self.now = now
+        self.logger = logger
+    }
+
+    /// Registers a client and returns it with its secret, which is not kept and cannot be shown again.
+    public func create(id: String, roles: [String], audiences: [String]) async throws -> (ClientRecord, secret: String) {
+        try Self.validate(clientID: id)
+        var parsedRoles = Set<Role>()
+        for name in roles {
+            guard let role = Role(rawValue: name) else {
+                throw TokendError.invalidRequest("unknown role \"\(name.prefix(32))\" (roles: introspect, issue, revoke)")
+            }
+            parsedRoles.insert(role)
+        }
+        try Validation.audiences(audiences)
+        let secret = ClientSecret.generate()
+        let hashed = ClientSecret.hash(secret)
+        let record = ClientRecord(
+            id: id, roles: parsedRoles, audiences: audiences, secretSalt: hashed.salt,
+            secretHash: hashed.hash, createdAt: now()
+        )
+        try await storeCall(logger, "creating a client") { try await store.createClient(record) }
+        return (record, secret)
+    }
+
+    public func list() async throws -> [ClientRecord] {
+        try await storeCall(logger, "listing clients") { try await store.listClients() }.sorted { $0.id < $1.id }
+    }
+
+    /// Deletes the client after revoking its tokens: a deleted client's tokens must not stay active.
+    public func delete(id: String) async throws {
+        guard try await storeCall(logger, "reading a client", { try await store.client(id: id) }) != nil else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
+        if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted") }
+        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id) }) else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
+        authenticator?.invalidate(clientID: id)
+    }
+
+    /// Replaces the client's secret; the old one stops working at once on this replica.
+    public func rotateSecret(id: String) async throws -> String {
+        let secret = ClientSecret.generate()
+        let hashed = ClientSecret.hash(secret)
+        guard try await storeCall(logger, "rotating a secret", { try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) }) else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
+        authenticator?.invalidate(clientID: id)
+        return secret
+    }
+
+    /// 1–128 characters from `A–Z a–z 0–9 . _ ~ - : @`.
+    public static func validate(clientID: String) throws {
+        let ok = !clientID.isEmpty && clientID.utf8.count <= maximumIDLength && clientID.utf8.allSatisfy { c in
+            Base64URL.isAlphabet(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "~") || c == UInt8(ascii: ":") || c == UInt8(ascii: "@")
+        }
+        guard ok else {
+            throw TokendError.invalidRequest("client_id must be 1-128 characters of A-Z a-z 0-9 . _ ~ - : @")
+        }
+    }
+}

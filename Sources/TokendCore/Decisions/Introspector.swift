@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+
+/// Decides whether a token is active. All of RFC 7662's policy lives here, written once for the
+/// form endpoint, the Connect endpoint and the admin API.
+///
+/// With `memory`, a cached record is answered without the store while the revocation view is
+/// fresh; its revocation state comes from the view on every answer. A miss, an ambiguous rule or a
+/// stale view reads the store (and a failing store then means 503, never a guess).
+public struct Introspector: Sendable {
+    private let store: any TokenStore
+    private let memory: ReplicaMemory?
+    private let now: Now
+    private let logger: Logger
+    private let metrics: (any DecisionMetrics)?
+
+    public init(
+        store: any TokenStore, memory: ReplicaMemory? = nil, now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.introspect"), metrics: (any DecisionMetrics)? = nil
+    ) {
+        self.store = store
+        self.memory = memory
+        self.now = now
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Introspection on `replica`'s store and memory.
+    public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
+        self.init(store: replica.store, memory: replica.memory, now: replica.now, logger: logger, metrics: metrics)
+    }
+
+    /// RFC 7662 §2.1–2.2 for an authenticated client: the caller needs role `introspect`
+    /// (`TokendError.missingRole`), `token` is required (`invalidRequest`), and a caller with
+    /// audiences sees as active only tokens whose `aud` contains one of them.
+    /// Throws `TokendError.unavailable` when the store cannot answer: never a guess either way.
+    public func introspect(_ token: String?, caller: ClientRecord) async throws -> IntrospectionResult {
+        guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not introspect tokens") }
+        guard let token else { throw TokendError.invalidRequest("token is required") }
+        do {
+            let (result, source) = try await answer(token: token, audiences: caller.audiences)
+            metrics?.introspected(result.isActive ? .active : .inactive, source: source)
+            return result
+        } catch let error as TokendError where error.code == .unavailable {
+            metrics?.introspected(.unavailable, source: .store)
+            throw error
+        }
+    }
+
+    /// Introspection for an operator (the admin API): no role and no audience restriction.
+    public func introspectAsOperator(_ token: String?) async throws -> IntrospectionResult {
+        guard let token else { throw TokendError.invalidRequest("token is required") }
+        return try await introspect(token: token, audiences: [])
+    }
+
+    /// Introspects a raw token for a caller whose audience restriction is `audiences` (empty: none).
+    /// Throws `TokendError.unavailable` when the store cannot answer: never a guess either way.
+    public func introspect(token: String, audiences: [String]) async throws -> IntrospectionResult {
+        try await answer(token: token, audiences: audiences).result
+    }
+
+    /// `introspect`, also saying whether memory or the store answered.
+    public func answer(token: String, audiences: [String]) async throws -> (result: IntrospectionResult, source: AnswerSource) {
+        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return (.inactive, .memory) }
+        let hash = TokenHash(token: token)
+        let current = now()
+        if let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
+           let record = memory.cache.get(hash, now: current) {
+            switch memory.view.verdict(for: record) {
+            case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory)
+            case .revoked: return (.inactive, .memory)
+            case .ambiguous: break
+            }
+        }
+        let record: TokenRecord?
+        do {
+            record = try await store.token(hash: hash)
+        } catch {
+            logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
+            throw TokendError.unavailable
+        }
+        guard let record else { return (.inactive, .store) }
+        if let memory {
+            if record.revokedAt == nil { memory.cache.put(record, now: current) } else { memory.cache.remove(hash) }
+        }
+        return (Self.evaluate(record, audiences: audiences, at: current), .store)
+    }
+
+    /// RFC 7662 policy on a known record: revocation, validity window and audience restriction.
+    public static func evaluate(_ record: TokenRecord, audiences: [String], at now: Date) -> IntrospectionResult {
+        if record.revokedAt != nil { return .inactive }
+        if record.expiresAt <= now { return .inactive }
+        if let nbf = record.notBefore, nbf > now { return .inactive }
+        if !audiences.isEmpty, !record.audiences.contains(where: audiences.contains) { return .inactive }
+        return .active(record)
+    }
+}

@@ -1,0 +1,19 @@
+/// This replica's revocation figures, as `AdminService/Status` reports them.
+public struct ReplicaStatus: Sendable {
+    public var watermark: Int64
+    public var head: Int64
+    public var lagSeconds: Double
+    public var cacheEntries: Int64
+    public var filterEntries: Int64
+    public var cacheHitRatio: Double = 0
+    public var filterBitsPerEntry: Double = 0
+    public var filterFalsePositives: Int64 = 0
+
+    public init(watermark: Int64, head: Int64, lagSeconds: Double, cacheEntries: Int64, filterEntries: Int64) {
+        self.watermark = watermark
+        self.head = head
+        self.lagSeconds = lagSeconds
+        self.cacheEntries = cacheEntries
+        self.filterEntries = filterEntries
+    }
+}

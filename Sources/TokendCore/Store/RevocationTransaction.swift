@@ -1,0 +1,18 @@
+import Foundation
+
+/// The primitives of a revocation, inside a store transaction (`TokenStore.withRevocationTransaction`).
+/// Valid only until its `body` returns. What to mark and log is `Revoker`'s decision.
+public protocol RevocationTransaction: Sendable {
+    /// The record for a token hash, revoked or not, locked against other revocations until the
+    /// transaction ends; `nil` when unknown.
+    func token(hash: TokenHash) async throws -> TokenRecord?
+    /// The record with this jti, locked as `token(hash:)`; `nil` when unknown.
+    func token(jti: String) async throws -> TokenRecord?
+    /// Sets `revokedAt` of the tokens `match` covers that are not revoked yet, and returns those:
+    /// tokens revoked earlier keep their time and are not returned.
+    func markRevoked(_ match: TokenMatch, at time: Date) async throws -> [RevokedToken]
+    /// Appends `entry` to the log and returns its `seq`, greater than every committed one. Seq
+    /// order is commit order: a reader that has seen seq N has seen, or will never see, every
+    /// smaller seq (the log reader must not skip a late-committing entry).
+    func append(_ entry: NewRevocationEntry) async throws -> Int64
+}
