@@ -1,6 +1,12 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// As the Hummingbird anchor: existentials spelled `any`, and members visible only through imports.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
 let package = Package(
     name: "tokend",
     platforms: [.macOS(.v15)],
@@ -33,7 +39,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "TokendPostgres",
@@ -43,7 +50,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "TokendSQLite",
@@ -51,13 +59,15 @@ let package = Package(
                 "TokendCore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         // Generated swift-protobuf messages (scripts/generate-proto); shared by server and CLI.
         .target(
             name: "TokendProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["Generated/PROTO_SHA256"]
+            exclude: ["Generated/PROTO_SHA256"],
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "TokendAPI",
@@ -72,7 +82,8 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         // The composition root: configuration, store backends, the whole server as one ServiceGroup.
         .target(
@@ -84,7 +95,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tokend",
@@ -92,7 +104,9 @@ let package = Package(
                 "TokendCore", "TokendServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tokenctl",
@@ -100,7 +114,8 @@ let package = Package(
                 "TokendProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         // Shared by the test targets: fresh stores (a new PostgreSQL database per test), a manual clock.
         .target(
@@ -110,31 +125,37 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Tests/TokendTestSupport"
+            path: "Tests/TokendTestSupport",
+            swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TokendCoreTests", dependencies: ["TokendCore", "TokendTestSupport"]),
+        .testTarget(name: "TokendCoreTests", dependencies: ["TokendCore", "TokendTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TokendStoreTests",
             dependencies: [
                 "TokendCore", "TokendPostgres", "TokendSQLite", "TokendTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
-            ]
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
+            swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [
                 "TokendCore", "TokendAPI", "TokendProto", "TokendPostgres", "TokendSQLite", "TokendTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TokendServerTests",
             dependencies: [
                 "TokendCore", "TokendServer", "TokendTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport"]),
+        .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokendServer
+import TokendCore
 
 struct GC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokendServer
+import TokendCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

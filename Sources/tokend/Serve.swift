@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TokendServer
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

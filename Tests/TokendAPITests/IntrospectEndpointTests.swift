@@ -6,6 +6,7 @@ import Testing
 import TokendAPI
 import TokendCore
 import TokendTestSupport
+import Synchronization
 
 /// `POST /oauth2/introspect` (RFC 7662) as SPEC.md "Public listener" describes it.
 @Suite struct IntrospectEndpointTests {

@@ -9,6 +9,7 @@ import TokendAPI
 import TokendCore
 import TokendProto
 import TokendTestSupport
+import Synchronization
 
 /// Connect RPC on the public listener: IntrospectionService/Introspect and /Revoke, TokenService/IssueToken.
 @Suite struct PublicConnectTests {

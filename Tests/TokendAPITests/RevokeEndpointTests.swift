@@ -6,6 +6,7 @@ import Testing
 import TokendAPI
 import TokendCore
 import TokendTestSupport
+import Synchronization
 
 /// `POST /oauth2/revoke` (RFC 7009) as SPEC.md "Public listener" describes it.
 @Suite struct RevokeEndpointTests {

@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 @testable import TokendAPI
 import TokendCore
+import HummingbirdCore
 
 /// The hand-written parts of the wire format: the introspection JSON writer, Basic credentials,
 /// base64, media types and form bodies given as raw bytes.

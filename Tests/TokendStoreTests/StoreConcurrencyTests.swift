@@ -3,6 +3,7 @@ import Testing
 import TokendCore
 import TokendPostgres
 import TokendTestSupport
+import PostgresNIO
 
 /// Many writers at once against each store: nothing lost, nothing logged twice, no seq reused.
 @Suite struct StoreConcurrencyTests {

@@ -4,6 +4,8 @@ import TokendCore
 @testable import TokendPostgres
 @testable import TokendSQLite
 import TokendTestSupport
+import PostgresNIO
+import SQLiteNIO
 
 /// The `TokendStore` contract. Every test runs the same code against PostgreSQL and SQLite.
 @Suite struct StoreConformanceTests {
