@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TokendAPI", targets: ["TokendAPI"]),
         .library(name: "TokendProto", targets: ["TokendProto"]),
         .library(name: "TokendSQLite", targets: ["TokendSQLite"]),
+        .library(name: "TokendWire", targets: ["TokendWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -59,11 +60,15 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/PROTO_SHA256"]
         ),
+        // The hand-written wire parsers and writer: form bodies, Basic credentials, media types, JSON.
+        // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
+        .target(name: "TokendWire"),
         .target(
             name: "TokendAPI",
             dependencies: [
                 "TokendCore",
                 "TokendProto",
+                "TokendWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -120,6 +125,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
+        .testTarget(name: "TokendWireTests", dependencies: ["TokendWire"]),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [
