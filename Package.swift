@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "TokendAPI", targets: ["TokendAPI"]),
         .library(name: "TokendProto", targets: ["TokendProto"]),
         .library(name: "TokendSQLite", targets: ["TokendSQLite"]),
+        .library(name: "TokendWire", targets: ["TokendWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -69,11 +70,15 @@ let package = Package(
             exclude: ["Generated/PROTO_SHA256"],
             swiftSettings: swiftSettings
         ),
+        // The hand-written wire parsers and writer: form bodies, Basic credentials, media types, JSON.
+        // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
+        .target(name: "TokendWire"),
         .target(
             name: "TokendAPI",
             dependencies: [
                 "TokendCore",
                 "TokendProto",
+                "TokendWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -138,6 +143,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TokendWireTests", dependencies: ["TokendWire"]),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [

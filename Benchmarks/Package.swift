@@ -6,7 +6,7 @@
 //   cd Benchmarks && swift package benchmark --filter 'Bloom.*'   # a subset
 //
 // It needs the main package to export its modules as library products (TokendCore, TokendAPI,
-// TokendProto, TokendSQLite); see docs/BENCHMARKS.md.
+// TokendProto, TokendSQLite, TokendWire); see docs/BENCHMARKS.md.
 import PackageDescription
 
 // A path dependency's identity is its directory name, which differs between checkouts
@@ -32,6 +32,7 @@ let package = Package(
                 .product(name: "TokendAPI", package: tokend),
                 .product(name: "TokendProto", package: tokend),
                 .product(name: "TokendSQLite", package: tokend),
+                .product(name: "TokendWire", package: tokend),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

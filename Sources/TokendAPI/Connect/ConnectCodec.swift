@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import SwiftProtobuf
 import TokendCore
+import TokendWire
 
 /// Connect protocol unary calls (connectrpc.com/docs/protocol): decoding requests and encoding
 /// responses for the `proto` and `json` codecs, with optional gzip in both directions.
@@ -87,7 +88,7 @@ enum ConnectCodec: Sendable {
         }
         var body = ByteBuffer(bytes: bytes)
         var headers = self == .proto ? Self.protoHeaders : Self.jsonHeaders
-        if Self.acceptsGzip(request.headers[.acceptEncoding]) {
+        if AcceptEncoding.admitsGzip(request.headers[.acceptEncoding]) {
             body = try body.compress(with: .gzip())
             headers[.contentEncoding] = "gzip"
         }
@@ -104,18 +105,6 @@ enum ConnectCodec: Sendable {
         headers[.vary] = "Accept-Encoding"
         return headers
     }
-
-    /// Whether an `Accept-Encoding` list admits gzip (a `q=0` entry refuses it).
-    static func acceptsGzip(_ header: String?) -> Bool {
-        guard let header else { return false }
-        for item in header.split(separator: ",") {
-            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard let coding = parts.first, coding == "gzip" || coding == "x-gzip" else { continue }
-            let refused = parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "").hasPrefix("q=0") && !$0.contains(where: { "123456789".contains($0) }) }
-            return !refused
-        }
-        return false
-    }
 }
 
 extension HTTPField.Name {
@@ -123,24 +112,4 @@ extension HTTPField.Name {
     static let connectAcceptEncoding = HTTPField.Name("Connect-Accept-Encoding")!
     static let acceptPost = HTTPField.Name("Accept-Post")!
     static let pragma = HTTPField.Name("Pragma")!
-}
-
-/// Media type checks on a `Content-Type` value without building strings: the part before any
-/// `;`, blanks around it ignored, compared without regard to ASCII letter case.
-enum MediaType {
-    static func `is`(_ header: String?, _ expected: StaticString) -> Bool {
-        guard var header else { return false }
-        return header.withUTF8 { value in
-            var start = 0, end = value.firstIndex(of: UInt8(ascii: ";")) ?? value.count
-            while start < end && (value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t")) { start += 1 }
-            while end > start && (value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
-            guard end - start == expected.utf8CodeUnitCount else { return false }
-            for i in 0..<(end - start) {
-                var c = value[start + i]
-                if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
-                if c != expected.utf8Start[i] { return false }
-            }
-            return true
-        }
-    }
 }

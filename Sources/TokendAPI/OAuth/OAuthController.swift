@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import TokendCore
+import TokendWire
 
 /// RFC 7662 introspection, RFC 7009 revocation and RFC 8414 metadata over form-encoded HTTP.
 /// Each handler parses the form, authenticates the caller, calls one Core function and renders;
@@ -90,7 +91,7 @@ struct OAuthController: Sendable {
         let body = try await RequestBody.collect(request)
         do {
             return try body.withUnsafeReadableBytes { try FormBody(bytes: $0) }
-        } catch let error as FormBody.ParseError {
+        } catch let error as WireError {
             throw TokendError.invalidRequest(error.description)
         }
     }

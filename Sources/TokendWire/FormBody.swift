@@ -1,0 +1,72 @@
+/// A strictly parsed `application/x-www-form-urlencoded` body (HTML URL-encoded form, as RFC 6749
+/// Appendix B uses it): `+` is a space, `%XX` a byte, names and values must be UTF-8. A parameter
+/// given twice is an error (RFC 6749 §3.1, RFC 7662 §2.1: "parameters MUST NOT be included more than once").
+///
+/// The parser works on contiguous bytes, not a generic collection, so that it is compiled once and
+/// optimised in this module.
+public struct FormBody: Sendable {
+    private(set) var fields: [String: String]
+
+    /// Parses the bytes of a form body.
+    public init(bytes: UnsafeRawBufferPointer) throws(WireError) {
+        fields = Dictionary(minimumCapacity: 4)
+        let count = bytes.count
+        var start = 0
+        while start < count {
+            var end = start
+            while end < count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                let name = try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<equals]))
+                let value = equals < end ? try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
+                guard !name.isEmpty else { throw .emptyParameterName }
+                guard fields[name] == nil else { throw .repeatedParameter(name) }
+                fields[name] = value
+            }
+            start = end + 1
+        }
+    }
+
+    public subscript(name: String) -> String? { fields[name] }
+
+    /// Decodes one form component: `+` to space, `%XX` to a byte, then UTF-8 validation.
+    static func decode(_ component: UnsafeRawBufferPointer) throws(WireError) -> String {
+        // The common case (a token, a client id): nothing to unescape, validate in place.
+        if !component.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
+            guard let string = String(validating: component, as: UTF8.self) else { throw .invalidUTF8 }
+            return string
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(component.count)
+        var index = 0
+        let count = component.count
+        while index < count {
+            let byte = component[index]
+            switch byte {
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard index + 2 < count, let hi = hexValue(component[index + 1]), let lo = hexValue(component[index + 2]) else {
+                    throw .malformedPercentEncoding
+                }
+                bytes.append(hi << 4 | lo)
+                index += 2
+            default:
+                bytes.append(byte)
+            }
+            index += 1
+        }
+        guard let string = String(validating: bytes, as: UTF8.self) else { throw .invalidUTF8 }
+        return string
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        case 0x41...0x46: return c - 0x41 + 10
+        default: return nil
+        }
+    }
+}
