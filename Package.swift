@@ -72,7 +72,8 @@ let package = Package(
         ),
         // The hand-written wire parsers and writer: form bodies, Basic credentials, media types, JSON.
         // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
-        .target(name: "TokendWire"),
+        // The hand-written wire parsers and writer: no NIO, so fuzzers build it alone.
+        .target(name: "TokendWire", swiftSettings: swiftSettings),
         .target(
             name: "TokendAPI",
             dependencies: [
@@ -143,7 +144,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TokendWireTests", dependencies: ["TokendWire"]),
+        .testTarget(name: "TokendWireTests", dependencies: ["TokendWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [
