@@ -38,6 +38,6 @@ let package = Package(
             ],
             path: "Benchmarks/TokendBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
+        )
     ]
 )

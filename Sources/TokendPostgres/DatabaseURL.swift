@@ -80,7 +80,13 @@ public struct DatabaseURL: Sendable {
         let mode: PostgresClient.Configuration.TLS
         if let tls { mode = tlsRequired ? .require(tls) : .prefer(tls) } else { mode = .disable }
         var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: mode)
+            host: host,
+            port: port,
+            username: user,
+            password: password,
+            database: database,
+            tls: mode
+        )
         configuration.options.maximumConnections = 20
         configuration.options.connectTimeout = .seconds(5)
         return configuration
@@ -96,7 +102,13 @@ public struct DatabaseURL: Sendable {
             mode = .disable
         }
         var configuration = PostgresConnection.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: mode)
+            host: host,
+            port: port,
+            username: user,
+            password: password,
+            database: database,
+            tls: mode
+        )
         configuration.options.connectTimeout = .seconds(5)
         return configuration
     }

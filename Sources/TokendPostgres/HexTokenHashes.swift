@@ -10,7 +10,10 @@ struct HexTokenHashes: PostgresDecodable {
     var hashes: [TokenHash]
 
     init<JSONDecoder: PostgresJSONDecoder>(
-        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+        from buffer: inout ByteBuffer,
+        type: PostgresDataType,
+        format: PostgresFormat,
+        context: PostgresDecodingContext<JSONDecoder>
     ) throws {
         switch format {
         case .binary:
@@ -26,11 +29,11 @@ struct HexTokenHashes: PostgresDecodable {
     /// per element, length -1 for NULL.
     private static func binary(_ buffer: inout ByteBuffer) throws -> [TokenHash] {
         guard let dimensions = buffer.readInteger(as: Int32.self), buffer.readInteger(as: Int32.self) != nil,
-              buffer.readInteger(as: UInt32.self) != nil
+            buffer.readInteger(as: UInt32.self) != nil
         else { throw PostgresDecodingError.Code.failure }
         guard dimensions > 0 else { return [] }
         guard dimensions == 1, let count = buffer.readInteger(as: Int32.self), count >= 0,
-              buffer.readInteger(as: Int32.self) != nil
+            buffer.readInteger(as: Int32.self) != nil
         else { throw PostgresDecodingError.Code.failure }
         var hashes: [TokenHash] = []
         hashes.reserveCapacity(Int(count))

@@ -37,12 +37,16 @@ public final class PostgresPoolObserver: Sendable {
 
     /// The pool now; `batcher` adds the coalesced-lookup counts.
     func figures(batches: Int64, keys: Int64) -> StorePoolFigures {
-        let attempts = attempts.load(ordering: .relaxed), failures = failures.load(ordering: .relaxed)
+        let attempts = attempts.load(ordering: .relaxed)
+        let failures = failures.load(ordering: .relaxed)
         return StorePoolFigures(
             maxConnections: maxConnections,
             openConnections: Int(max(0, attempts - failures - closed.load(ordering: .relaxed))),
-            connectAttempts: attempts, connectFailures: failures,
-            lookupBatches: batches, batchedLookups: keys)
+            connectAttempts: attempts,
+            connectFailures: failures,
+            lookupBatches: batches,
+            batchedLookups: keys
+        )
     }
 }
 

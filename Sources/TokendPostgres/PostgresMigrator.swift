@@ -35,7 +35,8 @@ public struct PostgresMigrator: Sendable {
                 }
                 try await connection.query(
                     "INSERT INTO tokend_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), now())",
-                    logger: logger)
+                    logger: logger
+                )
                 logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 done.append(migration.version)
             }
@@ -59,7 +60,9 @@ public struct PostgresMigrator: Sendable {
             """
             CREATE TABLE IF NOT EXISTS tokend_migrations (
                 version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 
     private static func appliedVersions(_ connection: PostgresConnection, logger: Logger) async throws -> Set<Int> {

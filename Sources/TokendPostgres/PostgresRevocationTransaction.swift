@@ -10,13 +10,21 @@ struct PostgresRevocationTransaction: RevocationTransaction {
 
     // `unescaped:` is safe in both lookups: `tokenColumns` is a constant, never input.
     func token(hash: TokenHash) async throws -> TokenRecord? {
-        try await first(connection.query(
-            "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE token_hash = \(Data(hash.bytes)) FOR UPDATE", logger: logger))
+        try await first(
+            connection.query(
+                "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE token_hash = \(Data(hash.bytes)) FOR UPDATE",
+                logger: logger
+            )
+        )
     }
 
     func token(jti: String) async throws -> TokenRecord? {
-        try await first(connection.query(
-            "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE jti = \(jti) FOR UPDATE", logger: logger))
+        try await first(
+            connection.query(
+                "SELECT \(unescaped: PostgresStore.tokenColumns) FROM tokens WHERE jti = \(jti) FOR UPDATE",
+                logger: logger
+            )
+        )
     }
 
     private func first(_ rows: PostgresRowSequence) async throws -> TokenRecord? {
@@ -32,20 +40,25 @@ struct PostgresRevocationTransaction: RevocationTransaction {
                 """
                 UPDATE tokens SET revoked_at = \(time) WHERE token_hash = \(Data(hash.bytes)) AND revoked_at IS NULL
                 RETURNING token_hash, expires_at
-                """, logger: logger)
+                """,
+                logger: logger
+            )
         case .subject(let subject):
             rows = try await connection.query(
                 "UPDATE tokens SET revoked_at = \(time) WHERE subject = \(subject) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                logger: logger)
+                logger: logger
+            )
         case .client(let clientID):
             rows = try await connection.query(
                 "UPDATE tokens SET revoked_at = \(time) WHERE client_id = \(clientID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                logger: logger)
+                logger: logger
+            )
         case .grant(let grantID):
             try await connection.query("UPDATE grants SET revoked_at = \(time) WHERE grant_id = \(grantID) AND revoked_at IS NULL", logger: logger)
             rows = try await connection.query(
                 "UPDATE tokens SET revoked_at = \(time) WHERE grant_id = \(grantID) AND revoked_at IS NULL RETURNING token_hash, expires_at",
-                logger: logger)
+                logger: logger
+            )
         }
         var revoked: [RevokedToken] = []
         for try await row in rows {
@@ -67,7 +80,9 @@ struct PostgresRevocationTransaction: RevocationTransaction {
             VALUES (\(entry.kind.rawValue), \(entry.value), \(entry.tokenHashes.map(\.hex)), \(entry.reason), \(entry.revokedCount),
                 \(entry.createdAt), \(entry.expiresAt))
             RETURNING seq
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var seq: Int64?
         for try await row in rows { seq = try row.decode(Int64.self) }
         guard let seq else { throw PostgresDecodingError.Code.missingData }

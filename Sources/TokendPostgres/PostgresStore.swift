@@ -143,8 +143,12 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             return role
         }
         return ClientRecord(
-            id: id, roles: Set(known), audiences: audiences,
-            secretSalt: Array(salt), secretHash: Array(hash), createdAt: createdAt
+            id: id,
+            roles: Set(known),
+            audiences: audiences,
+            secretSalt: Array(salt),
+            secretHash: Array(hash),
+            createdAt: createdAt
         )
     }
 
@@ -251,10 +255,20 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         guard let hash = TokenHash(validating: Array(hash.readableBytesView)) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
         guard let kind = TokenKind(rawValue: Int(kind)) else { throw StoreCorruption(table: "tokens", column: "kind") }
         return TokenRecord(
-            hash: hash, kind: kind,
-            clientID: clientID, subject: subject, username: username, scope: scope, audiences: audiences,
-            issuer: issuer, issuedAt: issuedAt, notBefore: notBefore, expiresAt: expiresAt, jti: jti,
-            grantID: grantID, confirmation: confirmation,
+            hash: hash,
+            kind: kind,
+            clientID: clientID,
+            subject: subject,
+            username: username,
+            scope: scope,
+            audiences: audiences,
+            issuer: issuer,
+            issuedAt: issuedAt,
+            notBefore: notBefore,
+            expiresAt: expiresAt,
+            jti: jti,
+            grantID: grantID,
+            confirmation: confirmation,
             extra: try extraClaims(extra),
             revokedAt: revokedAt
         )
@@ -289,7 +303,9 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
                 """
                 SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
                 WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var entries: [RevocationEntry] = []
             entries.reserveCapacity(min(limit, 10_000))
             for try await row in rows { entries.append(try Self.revocationEntry(row)) }
@@ -311,8 +327,15 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         let expiresAt = try cells.next(Date.self)
         guard let kind = RevocationEntry.Kind(rawValue: kind) else { throw StoreCorruption(table: "revocations", column: "kind") }
         return RevocationEntry(
-            seq: seq, kind: kind, value: value, tokenHashes: hashes.hashes,
-            reason: reason, revokedCount: count, createdAt: createdAt, expiresAt: expiresAt)
+            seq: seq,
+            kind: kind,
+            value: value,
+            tokenHashes: hashes.hashes,
+            reason: reason,
+            revokedCount: count,
+            createdAt: createdAt,
+            expiresAt: expiresAt
+        )
     }
 
     public func revocationHead() async throws -> Int64 {
@@ -330,10 +353,13 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             for try await _ in rows { count += 1 }
             try await connection.query(
                 "DELETE FROM grants g WHERE g.expires_at < \(cutoff) AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = g.grant_id)",
-                logger: logger)
+                logger: logger
+            )
             // The newest entry always stays, so that the log's head (AdminService/Status) never goes back.
             try await connection.query(
-                "DELETE FROM revocations WHERE expires_at < \(cutoff) AND seq < (SELECT MAX(seq) FROM revocations)", logger: logger)
+                "DELETE FROM revocations WHERE expires_at < \(cutoff) AND seq < (SELECT MAX(seq) FROM revocations)",
+                logger: logger
+            )
             return count
         }
     }

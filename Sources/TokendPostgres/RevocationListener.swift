@@ -41,9 +41,12 @@ public struct RevocationListener: Service {
                     }
                 } catch {
                     if Task.isCancelled { break }
-                    logger.warning("revocation feed connection lost; reconnecting", metadata: [
-                        "error_type": "\(String(reflecting: type(of: error)))", "retry_in_s": "\(backoff)",
-                    ])
+                    logger.warning(
+                        "revocation feed connection lost; reconnecting",
+                        metadata: [
+                            "error_type": "\(String(reflecting: type(of: error)))", "retry_in_s": "\(backoff)",
+                        ]
+                    )
                     wake()
                     try await Task.sleep(for: .seconds(backoff))
                     backoff = min(backoff * 2, 5)

@@ -2,6 +2,7 @@ import Foundation
 import SQLiteNIO
 import Synchronization
 import TokendCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import SQLiteNIO
 import TokendCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,7 +37,9 @@ struct SQLiteRevocationTransaction: RevocationTransaction {
         }
         return try rows.map { row in
             let cells = Cells(row, table: "tokens")
-            guard let hash = TokenHash(validating: try cells.bytes("token_hash")) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
+            guard let hash = TokenHash(validating: try cells.bytes("token_hash")) else {
+                throw StoreCorruption(table: "tokens", column: "token_hash")
+            }
             return RevokedToken(hash: hash, expiresAt: try cells.date("expires_at"))
         }
     }
@@ -47,8 +50,11 @@ struct SQLiteRevocationTransaction: RevocationTransaction {
             INSERT INTO revocations (kind, value, token_hashes, reason, revoked_count, created_at, expires_at)
             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq
             """,
-            [.text(entry.kind.rawValue), .text(entry.value), .text(json(entry.tokenHashes.map(\.hex))), .text(entry.reason),
-             .integer(Int(entry.revokedCount)), time(entry.createdAt), time(entry.expiresAt)])
+            [
+                .text(entry.kind.rawValue), .text(entry.value), .text(json(entry.tokenHashes.map(\.hex))), .text(entry.reason),
+                .integer(Int(entry.revokedCount)), time(entry.createdAt), time(entry.expiresAt),
+            ]
+        )
         guard let row = rows.first else { throw StoreCorruption(table: "revocations", column: "seq") }
         return Int64(try Cells(row, table: "revocations").integer("seq"))
     }

@@ -4,6 +4,7 @@ import NIOCore
 import SQLiteNIO
 import Synchronization
 import TokendCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,8 @@ public final class SQLiteStore: TokendStore {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(fd)
             throw TokendError.invalidRequest(
-                "another tokend process is using the data directory \(directory); stop it or set TOKEND_DATA_DIR to another directory")
+                "another tokend process is using the data directory \(directory); stop it or set TOKEND_DATA_DIR to another directory"
+            )
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: directory + "/tokend.sqlite3"), logger: logger)
         let store = SQLiteStore(connection: connection, lockFD: fd, logger: logger)
@@ -67,13 +69,16 @@ public final class SQLiteStore: TokendStore {
 
     private func migrate() async throws {
         try await transaction {
-            try await self.execute("CREATE TABLE IF NOT EXISTS tokend_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+            try await self.execute(
+                "CREATE TABLE IF NOT EXISTS tokend_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
             let applied = try await self.appliedVersions()
             for migration in SQLiteMigrations.all.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
                 for statement in migration.statements { try await self.execute(statement) }
                 try await self.execute(
                     "INSERT INTO tokend_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    [.integer(migration.version), .text(migration.name), .float(Date().timeIntervalSince1970)])
+                    [.integer(migration.version), .text(migration.name), .float(Date().timeIntervalSince1970)]
+                )
                 self.logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             }
         }
@@ -100,8 +105,11 @@ public final class SQLiteStore: TokendStore {
                 INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
-                [.text(c.id), .text(json(c.sortedRoles)), .text(json(c.audiences)), blob(c.secretSalt), blob(c.secretHash),
-                 .float(c.createdAt.timeIntervalSince1970), .float(c.createdAt.timeIntervalSince1970)])
+                [
+                    .text(c.id), .text(json(c.sortedRoles)), .text(json(c.audiences)), blob(c.secretSalt), blob(c.secretHash),
+                    .float(c.createdAt.timeIntervalSince1970), .float(c.createdAt.timeIntervalSince1970),
+                ]
+            )
         }
     }
 
@@ -139,8 +147,13 @@ public final class SQLiteStore: TokendStore {
             return role
         }
         return ClientRecord(
-            id: try cells.text("client_id"), roles: Set(roles), audiences: try cells.json([String].self, "audiences"),
-            secretSalt: try cells.bytes("secret_salt"), secretHash: try cells.bytes("secret_hash"), createdAt: try cells.date("created_at"))
+            id: try cells.text("client_id"),
+            roles: Set(roles),
+            audiences: try cells.json([String].self, "audiences"),
+            secretSalt: try cells.bytes("secret_salt"),
+            secretHash: try cells.bytes("secret_hash"),
+            createdAt: try cells.date("created_at")
+        )
     }
 
     // MARK: Tokens
@@ -154,7 +167,8 @@ public final class SQLiteStore: TokendStore {
                 INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (grant_id) DO UPDATE SET expires_at = MAX(grants.expires_at, excluded.expires_at)
                 """,
-                [.text(first.grantID), .text(first.clientID), optional(first.subject), time(first.issuedAt), time(expiresAt)])
+                [.text(first.grantID), .text(first.clientID), optional(first.subject), time(first.issuedAt), time(expiresAt)]
+            )
             for t in tokens {
                 try await self.execute(
                     """
@@ -162,10 +176,13 @@ public final class SQLiteStore: TokendStore {
                         issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    [blob(t.hash.bytes), .integer(t.kind.rawValue), .text(t.clientID), optional(t.subject), optional(t.username),
-                     optional(t.scope), .text(json(t.audiences)), .text(t.issuer), time(t.issuedAt), t.notBefore.map(time) ?? .null,
-                     time(t.expiresAt), .text(t.jti), .text(t.grantID), optional(t.confirmation?.jkt),
-                     optional(t.confirmation?.x5tS256), .text(jsonObject(t.extra))])
+                    [
+                        blob(t.hash.bytes), .integer(t.kind.rawValue), .text(t.clientID), optional(t.subject), optional(t.username),
+                        optional(t.scope), .text(json(t.audiences)), .text(t.issuer), time(t.issuedAt), t.notBefore.map(time) ?? .null,
+                        time(t.expiresAt), .text(t.jti), .text(t.grantID), optional(t.confirmation?.jkt),
+                        optional(t.confirmation?.x5tS256), .text(jsonObject(t.extra)),
+                    ]
+                )
             }
         }
     }
@@ -194,13 +211,23 @@ public final class SQLiteStore: TokendStore {
         let jkt = try cells.optionalText("cnf_jkt")
         let x5t = try cells.optionalText("cnf_x5t_s256")
         return TokenRecord(
-            hash: hash, kind: kind, clientID: try cells.text("client_id"), subject: try cells.optionalText("subject"),
-            username: try cells.optionalText("username"), scope: try cells.optionalText("scope"),
-            audiences: try cells.json([String].self, "audiences"), issuer: try cells.text("issuer"),
-            issuedAt: try cells.date("issued_at"), notBefore: try cells.optionalDate("not_before"), expiresAt: try cells.date("expires_at"),
-            jti: try cells.text("jti"), grantID: try cells.text("grant_id"),
+            hash: hash,
+            kind: kind,
+            clientID: try cells.text("client_id"),
+            subject: try cells.optionalText("subject"),
+            username: try cells.optionalText("username"),
+            scope: try cells.optionalText("scope"),
+            audiences: try cells.json([String].self, "audiences"),
+            issuer: try cells.text("issuer"),
+            issuedAt: try cells.date("issued_at"),
+            notBefore: try cells.optionalDate("not_before"),
+            expiresAt: try cells.date("expires_at"),
+            jti: try cells.text("jti"),
+            grantID: try cells.text("grant_id"),
             confirmation: (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t),
-            extra: try cells.json([String: String].self, "extra"), revokedAt: try cells.optionalDate("revoked_at"))
+            extra: try cells.json([String: String].self, "extra"),
+            revokedAt: try cells.optionalDate("revoked_at")
+        )
     }
 
     // MARK: Revocation
@@ -216,7 +243,8 @@ public final class SQLiteStore: TokendStore {
                 """
                 SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
                 WHERE seq > ? ORDER BY seq LIMIT ?
-                """, [.integer(Int(after)), .integer(limit)]
+                """,
+                [.integer(Int(after)), .integer(limit)]
             ).map(Self.revocationEntry)
         }
     }
@@ -227,9 +255,15 @@ public final class SQLiteStore: TokendStore {
         // Elements that are not 64 hex digits are skipped, as PostgresStore's `HexTokenHashes` does.
         let hashes = try cells.json([String].self, "token_hashes").compactMap(TokenHash.init(hex:))
         return RevocationEntry(
-            seq: Int64(try cells.integer("seq")), kind: kind, value: try cells.text("value"), tokenHashes: hashes,
-            reason: try cells.text("reason"), revokedCount: Int64(try cells.integer("revoked_count")),
-            createdAt: try cells.date("created_at"), expiresAt: try cells.date("expires_at"))
+            seq: Int64(try cells.integer("seq")),
+            kind: kind,
+            value: try cells.text("value"),
+            tokenHashes: hashes,
+            reason: try cells.text("reason"),
+            revokedCount: Int64(try cells.integer("revoked_count")),
+            createdAt: try cells.date("created_at"),
+            expiresAt: try cells.date("expires_at")
+        )
     }
 
     public func revocationHead() async throws -> Int64 {
@@ -244,7 +278,8 @@ public final class SQLiteStore: TokendStore {
             let deleted = try await self.select("DELETE FROM tokens WHERE expires_at < ? RETURNING jti", [time(cutoff)]).count
             try await self.execute(
                 "DELETE FROM grants WHERE expires_at < ? AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.grant_id = grants.grant_id)",
-                [time(cutoff)])
+                [time(cutoff)]
+            )
             // The newest entry always stays, so that the log's head (AdminService/Status) never goes back.
             try await self.execute("DELETE FROM revocations WHERE expires_at < ? AND seq < (SELECT MAX(seq) FROM revocations)", [time(cutoff)])
             return deleted

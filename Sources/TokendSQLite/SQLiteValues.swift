@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SQLiteNIO
 import TokendCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -18,6 +18,16 @@ public final class ListeningAddresses: Sendable {
     }
 
     /// Records one listener; returns true when this completes the pair.
-    func bound(public url: String) -> Bool { state.withLock { $0.public = url; return $0.admin != nil } }
-    func bound(admin url: String) -> Bool { state.withLock { $0.admin = url; return $0.public != nil } }
+    func bound(public url: String) -> Bool {
+        state.withLock {
+            $0.public = url
+            return $0.admin != nil
+        }
+    }
+    func bound(admin url: String) -> Bool {
+        state.withLock {
+            $0.admin = url
+            return $0.public != nil
+        }
+    }
 }

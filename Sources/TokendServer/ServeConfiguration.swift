@@ -35,7 +35,12 @@ public struct ServeConfiguration: Sendable {
     /// value (`nil` when unset); a value that does not parse is a `ConfigurationError` naming it.
     public init(_ value: (String) -> String?) throws(ConfigurationError) {
         self.init(store: StoreConfiguration(value))
-        func duration(_ name: String, minimum: TimeInterval = 0, positive: Bool = false, _ example: String) throws(ConfigurationError) -> TimeInterval? {
+        func duration(
+            _ name: String,
+            minimum: TimeInterval = 0,
+            positive: Bool = false,
+            _ example: String
+        ) throws(ConfigurationError) -> TimeInterval? {
             guard let text = value(name) else { return nil }
             guard let seconds = parseDuration(text), seconds >= minimum, !positive || seconds > 0 else {
                 throw ConfigurationError("\(name) must be \(example)")

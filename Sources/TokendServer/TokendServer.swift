@@ -22,7 +22,8 @@ public struct TokendServer: Sendable {
 /// Builds the server `tokend serve` runs; tests call it too, to run the whole service in-process.
 /// `gracefulShutdownSignals` are trapped by the group (none in tests).
 public func buildServiceGroup(
-    configuration: ServeConfiguration, logger: Logger,
+    configuration: ServeConfiguration,
+    logger: Logger,
     gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]
 ) async throws -> TokendServer {
     let tls = try configuration.tls.map { files in
@@ -35,7 +36,8 @@ public func buildServiceGroup(
     if let tls { logger.notice("TLS on both listeners", metadata: ["certificate": "\(tls.summary)"]) }
     let scheme = tls == nil ? "http" : "https"
     let issuer = IssuerIdentifier(configuration.issuer ?? "\(scheme)://\(configuration.httpAddress)")
-    let adminToken: String, generatedTokenPath: String?
+    let adminToken: String
+    let generatedTokenPath: String?
     if let configured = configuration.adminToken {
         (adminToken, generatedTokenPath) = (configured, nil)
     } else {
@@ -45,23 +47,34 @@ public func buildServiceGroup(
     let backend = try await openStoreBackend(configuration.store, logger: logger)
     let store = TimeLimitedStore(backend.store, seconds: configuration.storeTimeout)
     let replica = Replica(
-        store: store, cacheEntries: configuration.cacheEntries, maxStaleness: configuration.maxStaleness,
-        logger: logger, storeCalls: store.calls, pool: backend.pool)
+        store: store,
+        cacheEntries: configuration.cacheEntries,
+        maxStaleness: configuration.maxStaleness,
+        logger: logger,
+        storeCalls: store.calls,
+        pool: backend.pool
+    )
     let metrics = TokendMetrics()
     let tokend = Tokend(replica: replica, issuer: issuer, logger: logger, metrics: metrics)
     let listening = ListeningAddresses()
 
-    func listener(_ router: Router<TokendRequestContext>, _ address: ListenAddress, name: String,
-                  bound: @escaping @Sendable (ListenAddress) -> Void) -> Application<RouterResponder<TokendRequestContext>> {
+    func listener(
+        _ router: Router<TokendRequestContext>,
+        _ address: ListenAddress,
+        name: String,
+        bound: @escaping @Sendable (ListenAddress) -> Void
+    ) -> Application<RouterResponder<TokendRequestContext>> {
         Application(
-            router: router, server: .tokend(tls: tls),
+            router: router,
+            server: .tokend(tls: tls),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
             onServerRunning: { channel in
                 let actual = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
                 logger.notice("\(name) listener ready", metadata: ["address": "\(scheme)://\(actual)"])
                 bound(actual)
             },
-            logger: logger)
+            logger: logger
+        )
     }
     let banner: @Sendable () -> Void = {
         guard let generatedTokenPath, let urls = listening.urls else { return }
@@ -73,7 +86,9 @@ public func buildServiceGroup(
         if listening.bound(public: "\(scheme)://\(bound)") { banner() }
     }
     let adminApp = listener(
-        buildAdminRouter(tokend, adminToken: adminToken, metrics: metrics, logger: logger), configuration.adminAddress, name: "admin"
+        buildAdminRouter(tokend, adminToken: adminToken, metrics: metrics, logger: logger),
+        configuration.adminAddress,
+        name: "admin"
     ) { bound in
         if listening.bound(admin: "\(scheme)://\(bound)") { banner() }
     }
@@ -103,7 +118,9 @@ public func buildServiceGroup(
     if let tls {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let interval = configuration.tlsReloadInterval
-        services.append(TLSReloader(source: tls, signals: hangups, pollInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil, logger: logger))
+        services.append(
+            TLSReloader(source: tls, signals: hangups, pollInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil, logger: logger)
+        )
     }
     if replica.feed != nil { services.append(ReplicaFeed(replica: replica)) }
     services.append(ExpiryCollector(store: store, interval: configuration.gcInterval, logger: logger))
@@ -113,7 +130,10 @@ public func buildServiceGroup(
     services.append(DrainAnnouncer(replica: replica, delay: configuration.shutdownDelay, logger: logger))
 
     var groupConfiguration = ServiceGroupConfiguration(
-        services: services.map { .init(service: $0) }, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        services: services.map { .init(service: $0) },
+        gracefulShutdownSignals: gracefulShutdownSignals,
+        logger: logger
+    )
     groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int((configuration.drainPeriod + configuration.shutdownDelay) * 1000))
     return TokendServer(group: ServiceGroup(configuration: groupConfiguration), replica: replica, listening: listening, adminToken: adminToken)
 }

@@ -17,7 +17,8 @@ public enum BasicCredentials {
         // The credentials: everything after the space that ends the scheme.
         guard i + 1 < count, isBasic(scheme) else { throw .notBasicScheme }
         guard count - (i + 1) <= 2048 else { throw .malformedBasicCredentials }
-        var start = i + 1, end = count
+        var start = i + 1
+        var end = count
         while start < end && (header[start] == UInt8(ascii: " ") || header[start] == UInt8(ascii: "\t")) { start += 1 }
         while end > start && (header[end - 1] == UInt8(ascii: " ") || header[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
         let encoded = UnsafeRawBufferPointer(rebasing: header[start..<end])
@@ -25,9 +26,9 @@ public enum BasicCredentials {
             guard let decodedCount = Base64.decode(encoded, into: UnsafeMutableRawBufferPointer(scratch)) else { return nil }
             let decoded = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[..<decodedCount])
             guard let colon = decoded.firstIndex(of: UInt8(ascii: ":")),
-                  let id = try? FormBody.decode(UnsafeRawBufferPointer(rebasing: decoded[..<colon])),
-                  let secret = try? FormBody.decode(UnsafeRawBufferPointer(rebasing: decoded[(colon + 1)...])),
-                  !id.isEmpty
+                let id = try? FormBody.decode(UnsafeRawBufferPointer(rebasing: decoded[..<colon])),
+                let secret = try? FormBody.decode(UnsafeRawBufferPointer(rebasing: decoded[(colon + 1)...])),
+                !id.isEmpty
             else { return nil }
             return (id, secret)
         }

@@ -5,7 +5,8 @@ public enum MediaType {
     public static func `is`(_ header: String?, _ expected: StaticString) -> Bool {
         guard var header else { return false }
         return header.withUTF8 { value in
-            var start = 0, end = value.firstIndex(of: UInt8(ascii: ";")) ?? value.count
+            var start = 0
+            var end = value.firstIndex(of: UInt8(ascii: ";")) ?? value.count
             while start < end && (value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t")) { start += 1 }
             while end > start && (value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
             guard end - start == expected.utf8CodeUnitCount else { return false }

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import SwiftProtobuf
+import TokendProto
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import SwiftProtobuf
-import TokendProto
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table

@@ -3,7 +3,9 @@ import Foundation
 /// Printing for people (aligned tables) and for scripts (`--output json`, sorted keys).
 enum Output {
     static func json(_ object: Any) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else { return }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
+            return
+        }
         FileHandle.standardOutput.write(data)
         FileHandle.standardOutput.write(Data("\n".utf8))
     }

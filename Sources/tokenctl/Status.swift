@@ -5,24 +5,29 @@ import TokendProto
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show this replica's revocation watermark, lag, cache and filter figures.",
-        discussion: "Example:\n  tokenctl status --output json")
+        discussion: "Example:\n  tokenctl status --output json"
+    )
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
         let r: Tokend_V1_StatusResponse = try await connection.call("Status", Tokend_V1_StatusRequest())
         switch connection.output {
         case .json:
-            Output.json(["watermark": r.watermark, "head": r.head, "lag_seconds": r.lagSeconds, "cache_entries": r.cacheEntries,
-                         "filter_entries": r.filterEntries, "store": r.store, "version": r.version,
-                         "cache_hit_ratio": r.cacheHitRatio, "filter_bits_per_entry": r.filterBitsPerEntry,
-                         "filter_false_positives": r.filterFalsePositives])
+            Output.json([
+                "watermark": r.watermark, "head": r.head, "lag_seconds": r.lagSeconds, "cache_entries": r.cacheEntries,
+                "filter_entries": r.filterEntries, "store": r.store, "version": r.version,
+                "cache_hit_ratio": r.cacheHitRatio, "filter_bits_per_entry": r.filterBitsPerEntry,
+                "filter_false_positives": r.filterFalsePositives,
+            ])
         case .table:
-            Output.fields([("store", r.store), ("version", r.version), ("watermark", "\(r.watermark)"), ("head", "\(r.head)"),
-                           ("lag_seconds", String(format: "%.3f", r.lagSeconds)), ("cache_entries", "\(r.cacheEntries)"),
-                           ("cache_hit_ratio", String(format: "%.3f", r.cacheHitRatio)),
-                           ("filter_entries", "\(r.filterEntries)"),
-                           ("filter_bits_per_entry", String(format: "%.1f", r.filterBitsPerEntry)),
-                           ("filter_false_positives", "\(r.filterFalsePositives)")])
+            Output.fields([
+                ("store", r.store), ("version", r.version), ("watermark", "\(r.watermark)"), ("head", "\(r.head)"),
+                ("lag_seconds", String(format: "%.3f", r.lagSeconds)), ("cache_entries", "\(r.cacheEntries)"),
+                ("cache_hit_ratio", String(format: "%.3f", r.cacheHitRatio)),
+                ("filter_entries", "\(r.filterEntries)"),
+                ("filter_bits_per_entry", String(format: "%.1f", r.filterBitsPerEntry)),
+                ("filter_false_positives", "\(r.filterFalsePositives)"),
+            ])
         }
     }
 }

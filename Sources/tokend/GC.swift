@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import TokendServer
 import TokendCore
+import TokendServer
 
 struct GC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import TokendServer
 import TokendCore
+import TokendServer
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import TokendServer
 import ServiceLifecycle
+import TokendServer
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,12 +26,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Token records kept in memory (env TOKEND_CACHE_ENTRIES, default 1000000).") var cacheEntries: String?
     @Option(help: "Apply pending migrations at start-up: auto or off (env TOKEND_MIGRATE, default auto).") var migrate: String?
     @Option(help: "How often expired tokens are deleted (env TOKEND_GC_INTERVAL, default 10m).") var gcInterval: String?
-    @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).") var shutdownDelay: String?
+    @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).")
+    var shutdownDelay: String?
     @Option(help: "Longest wait for in-flight requests during shutdown (env TOKEND_DRAIN_PERIOD, default 30s).") var drainPeriod: String?
     @Option(help: "Time limit of each store call; past it the request answers 503 (env TOKEND_STORE_TIMEOUT, default 2s).") var storeTimeout: String?
-    @Option(help: "PEM certificate chain: serve both listeners over TLS (env TOKEND_TLS_CERT_FILE; reloaded on SIGHUP or change).") var tlsCertFile: String?
+    @Option(help: "PEM certificate chain: serve both listeners over TLS (env TOKEND_TLS_CERT_FILE; reloaded on SIGHUP or change).") var tlsCertFile:
+        String?
     @Option(help: "PEM private key of --tls-cert-file (env TOKEND_TLS_KEY_FILE).") var tlsKeyFile: String?
-    @Option(help: "How often the TLS files are checked for changes; 0 = on SIGHUP only (env TOKEND_TLS_RELOAD_INTERVAL, default 2s).") var tlsReloadInterval: String?
+    @Option(help: "How often the TLS files are checked for changes; 0 = on SIGHUP only (env TOKEND_TLS_RELOAD_INTERVAL, default 2s).")
+    var tlsReloadInterval: String?
 
     /// The settings, read once from flags and environment; a bad one is a usage error.
     private func serveConfiguration() throws -> ServeConfiguration {

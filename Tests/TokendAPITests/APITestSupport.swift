@@ -5,8 +5,8 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
-import Synchronization
 import SwiftProtobuf
+import Synchronization
 import Testing
 import TokendAPI
 import TokendCore
@@ -140,25 +140,55 @@ final class FaultyStore: TokendStore {
         try await base.ping()
     }
 
-    func createClient(_ client: ClientRecord) async throws { try clients(); try await base.createClient(client) }
-    func client(id: String) async throws -> ClientRecord? { try clients(); return try await base.client(id: id) }
-    func listClients() async throws -> [ClientRecord] { try clients(); return try await base.listClients() }
-    func deleteClient(id: String) async throws -> Bool { try clients(); return try await base.deleteClient(id: id) }
+    func createClient(_ client: ClientRecord) async throws {
+        try clients()
+        try await base.createClient(client)
+    }
+    func client(id: String) async throws -> ClientRecord? {
+        try clients()
+        return try await base.client(id: id)
+    }
+    func listClients() async throws -> [ClientRecord] {
+        try clients()
+        return try await base.listClients()
+    }
+    func deleteClient(id: String) async throws -> Bool {
+        try clients()
+        return try await base.deleteClient(id: id)
+    }
     func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
-        try clients(); return try await base.updateClientSecret(id: id, salt: salt, hash: hash)
+        try clients()
+        return try await base.updateClientSecret(id: id, salt: salt, hash: hash)
     }
 
-    func insertTokens(_ tokens: [TokenRecord]) async throws { try self.tokens(); try await base.insertTokens(tokens) }
-    func token(hash: TokenHash) async throws -> TokenRecord? { try tokens(); return try await base.token(hash: hash) }
-    func token(jti: String) async throws -> TokenRecord? { try tokens(); return try await base.token(jti: jti) }
+    func insertTokens(_ tokens: [TokenRecord]) async throws {
+        try self.tokens()
+        try await base.insertTokens(tokens)
+    }
+    func token(hash: TokenHash) async throws -> TokenRecord? {
+        try tokens()
+        return try await base.token(hash: hash)
+    }
+    func token(jti: String) async throws -> TokenRecord? {
+        try tokens()
+        return try await base.token(jti: jti)
+    }
     func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
-        try tokens(); return try await base.withRevocationTransaction(body)
+        try tokens()
+        return try await base.withRevocationTransaction(body)
     }
     func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
-        try tokens(); return try await base.revocations(after: after, limit: limit)
+        try tokens()
+        return try await base.revocations(after: after, limit: limit)
     }
-    func revocationHead() async throws -> Int64 { try tokens(); return try await base.revocationHead() }
-    func deleteExpired(before cutoff: Date) async throws -> Int { try tokens(); return try await base.deleteExpired(before: cutoff) }
+    func revocationHead() async throws -> Int64 {
+        try tokens()
+        return try await base.revocationHead()
+    }
+    func deleteExpired(before cutoff: Date) async throws -> Int {
+        try tokens()
+        return try await base.deleteExpired(before: cutoff)
+    }
 }
 
 // MARK: - Requests
@@ -169,7 +199,7 @@ func formEncode(_ value: String) -> String {
     for byte in value.utf8 {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             out.append(Character(Unicode.Scalar(byte)))
         case UInt8(ascii: " "):
             out.append("+")
@@ -198,14 +228,25 @@ extension TestClientProtocol {
     /// Executes a request and checks what holds for every answer tokend gives: never a 500, and
     /// every error is a JSON object (never empty, HTML or a stack trace).
     func send(
-        _ uri: String, method: HTTPRequest.Method = .post, headers: HTTPFields = [:], body: ByteBuffer? = nil,
+        _ uri: String,
+        method: HTTPRequest.Method = .post,
+        headers: HTTPFields = [:],
+        body: ByteBuffer? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> TestResponse {
         let response = try await execute(uri: uri, method: method, headers: headers, body: body)
         #expect(response.status.code != 500, "\(method) \(uri) answered 500", sourceLocation: sourceLocation)
         if response.status.code >= 400 {
-            #expect(response.headers[.contentType] == "application/json", "\(method) \(uri) \(response.status.code): content type", sourceLocation: sourceLocation)
-            #expect(response.json?.object != nil, "\(method) \(uri) \(response.status.code): body is not a JSON object: \(response.text)", sourceLocation: sourceLocation)
+            #expect(
+                response.headers[.contentType] == "application/json",
+                "\(method) \(uri) \(response.status.code): content type",
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                response.json?.object != nil,
+                "\(method) \(uri) \(response.status.code): body is not a JSON object: \(response.text)",
+                sourceLocation: sourceLocation
+            )
         }
         return response
     }
@@ -216,7 +257,12 @@ extension TestClientProtocol {
     }
 
     /// `POST /oauth2/revoke` authenticated with client_secret_basic.
-    func revoke(_ token: String, hint: String? = nil, as caller: Caller, sourceLocation: SourceLocation = #_sourceLocation) async throws -> TestResponse {
+    func revoke(
+        _ token: String,
+        hint: String? = nil,
+        as caller: Caller,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> TestResponse {
         let body = hint.map { formBody(["token": token, "token_type_hint": $0]) } ?? formBody(["token": token])
         return try await send("/oauth2/revoke", headers: formHeaders(caller), body: body, sourceLocation: sourceLocation)
     }
@@ -235,18 +281,29 @@ extension TestClientProtocol {
 
     /// A Connect unary call with a protobuf body.
     func connect<M: SwiftProtobuf.Message>(
-        _ path: String, _ message: M, authorization: String?, extraHeaders: HTTPFields = [:],
+        _ path: String,
+        _ message: M,
+        authorization: String?,
+        extraHeaders: HTTPFields = [:],
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> TestResponse {
         var headers: HTTPFields = [.contentType: "application/proto"]
         if let authorization { headers[.authorization] = authorization }
         headers.append(contentsOf: extraHeaders)
-        return try await send(path, headers: headers, body: ByteBuffer(bytes: try message.serializedBytes() as [UInt8]), sourceLocation: sourceLocation)
+        return try await send(
+            path,
+            headers: headers,
+            body: ByteBuffer(bytes: try message.serializedBytes() as [UInt8]),
+            sourceLocation: sourceLocation
+        )
     }
 
     /// A Connect unary call with a JSON body.
     func connectJSON(
-        _ path: String, _ json: String, authorization: String?, sourceLocation: SourceLocation = #_sourceLocation
+        _ path: String,
+        _ json: String,
+        authorization: String?,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> TestResponse {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let authorization { headers[.authorization] = authorization }

@@ -15,7 +15,10 @@ import TokendTestSupport
     static func path(_ method: String) -> String { "/tokend.v1.AdminService/\(method)" }
 
     private func createClient(
-        _ client: any TestClientProtocol, _ id: String, roles: [String], audiences: [String] = []
+        _ client: any TestClientProtocol,
+        _ id: String,
+        roles: [String],
+        audiences: [String] = []
     ) async throws -> TestResponse {
         var m = Tokend_V1_CreateClientRequest()
         m.clientID = id
@@ -25,7 +28,9 @@ import TokendTestSupport
     }
 
     private func adminRevoke(
-        _ client: any TestClientProtocol, _ selector: Tokend_V1_AdminRevokeRequest.OneOf_Selector?, reason: String = "test"
+        _ client: any TestClientProtocol,
+        _ selector: Tokend_V1_AdminRevokeRequest.OneOf_Selector?,
+        reason: String = "test"
     ) async throws -> TestResponse {
         var m = Tokend_V1_AdminRevokeRequest()
         m.selector = selector
@@ -304,25 +309,73 @@ import TokendTestSupport
             let rs = try await h.caller("rs", [.introspect, .issue, .revoke])
             try await withAdminRouter(h.services) { admin in
                 let methods: [(String, any SwiftProtobuf.Message)] = [
-                    ("CreateClient", { var m = Tokend_V1_CreateClientRequest(); m.clientID = "x"; m.roles = ["issue"]; return m }()),
+                    (
+                        "CreateClient",
+                        {
+                            var m = Tokend_V1_CreateClientRequest()
+                            m.clientID = "x"
+                            m.roles = ["issue"]
+                            return m
+                        }()
+                    ),
                     ("ListClients", Tokend_V1_ListClientsRequest()),
-                    ("DeleteClient", { var m = Tokend_V1_DeleteClientRequest(); m.clientID = "rs"; return m }()),
-                    ("RotateClientSecret", { var m = Tokend_V1_RotateClientSecretRequest(); m.clientID = "rs"; return m }()),
-                    ("IssueToken", { var m = Tokend_V1_IssueTokenRequest(); m.clientID = "rs"; return m }()),
-                    ("Introspect", { var m = Tokend_V1_IntrospectRequest(); m.token = "x"; return m }()),
-                    ("Revoke", { var m = Tokend_V1_AdminRevokeRequest(); m.clientID = "rs"; return m }()),
+                    (
+                        "DeleteClient",
+                        {
+                            var m = Tokend_V1_DeleteClientRequest()
+                            m.clientID = "rs"
+                            return m
+                        }()
+                    ),
+                    (
+                        "RotateClientSecret",
+                        {
+                            var m = Tokend_V1_RotateClientSecretRequest()
+                            m.clientID = "rs"
+                            return m
+                        }()
+                    ),
+                    (
+                        "IssueToken",
+                        {
+                            var m = Tokend_V1_IssueTokenRequest()
+                            m.clientID = "rs"
+                            return m
+                        }()
+                    ),
+                    (
+                        "Introspect",
+                        {
+                            var m = Tokend_V1_IntrospectRequest()
+                            m.token = "x"
+                            return m
+                        }()
+                    ),
+                    (
+                        "Revoke",
+                        {
+                            var m = Tokend_V1_AdminRevokeRequest()
+                            m.clientID = "rs"
+                            return m
+                        }()
+                    ),
                     ("ListRevocations", Tokend_V1_ListRevocationsRequest()),
                     ("Status", Tokend_V1_StatusRequest()),
                 ]
                 let authorizations: [String?] = [
-                    nil, "Bearer wrong-token", "Bearer \(testAdminToken)x", "Bearer", "Basic \(Data("admin:\(testAdminToken)".utf8).base64EncodedString())",
+                    nil, "Bearer wrong-token", "Bearer \(testAdminToken)x", "Bearer",
+                    "Basic \(Data("admin:\(testAdminToken)".utf8).base64EncodedString())",
                     rs.basic, testAdminToken,
                 ]
                 for (method, message) in methods {
                     for authorization in authorizations {
                         var headers: HTTPFields = [.contentType: "application/proto"]
                         if let authorization { headers[.authorization] = authorization }
-                        let response = try await admin.send(Self.path(method), headers: headers, body: ByteBuffer(bytes: try message.serializedBytes() as [UInt8]))
+                        let response = try await admin.send(
+                            Self.path(method),
+                            headers: headers,
+                            body: ByteBuffer(bytes: try message.serializedBytes() as [UInt8])
+                        )
                         response.expectConnectError(.unauthorized, "unauthenticated")
                         #expect(!response.text.contains(testAdminToken))
                     }
@@ -332,8 +385,10 @@ import TokendTestSupport
                 #expect(try await h.store.revocationHead() == 0)
                 // The scheme name is case-insensitive.
                 let lower = try await admin.send(
-                    Self.path("ListClients"), headers: [.contentType: "application/proto", .authorization: "bearer \(testAdminToken)"],
-                    body: ByteBuffer())
+                    Self.path("ListClients"),
+                    headers: [.contentType: "application/proto", .authorization: "bearer \(testAdminToken)"],
+                    body: ByteBuffer()
+                )
                 #expect(lower.status == .ok)
             }
             // The public router has no admin methods.

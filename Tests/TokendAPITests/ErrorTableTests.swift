@@ -28,8 +28,10 @@ import TokendCore
         #expect(oauth.errorDescription == "a message")
 
         let connect = ConnectError(error, challenge: #"Basic realm="tokend""#)
-        #expect(connect.status.code == expected.connect.0 && connect.code.rawValue == expected.connect.1,
-                "\(code): \(connect.status.code) \(connect.code.rawValue)")
+        #expect(
+            connect.status.code == expected.connect.0 && connect.code.rawValue == expected.connect.1,
+            "\(code): \(connect.status.code) \(connect.code.rawValue)"
+        )
         #expect(connect.message == "a message")
 
         // RFC 6749 §5.2 and SPEC: a challenge with every 401; Retry-After with every 503.

@@ -78,13 +78,16 @@ import TokendTestSupport
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "application/json")
                 let methods: JSON = ["client_secret_basic", "client_secret_post"]
-                #expect(response.json == [
-                    "issuer": .string(testIssuerURL),
-                    "introspection_endpoint": .string(testIssuerURL + "/oauth2/introspect"),
-                    "introspection_endpoint_auth_methods_supported": methods,
-                    "revocation_endpoint": .string(testIssuerURL + "/oauth2/revoke"),
-                    "revocation_endpoint_auth_methods_supported": methods,
-                ], "\(response.text)")
+                #expect(
+                    response.json == [
+                        "issuer": .string(testIssuerURL),
+                        "introspection_endpoint": .string(testIssuerURL + "/oauth2/introspect"),
+                        "introspection_endpoint_auth_methods_supported": methods,
+                        "revocation_endpoint": .string(testIssuerURL + "/oauth2/revoke"),
+                        "revocation_endpoint_auth_methods_supported": methods,
+                    ],
+                    "\(response.text)"
+                )
             }
         }
         // A trailing slash in the issuer does not double the slash in the endpoints.
@@ -203,7 +206,10 @@ import TokendTestSupport
                 #expect(anonymous.headers[.wwwAuthenticate] == #"Basic realm="tokend""#)
 
                 let tooLarge = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders(rs), body: ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1))
+                    "/oauth2/introspect",
+                    headers: formHeaders(rs),
+                    body: ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1)
+                )
                 #expect(tooLarge.status == .contentTooLarge)
             }
         }
@@ -218,9 +224,11 @@ import TokendTestSupport
             try await withPublicRouter(h.services) { client in
                 for _ in 0..<3 {
                     try await client.execute(
-                        uri: "/oauth2/introspect", method: .post,
+                        uri: "/oauth2/introspect",
+                        method: .post,
                         headers: [.authorization: rs.basic, .contentType: "application/x-www-form-urlencoded"],
-                        body: ByteBuffer(string: "token=\(issued.accessToken)")) { response in
+                        body: ByteBuffer(string: "token=\(issued.accessToken)")
+                    ) { response in
                         #expect(response.status == .ok)
                     }
                 }
@@ -234,8 +242,10 @@ import TokendTestSupport
                     #expect(text.contains(#"tokend_http_requests_total{listener="public",route="/oauth2/introspect",status="200"} 3"#))
                     #expect(text.contains("tokend_introspections_total"))
                     #expect(text.contains(#"source="memory""#), "the second and third answers came from memory")
-                    for name in ["tokend_revocation_watermark", "tokend_revocation_sync_age_seconds", "tokend_memory_fresh 1",
-                                 "tokend_cache_entries 1", "tokend_filter_bits_per_entry", "tokend_http_request_duration_seconds_bucket"] {
+                    for name in [
+                        "tokend_revocation_watermark", "tokend_revocation_sync_age_seconds", "tokend_memory_fresh 1",
+                        "tokend_cache_entries 1", "tokend_filter_bits_per_entry", "tokend_http_request_duration_seconds_bucket",
+                    ] {
                         #expect(text.contains(name), "missing \(name)")
                     }
                     #expect(!text.contains(issued.accessToken))

@@ -2,11 +2,11 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import Testing
 import TokendAPI
 import TokendCore
 import TokendTestSupport
-import Synchronization
 
 /// `POST /oauth2/introspect` (RFC 7662) as SPEC.md "Public listener" describes it.
 @Suite struct IntrospectEndpointTests {
@@ -18,12 +18,19 @@ import Synchronization
             let rs = try await h.caller("resource-server", [.introspect])
             _ = try await h.caller("auth-server", [.issue])
             let now = Int64(h.clock.now().timeIntervalSince1970)
-            let issued = try await h.issue(IssueRequest(
-                clientID: "auth-server", subject: "user-42", username: "alice@example.com", scope: "read write",
-                audiences: ["https://api.example", "https://other.example"], ttl: 600,
-                confirmation: TokendCore.Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
-                extra: ["tenant": "acme", "acr": "urn:mace:incommon:iap:silver"],
-                notBefore: Date(timeIntervalSince1970: TimeInterval(now - 30))))
+            let issued = try await h.issue(
+                IssueRequest(
+                    clientID: "auth-server",
+                    subject: "user-42",
+                    username: "alice@example.com",
+                    scope: "read write",
+                    audiences: ["https://api.example", "https://other.example"],
+                    ttl: 600,
+                    confirmation: TokendCore.Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+                    extra: ["tenant": "acme", "acr": "urn:mace:incommon:iap:silver"],
+                    notBefore: Date(timeIntervalSince1970: TimeInterval(now - 30))
+                )
+            )
             try await withPublicRouter(h.services) { client in
                 let response = try await client.introspect(issued.accessToken, as: rs)
                 #expect(response.status == .ok)
@@ -58,13 +65,22 @@ import Synchronization
             _ = try await h.caller("as", [.issue])
             let now = Int64(h.clock.now().timeIntervalSince1970)
             let plain = try await h.issue(IssueRequest(clientID: "as"))
-            let mtls = try await h.issue(IssueRequest(clientID: "as", subject: "svc", confirmation: TokendCore.Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")))
+            let mtls = try await h.issue(
+                IssueRequest(
+                    clientID: "as",
+                    subject: "svc",
+                    confirmation: TokendCore.Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")
+                )
+            )
             try await withPublicRouter(h.services) { client in
                 let plainAnswer = try await client.introspect(plain.accessToken, as: rs)
-                #expect(plainAnswer.json == [
-                    "active": true, "client_id": "as", "token_type": "Bearer", "exp": JSON(now + 3600), "iat": JSON(now),
-                    "iss": .string(testIssuerURL), "jti": .string(plain.access.jti),
-                ], "got \(plainAnswer.text)")
+                #expect(
+                    plainAnswer.json == [
+                        "active": true, "client_id": "as", "token_type": "Bearer", "exp": JSON(now + 3600), "iat": JSON(now),
+                        "iss": .string(testIssuerURL), "jti": .string(plain.access.jti),
+                    ],
+                    "got \(plainAnswer.text)"
+                )
                 let mtlsAnswer = try await client.introspect(mtls.accessToken, as: rs)
                 #expect(mtlsAnswer.json?["token_type"] == "Bearer")
                 #expect(mtlsAnswer.json?["cnf"] == ["x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"])
@@ -81,15 +97,19 @@ import Synchronization
             let issued = try await h.issue(IssueRequest(clientID: "as", subject: "u"))
             try await withPublicRouter(h.services) { client in
                 let response = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders,
-                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret]))
+                    "/oauth2/introspect",
+                    headers: formHeaders,
+                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret])
+                )
                 #expect(response.status == .ok)
                 #expect(response.json?["active"] == true)
                 #expect(response.json?["sub"] == "u")
                 // The same with a wrong secret is refused.
                 let wrong = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders,
-                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret + "x"]))
+                    "/oauth2/introspect",
+                    headers: formHeaders,
+                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret + "x"])
+                )
                 wrong.expectOAuthError(.unauthorized, "invalid_client")
             }
         }
@@ -109,8 +129,10 @@ import Synchronization
                 // A colon inside the raw (unencoded) id splits it at the wrong place: not this client.
                 let raw = "Basic " + Data("\(rs.id):\(rs.secret)".utf8).base64EncodedString()
                 let rawResponse = try await client.send(
-                    "/oauth2/introspect", headers: [.contentType: "application/x-www-form-urlencoded", .authorization: raw],
-                    body: formBody(["token": issued.accessToken]))
+                    "/oauth2/introspect",
+                    headers: [.contentType: "application/x-www-form-urlencoded", .authorization: raw],
+                    body: formBody(["token": issued.accessToken])
+                )
                 rawResponse.expectOAuthError(.unauthorized, "invalid_client")
             }
         }
@@ -214,7 +236,10 @@ import Synchronization
             try await withPublicRouter(h.services) { client in
                 for hint in ["refresh_token", "access_token", "no_such_hint"] {
                     let response = try await client.send(
-                        "/oauth2/introspect", headers: formHeaders(rs), body: formBody(["token": issued.accessToken, "token_type_hint": hint]))
+                        "/oauth2/introspect",
+                        headers: formHeaders(rs),
+                        body: formBody(["token": issued.accessToken, "token_type_hint": hint])
+                    )
                     #expect(response.json?["active"] == true, "hint \(hint): \(response.text)")
                     #expect(response.json?["token_type"] == "Bearer")
                 }
@@ -278,8 +303,10 @@ import Synchronization
             let issued = try await h.issue(IssueRequest(clientID: "as"))
             try await withPublicRouter(h.services) { client in
                 let response = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders(rs),
-                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret]))
+                    "/oauth2/introspect",
+                    headers: formHeaders(rs),
+                    body: formBody(["token": issued.accessToken, "client_id": rs.id, "client_secret": rs.secret])
+                )
                 response.expectOAuthError(.badRequest, "invalid_request")
                 #expect(response.json?["active"] == nil)
             }
@@ -297,8 +324,10 @@ import Synchronization
                 #expect(response.json?["active"] == nil)
                 // Its own token makes no difference.
                 let post = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders,
-                    body: formBody(["token": issued.accessToken, "client_id": issuer.id, "client_secret": issuer.secret]))
+                    "/oauth2/introspect",
+                    headers: formHeaders,
+                    body: formBody(["token": issued.accessToken, "client_id": issuer.id, "client_secret": issuer.secret])
+                )
                 post.expectOAuthError(.forbidden, "unauthorized_client")
             }
         }
@@ -339,7 +368,8 @@ import Synchronization
                 let withCharset = try await client.send(
                     "/oauth2/introspect",
                     headers: [.contentType: "application/x-www-form-urlencoded; charset=UTF-8", .authorization: rs.basic],
-                    body: formBody(["token": token]))
+                    body: formBody(["token": token])
+                )
                 #expect(withCharset.json?["active"] == true)
             }
         }
@@ -357,11 +387,17 @@ import Synchronization
                 #expect(fits.json == ["active": false])
 
                 let response = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders(rs), body: ByteBuffer(string: atLimit + "A"))
+                    "/oauth2/introspect",
+                    headers: formHeaders(rs),
+                    body: ByteBuffer(string: atLimit + "A")
+                )
                 #expect(response.status == .contentTooLarge, "\(response.status.code) \(response.text)")
                 #expect(response.headers[.cacheControl] == "no-store")
                 let huge = try await client.send(
-                    "/oauth2/introspect", headers: formHeaders(rs), body: ByteBuffer(repeating: UInt8(ascii: "A"), count: 1 << 20))
+                    "/oauth2/introspect",
+                    headers: formHeaders(rs),
+                    body: ByteBuffer(repeating: UInt8(ascii: "A"), count: 1 << 20)
+                )
                 #expect(huge.status == .contentTooLarge)
             }
         }

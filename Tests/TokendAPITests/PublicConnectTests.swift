@@ -4,12 +4,12 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import SwiftProtobuf
+import Synchronization
 import Testing
 import TokendAPI
 import TokendCore
 import TokendProto
 import TokendTestSupport
-import Synchronization
 
 /// Connect RPC on the public listener: IntrospectionService/Introspect and /Revoke, TokenService/IssueToken.
 @Suite struct PublicConnectTests {
@@ -35,9 +35,18 @@ import Synchronization
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let now = Int64(h.clock.now().timeIntervalSince1970)
-            let issued = try await h.issue(IssueRequest(
-                clientID: "as", subject: "user-1", username: "alice", scope: "read", audiences: ["api"], ttl: 300,
-                confirmation: TokendCore.Confirmation(jkt: "thumbprint"), extra: ["tenant": "acme"]))
+            let issued = try await h.issue(
+                IssueRequest(
+                    clientID: "as",
+                    subject: "user-1",
+                    username: "alice",
+                    scope: "read",
+                    audiences: ["api"],
+                    ttl: 300,
+                    confirmation: TokendCore.Confirmation(jkt: "thumbprint"),
+                    extra: ["tenant": "acme"]
+                )
+            )
             try await withPublicRouter(h.services) { client in
                 let response = try await client.connect(Self.introspectPath, introspectRequest(issued.accessToken), authorization: rs.basic)
                 #expect(response.headers[.cacheControl] == "no-store")
@@ -57,7 +66,11 @@ import Synchronization
                 #expect(m.ext == ["tenant": "acme"])
                 #expect(m.grantID == issued.access.grantID)
 
-                let unknown = try await client.connect(Self.introspectPath, introspectRequest("tkd_at_" + String(repeating: "Z", count: 43)), authorization: rs.basic)
+                let unknown = try await client.connect(
+                    Self.introspectPath,
+                    introspectRequest("tkd_at_" + String(repeating: "Z", count: 43)),
+                    authorization: rs.basic
+                )
                 let inactive = try unknown.message(Tokend_V1_IntrospectResponse.self)
                 #expect(inactive.hasActive && !inactive.active)
                 #expect(inactive.clientID.isEmpty && inactive.jti.isEmpty && inactive.exp == 0)
@@ -87,7 +100,11 @@ import Synchronization
                 #expect(json["exp"] == .string(String(Int64(issued.access.expiresAt.timeIntervalSince1970))))
 
                 // The request may use the camelCase JSON name of a field too.
-                let camel = try await client.connectJSON(Self.introspectPath, #"{"token":"\#(issued.accessToken)","tokenTypeHint":"access_token"}"#, authorization: rs.basic)
+                let camel = try await client.connectJSON(
+                    Self.introspectPath,
+                    #"{"token":"\#(issued.accessToken)","tokenTypeHint":"access_token"}"#,
+                    authorization: rs.basic
+                )
                 #expect(camel.json?["active"] == true)
 
                 let inactive = try await client.connectJSON(Self.introspectPath, #"{"token":"\#(revoked.accessToken)"}"#, authorization: rs.basic)
@@ -119,10 +136,18 @@ import Synchronization
                 #expect(try await client.isActive(b.accessToken, as: rs))
 
                 // JSON: an unknown token is fine, then the real one.
-                let unknown = try await client.connectJSON(Self.revokePath, #"{"token":"tkd_at_\#(String(repeating: "Q", count: 43))"}"#, authorization: owner.basic)
+                let unknown = try await client.connectJSON(
+                    Self.revokePath,
+                    #"{"token":"tkd_at_\#(String(repeating: "Q", count: 43))"}"#,
+                    authorization: owner.basic
+                )
                 #expect(unknown.status == .ok)
                 #expect(unknown.json == [:], "\(unknown.text)")
-                let json = try await client.connectJSON(Self.revokePath, #"{"token":"\#(b.accessToken)","token_type_hint":"access_token"}"#, authorization: owner.basic)
+                let json = try await client.connectJSON(
+                    Self.revokePath,
+                    #"{"token":"\#(b.accessToken)","token_type_hint":"access_token"}"#,
+                    authorization: owner.basic
+                )
                 #expect(json.status == .ok)
                 #expect(try await client.isActive(b.accessToken, as: rs) == false)
 
@@ -183,8 +208,11 @@ import Synchronization
                 let body = try gzip(try introspectRequest(issued.accessToken).serializedBytes())
                 let response = try await client.send(
                     Self.introspectPath,
-                    headers: [.contentType: "application/proto", .contentEncoding: "gzip", .acceptEncoding: "gzip, deflate", .authorization: rs.basic],
-                    body: body)
+                    headers: [
+                        .contentType: "application/proto", .contentEncoding: "gzip", .acceptEncoding: "gzip, deflate", .authorization: rs.basic,
+                    ],
+                    body: body
+                )
                 #expect(response.status == .ok, "\(response.status.code)")
                 #expect(response.headers[.contentEncoding] == "gzip")
                 let m = try Tokend_V1_IntrospectResponse(serializedBytes: try gunzip(response.body))
@@ -194,7 +222,8 @@ import Synchronization
                 let plain = try await client.send(
                     Self.introspectPath,
                     headers: [.contentType: "application/json", .contentEncoding: "gzip", .authorization: rs.basic],
-                    body: try gzip(Array(#"{"token":"\#(issued.accessToken)"}"#.utf8)))
+                    body: try gzip(Array(#"{"token":"\#(issued.accessToken)"}"#.utf8))
+                )
                 #expect(plain.headers[.contentEncoding] == nil)
                 #expect(plain.json?["sub"] == "zipped", "\(plain.text)")
 
@@ -202,7 +231,8 @@ import Synchronization
                 let zippedJSON = try await client.send(
                     Self.introspectPath,
                     headers: [.contentType: "application/json", .acceptEncoding: "gzip", .authorization: rs.basic],
-                    body: ByteBuffer(string: #"{"token":"\#(issued.accessToken)"}"#))
+                    body: ByteBuffer(string: #"{"token":"\#(issued.accessToken)"}"#)
+                )
                 #expect(zippedJSON.headers[.contentEncoding] == "gzip")
                 let decoded = try JSONDecoder().decode(JSON.self, from: Data(try gunzip(zippedJSON.body)))
                 #expect(decoded["active"] == true)
@@ -211,24 +241,31 @@ import Synchronization
                 let refused = try await client.send(
                     Self.introspectPath,
                     headers: [.contentType: "application/proto", .acceptEncoding: "gzip;q=0", .authorization: rs.basic],
-                    body: ByteBuffer(bytes: try introspectRequest(issued.accessToken).serializedBytes() as [UInt8]))
+                    body: ByteBuffer(bytes: try introspectRequest(issued.accessToken).serializedBytes() as [UInt8])
+                )
                 #expect(refused.headers[.contentEncoding] == nil)
                 #expect(try refused.message(Tokend_V1_IntrospectResponse.self).active)
 
                 // Not gzip at all, and a gzip bomb.
                 let corrupt = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "application/proto", .contentEncoding: "gzip", .authorization: rs.basic],
-                    body: ByteBuffer(string: "definitely not gzip"))
+                    Self.introspectPath,
+                    headers: [.contentType: "application/proto", .contentEncoding: "gzip", .authorization: rs.basic],
+                    body: ByteBuffer(string: "definitely not gzip")
+                )
                 corrupt.expectConnectError(.badRequest, "invalid_argument")
                 let bomb = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "application/proto", .contentEncoding: "gzip", .authorization: rs.basic],
-                    body: try gzip([UInt8](repeating: 0, count: 1 << 20)))
+                    Self.introspectPath,
+                    headers: [.contentType: "application/proto", .contentEncoding: "gzip", .authorization: rs.basic],
+                    body: try gzip([UInt8](repeating: 0, count: 1 << 20))
+                )
                 #expect(bomb.status == .contentTooLarge, "\(bomb.status.code) \(bomb.text)")
                 #expect(bomb.json?["code"] == "resource_exhausted")
 
                 let brotli = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "application/proto", .contentEncoding: "br", .authorization: rs.basic],
-                    body: ByteBuffer(bytes: try introspectRequest(issued.accessToken).serializedBytes() as [UInt8]))
+                    Self.introspectPath,
+                    headers: [.contentType: "application/proto", .contentEncoding: "br", .authorization: rs.basic],
+                    body: ByteBuffer(bytes: try introspectRequest(issued.accessToken).serializedBytes() as [UInt8])
+                )
                 brotli.expectConnectError(.notImplemented, "unimplemented")
             }
         }
@@ -257,26 +294,36 @@ import Synchronization
                 noIssue.expectConnectError(.forbidden, "permission_denied")
                 // 400 invalid_argument.
                 let garbage = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "application/proto", .authorization: rs.basic],
-                    body: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F]))
+                    Self.introspectPath,
+                    headers: [.contentType: "application/proto", .authorization: rs.basic],
+                    body: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
+                )
                 garbage.expectConnectError(.badRequest, "invalid_argument")
                 let badJSON = try await client.connectJSON(Self.introspectPath, #"{"token": 12"#, authorization: rs.basic)
                 badJSON.expectConnectError(.badRequest, "invalid_argument")
                 let empty = try await client.connect(Self.introspectPath, introspectRequest(""), authorization: rs.basic)
                 empty.expectConnectError(.badRequest, "invalid_argument")
                 let version = try await client.connect(
-                    Self.introspectPath, request, authorization: rs.basic, extraHeaders: [HTTPField.Name("Connect-Protocol-Version")!: "2"])
+                    Self.introspectPath,
+                    request,
+                    authorization: rs.basic,
+                    extraHeaders: [HTTPField.Name("Connect-Protocol-Version")!: "2"]
+                )
                 version.expectConnectError(.badRequest, "invalid_argument")
                 // 415 unsupported codec.
                 let text = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "text/plain", .authorization: rs.basic],
-                    body: ByteBuffer(string: issued.accessToken))
+                    Self.introspectPath,
+                    headers: [.contentType: "text/plain", .authorization: rs.basic],
+                    body: ByteBuffer(string: issued.accessToken)
+                )
                 #expect(text.status == .unsupportedMediaType)
                 #expect(text.json?["code"]?.string != nil && text.json?["message"]?.string != nil, "\(text.text)")
                 // 413.
                 let large = try await client.send(
-                    Self.introspectPath, headers: [.contentType: "application/proto", .authorization: rs.basic],
-                    body: ByteBuffer(repeating: 0, count: 64 * 1024 + 1))
+                    Self.introspectPath,
+                    headers: [.contentType: "application/proto", .authorization: rs.basic],
+                    body: ByteBuffer(repeating: 0, count: 64 * 1024 + 1)
+                )
                 #expect(large.status == .contentTooLarge)
                 #expect(large.json?["code"] == "resource_exhausted")
                 // Unknown method.

@@ -2,11 +2,11 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import Testing
 import TokendAPI
 import TokendCore
 import TokendTestSupport
-import Synchronization
 
 /// `POST /oauth2/revoke` (RFC 7009) as SPEC.md "Public listener" describes it.
 @Suite struct RevokeEndpointTests {
@@ -44,8 +44,10 @@ import Synchronization
         try await withHarness(kind) { h in
             let owner = try await h.caller("as", [.issue])
             try await withPublicRouter(h.services) { client in
-                for token in ["tkd_at_" + String(repeating: "B", count: 43), "tkd_rt_" + String(repeating: "C", count: 43), "garbage",
-                              String(repeating: "x", count: 5000)] {
+                for token in [
+                    "tkd_at_" + String(repeating: "B", count: 43), "tkd_rt_" + String(repeating: "C", count: 43), "garbage",
+                    String(repeating: "x", count: 5000),
+                ] {
                     expectEmptyOK(try await client.revoke(token, as: owner), String(token.prefix(10)))
                 }
                 #expect(try await h.store.revocationHead() == 0, "nothing was logged")
@@ -139,28 +141,41 @@ import Synchronization
                 wrong.expectOAuthError(.unauthorized, "invalid_client")
                 #expect(wrong.headers[.wwwAuthenticate] == #"Basic realm="tokend""#)
 
-                let missing = try await client.send("/oauth2/revoke", headers: formHeaders(owner), body: formBody(["token_type_hint": "access_token"]))
+                let missing = try await client.send(
+                    "/oauth2/revoke",
+                    headers: formHeaders(owner),
+                    body: formBody(["token_type_hint": "access_token"])
+                )
                 missing.expectOAuthError(.badRequest, "invalid_request")
                 #expect(missing.json?["error_description"] != nil)
 
                 let duplicate = try await client.send(
-                    "/oauth2/revoke", headers: formHeaders(owner), body: ByteBuffer(string: "token=a&token=b"))
+                    "/oauth2/revoke",
+                    headers: formHeaders(owner),
+                    body: ByteBuffer(string: "token=a&token=b")
+                )
                 duplicate.expectOAuthError(.badRequest, "invalid_request")
 
                 let json = try await client.send(
-                    "/oauth2/revoke", headers: [.contentType: "application/json", .authorization: owner.basic],
-                    body: ByteBuffer(string: #"{"token":"\#(issued.accessToken)"}"#))
+                    "/oauth2/revoke",
+                    headers: [.contentType: "application/json", .authorization: owner.basic],
+                    body: ByteBuffer(string: #"{"token":"\#(issued.accessToken)"}"#)
+                )
                 json.expectOAuthError(.badRequest, "invalid_request")
 
                 let both = try await client.send(
-                    "/oauth2/revoke", headers: formHeaders(owner),
-                    body: formBody(["token": issued.accessToken, "client_secret": owner.secret]))
+                    "/oauth2/revoke",
+                    headers: formHeaders(owner),
+                    body: formBody(["token": issued.accessToken, "client_secret": owner.secret])
+                )
                 both.expectOAuthError(.badRequest, "invalid_request")
 
                 // client_secret_post works here too.
                 let post = try await client.send(
-                    "/oauth2/revoke", headers: formHeaders,
-                    body: formBody(["token": issued.accessToken, "client_id": owner.id, "client_secret": owner.secret]))
+                    "/oauth2/revoke",
+                    headers: formHeaders,
+                    body: formBody(["token": issued.accessToken, "client_id": owner.id, "client_secret": owner.secret])
+                )
                 expectEmptyOK(post, "client_secret_post")
                 #expect(try await client.isActive(issued.accessToken, as: rs) == false)
 

@@ -1,10 +1,11 @@
 import Foundation
 import HTTPTypes
+import HummingbirdCore
 import NIOCore
 import Testing
-@testable import TokendAPI
 import TokendCore
-import HummingbirdCore
+
+@testable import TokendAPI
 
 /// The introspection response body (RFC 7662 §2.2) as `IntrospectionJSON` renders it with
 /// TokendWire's `JSONWriter`, and the `invalid_client` descriptions of Basic authentication.
@@ -13,10 +14,22 @@ import HummingbirdCore
 
     static func record(extra: [String: String] = [:], username: String? = "alice", confirmation: TokendCore.Confirmation? = nil) -> TokenRecord {
         TokenRecord(
-            hash: TokenHash(token: "tkd_at_x"), kind: .access, clientID: "app", subject: "user-1", username: username,
-            scope: "read write", audiences: ["api", "other"], issuer: "https://issuer.example", issuedAt: t0,
-            notBefore: t0.addingTimeInterval(-5), expiresAt: t0.addingTimeInterval(3600), jti: "jti-1", grantID: "g-1",
-            confirmation: confirmation, extra: extra)
+            hash: TokenHash(token: "tkd_at_x"),
+            kind: .access,
+            clientID: "app",
+            subject: "user-1",
+            username: username,
+            scope: "read write",
+            audiences: ["api", "other"],
+            issuer: "https://issuer.example",
+            issuedAt: t0,
+            notBefore: t0.addingTimeInterval(-5),
+            expiresAt: t0.addingTimeInterval(3600),
+            jti: "jti-1",
+            grantID: "g-1",
+            confirmation: confirmation,
+            extra: extra
+        )
     }
 
     static func string(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
@@ -31,16 +44,20 @@ import HummingbirdCore
 
     @Test func activeHasEveryClaimInSortedOrder() {
         let json = Self.string(IntrospectionJSON.body(.active(Self.record())))
-        #expect(json == #"{"active":true,"aud":["api","other"],"client_id":"app","exp":1800003600,"iat":1800000000,"#
-            + #""iss":"https://issuer.example","jti":"jti-1","nbf":1799999995,"scope":"read write","sub":"user-1","#
-            + #""token_type":"Bearer","username":"alice"}"#)
+        #expect(
+            json == #"{"active":true,"aud":["api","other"],"client_id":"app","exp":1800003600,"iat":1800000000,"#
+                + #""iss":"https://issuer.example","jti":"jti-1","nbf":1799999995,"scope":"read write","sub":"user-1","#
+                + #""token_type":"Bearer","username":"alice"}"#
+        )
     }
 
     @Test func matchesWhatJSONSerializationReadsForEveryValue() throws {
         let nasty = "q\"uote \\ back /slash \u{0} nul \u{1F} us \n\r\t\u{8}\u{C} é 日本 🎉 \u{7F} \u{2028}"
         let record = Self.record(
             extra: ["tenant": nasty, "a_first": "1", "zz": "", "active": "shadow", "grant_id": "shadow", "ümlaut": "x"],
-            username: nasty, confirmation: TokendCore.Confirmation(jkt: "jkt\"value", x5tS256: nil))
+            username: nasty,
+            confirmation: TokendCore.Confirmation(jkt: "jkt\"value", x5tS256: nil)
+        )
         let object = try Self.object(IntrospectionJSON.body(.active(record)))
         #expect(object["username"] as? String == nasty)
         #expect(object["tenant"] as? String == nasty)
@@ -92,8 +109,10 @@ import HummingbirdCore
     }
 
     @Test func malformedCredentialsAreSaidToBe() {
-        for header in ["Basic YTpi=", "Basic Y*pi", "Basic " + Data(":secret".utf8).base64EncodedString(),
-                       "Basic " + Data("a:%zz".utf8).base64EncodedString(), "Basic " + String(repeating: "QUFB", count: 600)] {
+        for header in [
+            "Basic YTpi=", "Basic Y*pi", "Basic " + Data(":secret".utf8).base64EncodedString(),
+            "Basic " + Data("a:%zz".utf8).base64EncodedString(), "Basic " + String(repeating: "QUFB", count: 600),
+        ] {
             #expect("\(header.prefix(40))") { try ClientAuthentication.basic(header) } throws: { error in
                 error as? TokendError == TokendError(.unauthenticated, "malformed Basic credentials")
             }

@@ -1,9 +1,10 @@
 import Foundation
+import Testing
+import TokendTestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Testing
-import TokendTestSupport
 
 /// A database that stops answering without closing anything (every PostgreSQL process SIGSTOPped:
 /// connections stay open, nothing answers, nothing is reset), as an operator found it (issue 15):
@@ -18,8 +19,11 @@ import TokendTestSupport
     @Test func everyPathAnswers503WithinTheLimitWhileTheDatabaseIsFrozenAndRecovers() async throws {
         let postgres = try await PrivatePostgres.start()
         defer { postgres.destroy() }
-        try await Cluster.run(replicas: 2, databaseURL: postgres.url,
-                              environment: ["TOKEND_STORE_TIMEOUT": "2s", "TOKEND_LOG_LEVEL": "info"]) { replicas in
+        try await Cluster.run(
+            replicas: 2,
+            databaseURL: postgres.url,
+            environment: ["TOKEND_STORE_TIMEOUT": "2s", "TOKEND_LOG_LEVEL": "info"]
+        ) { replicas in
             let (a, b) = (replicas[0], replicas[1])
             let rs = try await a.createClient("rs", roles: ["introspect", "revoke"])
             // Issued through A and never asked of B: B must read the store for them.
@@ -42,10 +46,15 @@ import TokendTestSupport
             async let secondOnB = Self.timed { try await b.introspect(revoked, as: rs, timeout: ceiling) }
             async let readyA = Self.timed { try await a.readinessAnswer(timeout: ceiling) }
             async let readyB = Self.timed { try await b.readinessAnswer(timeout: ceiling) }
-            let answers = try await [("revoke on A", revokeOnA), ("introspect on B", introspectOnB),
-                                     ("second introspect on B", secondOnB), ("/readyz on A", readyA), ("/readyz on B", readyB)]
-            print("blackhole: " + answers.map { "\($0.0): \($0.1.answer.status) after \(String(format: "%.2f", $0.1.seconds)) s" }
-                .joined(separator: "; ") + " (all within \(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+            let answers = try await [
+                ("revoke on A", revokeOnA), ("introspect on B", introspectOnB),
+                ("second introspect on B", secondOnB), ("/readyz on A", readyA), ("/readyz on B", readyB),
+            ]
+            print(
+                "blackhole: "
+                    + answers.map { "\($0.0): \($0.1.answer.status) after \(String(format: "%.2f", $0.1.seconds)) s" }
+                    .joined(separator: "; ") + " (all within \(String(format: "%.2f", Date().timeIntervalSince(started))) s)"
+            )
             for (what, timed) in answers {
                 #expect(timed.answer.status == 503, "\(what): \(timed.answer)")
                 #expect(timed.seconds < ceiling, "\(what) took \(timed.seconds) s")

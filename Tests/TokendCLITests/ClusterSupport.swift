@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Synchronization
 import Testing
 import TokendTestSupport
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// HTTP for the cluster tests: one session with enough connections per host for concurrent load.
 enum ClusterHTTP {
@@ -22,8 +23,13 @@ enum ClusterHTTP {
         return URLSession(configuration: configuration)
     }
 
-    static func send(_ url: String, method: String = "POST", body: Data? = nil, headers: [String: String] = [:],
-                     timeout: TimeInterval = 30) async throws -> HTTPAnswer {
+    static func send(
+        _ url: String,
+        method: String = "POST",
+        body: Data? = nil,
+        headers: [String: String] = [:],
+        timeout: TimeInterval = 30
+    ) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: url)!, timeoutInterval: timeout)
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -81,8 +87,10 @@ struct Replica: Sendable, CustomStringConvertible {
     /// AdminService over Connect JSON on the admin listener.
     func admin(_ method: String, _ body: [String: Any]) async throws -> HTTPAnswer {
         try await ClusterHTTP.send(
-            adminURL + "/tokend.v1.AdminService/" + method, body: try JSONSerialization.data(withJSONObject: body),
-            headers: ["Authorization": "Bearer \(Cluster.adminToken)", "Content-Type": "application/json"])
+            adminURL + "/tokend.v1.AdminService/" + method,
+            body: try JSONSerialization.data(withJSONObject: body),
+            headers: ["Authorization": "Bearer \(Cluster.adminToken)", "Content-Type": "application/json"]
+        )
     }
 
     func createClient(_ id: String, roles: [String]) async throws -> ClientCredentials {
@@ -99,7 +107,8 @@ struct Replica: Sendable, CustomStringConvertible {
         let answer = try await admin("IssueToken", body)
         let json = answer.json
         guard answer.status == 200, let access = json["access_token"] as? String, let grant = json["grant_id"] as? String,
-              let jti = json["jti"] as? String else {
+            let jti = json["jti"] as? String
+        else {
             throw TestSetupError("IssueToken on \(name): \(answer)")
         }
         return IssuedToken(accessToken: access, refreshToken: json["refresh_token"] as? String, grantID: grant, jti: jti)
@@ -130,8 +139,11 @@ struct Replica: Sendable, CustomStringConvertible {
     private func form(_ path: String, token: String, as client: ClientCredentials, timeout: TimeInterval) async throws -> HTTPAnswer {
         let encoded = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? token
         return try await ClusterHTTP.send(
-            publicURL + path, body: Data("token=\(encoded)".utf8),
-            headers: ["Authorization": client.basic, "Content-Type": "application/x-www-form-urlencoded"], timeout: timeout)
+            publicURL + path,
+            body: Data("token=\(encoded)".utf8),
+            headers: ["Authorization": client.basic, "Content-Type": "application/x-www-form-urlencoded"],
+            timeout: timeout
+        )
     }
 
     /// `/readyz` status code.
@@ -160,7 +172,8 @@ enum Cluster {
     /// Creates a database on the shared test server, starts `count` replicas on it, runs `body`,
     /// then stops them and drops the database (also when `body` throws).
     static func run(
-        replicas count: Int, environment: [String: String] = [:],
+        replicas count: Int,
+        environment: [String: String] = [:],
         _ body: (_ replicas: [Replica], _ database: String) async throws -> Void
     ) async throws {
         let (name, url) = try await createDatabase()
@@ -177,7 +190,9 @@ enum Cluster {
 
     /// Starts `count` replicas on `databaseURL`, runs `body`, stops them.
     static func run(
-        replicas count: Int, databaseURL: String, environment: [String: String] = [:],
+        replicas count: Int,
+        databaseURL: String,
+        environment: [String: String] = [:],
         _ body: (_ replicas: [Replica]) async throws -> Void
     ) async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-cluster-\(UUID().uuidString)")
@@ -196,8 +211,14 @@ enum Cluster {
         for index in 0..<count {
             let process = try TokendProcess(dataDir: dataDir.appendingPathComponent("r\(index)"), environment: env)
             processes.append(process)
-            replicas.append(Replica(name: String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))), publicURL: process.publicURL,
-                                    adminURL: process.adminURL, logURL: process.logURL))
+            replicas.append(
+                Replica(
+                    name: String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))),
+                    publicURL: process.publicURL,
+                    adminURL: process.adminURL,
+                    logURL: process.logURL
+                )
+            )
         }
         for replica in replicas {
             try await eventually("\(replica) ready", within: .seconds(20)) { (try? await replica.readiness()) == 200 }
@@ -227,8 +248,12 @@ func shutDown(_ tokend: TokendProcess) -> Bool {
 }
 
 /// Polls `condition` every `interval` until it holds; throws if it does not within `within`.
-func eventually(_ what: String, within: Duration, every interval: Duration = .milliseconds(20),
-                _ condition: () async throws -> Bool) async throws {
+func eventually(
+    _ what: String,
+    within: Duration,
+    every interval: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
     let deadline = ContinuousClock.now + within
     while true {
         if try await condition() { return }

@@ -50,10 +50,14 @@ import TokendTestSupport
             }
             let elapsed = ContinuousClock.now - started
             latencies.sort()
-            let p50 = percentile(latencies, 0.50), p99 = percentile(latencies, 0.99), max = latencies.last ?? .nan
-            print("propagation: \(count) revocations through A, \(latencies.count) answers from B and C, \(missed) not inactive within 2 s; "
-                + "p50 \(formatMS(p50)), p99 \(formatMS(p99)), max \(formatMS(max)) (from A's 200 to B's/C's active:false; "
-                + "loop took \(String(format: "%.1f", elapsed.milliseconds / 1000)) s)")
+            let p50 = percentile(latencies, 0.50)
+            let p99 = percentile(latencies, 0.99)
+            let max = latencies.last ?? .nan
+            print(
+                "propagation: \(count) revocations through A, \(latencies.count) answers from B and C, \(missed) not inactive within 2 s; "
+                    + "p50 \(formatMS(p50)), p99 \(formatMS(p99)), max \(formatMS(max)) (from A's 200 to B's/C's active:false; "
+                    + "loop took \(String(format: "%.1f", elapsed.milliseconds / 1000)) s)"
+            )
             #expect(missed == 0, "\(missed) answers still active 2 s after A acknowledged the revocation")
             #expect(p99 < 100, "propagation p99 \(formatMS(p99)) is not under 100 ms")
         }
@@ -62,7 +66,10 @@ import TokendTestSupport
     /// Polls `replica` until it answers `active:false` for `token`; the time from `since`, or nil
     /// after `deadline`. Any answer other than 200 active true/false is a failure.
     static func timeUntilInactive(
-        _ replica: Replica, _ token: String, _ client: ClientCredentials, since: ContinuousClock.Instant,
+        _ replica: Replica,
+        _ token: String,
+        _ client: ClientCredentials,
+        since: ContinuousClock.Instant,
         deadline: Duration = .seconds(2)
     ) async throws -> Duration? {
         while true {
@@ -129,9 +136,11 @@ import TokendTestSupport
                 try await replicas[i % 3].introspect(tokens[i / 3], as: rs)
             }
             let wrong = answers.indices.filter { answers[$0].status != 200 || answers[$0].active != false }
-            print("concurrent: \(count) tokens, 8 revokers over \(replicas.count) replicas; issue \(Self.seconds(issuing)), "
-                + "cache \(Self.seconds(caching)), revoke \(Self.seconds(revoking)) (\(Int(Double(count) / (revoking.milliseconds / 1000)))/s), "
-                + "catch-up \(Self.seconds(catchingUp)); \(wrong.count) of \(answers.count) answers not active:false")
+            print(
+                "concurrent: \(count) tokens, 8 revokers over \(replicas.count) replicas; issue \(Self.seconds(issuing)), "
+                    + "cache \(Self.seconds(caching)), revoke \(Self.seconds(revoking)) (\(Int(Double(count) / (revoking.milliseconds / 1000)))/s), "
+                    + "catch-up \(Self.seconds(catchingUp)); \(wrong.count) of \(answers.count) answers not active:false"
+            )
             if !wrong.isEmpty {
                 // Still wrong after polling for 3 s means skipped, not just late.
                 var skipped: [String] = []
@@ -147,7 +156,8 @@ import TokendTestSupport
                         skipped.append("token \(i / 3) on \(replicas[i % 3]): \(last ?? "no answer")")
                     }
                 }
-                let message = "\(wrong.count) answers not active:false after every replica reached the log head; "
+                let message =
+                    "\(wrong.count) answers not active:false after every replica reached the log head; "
                     + "\(skipped.count) still so 3 s later (skipped): \(skipped.prefix(5))"
                 Issue.record("\(message)")
             }
@@ -190,8 +200,10 @@ import TokendTestSupport
                 #expect(revoked.status == 200, "\(revoked)")
                 let latency = try await Self.timeUntilInactive(b, outageToken, rs, since: acknowledged, deadline: maxStaleness)
                 let stillDown = try await DatabaseProbe.listeners(in: database).isEmpty
-                print("listen-outage: B answered active:false \(latency.map { formatMS($0.milliseconds) } ?? "never") after A's 200, "
-                    + "LISTEN connections \(stillDown ? "still down" : "already back")")
+                print(
+                    "listen-outage: B answered active:false \(latency.map { formatMS($0.milliseconds) } ?? "never") after A's 200, "
+                        + "LISTEN connections \(stillDown ? "still down" : "already back")"
+                )
                 #expect(latency != nil, "B still answers active within TOKEND_MAX_STALENESS of the revocation")
                 #expect(stillDown, "the outage ended before B caught up: the test did not revoke during an outage")
             } catch {
@@ -226,8 +238,11 @@ import TokendTestSupport
         let postgres = try await PrivatePostgres.start()
         defer { postgres.destroy() }
         let staleness = 2.0
-        try await Cluster.run(replicas: 2, databaseURL: postgres.url,
-                              environment: ["TOKEND_MAX_STALENESS": "2s", "TOKEND_STORE_TIMEOUT": "2s", "TOKEND_LOG_LEVEL": "info"]) { replicas in
+        try await Cluster.run(
+            replicas: 2,
+            databaseURL: postgres.url,
+            environment: ["TOKEND_MAX_STALENESS": "2s", "TOKEND_STORE_TIMEOUT": "2s", "TOKEND_LOG_LEVEL": "info"]
+        ) { replicas in
             let a = replicas[0]
             let rs = try await a.createClient("rs", roles: ["introspect", "revoke"])
             let revokedToken = try await a.issue(client: "rs", subject: "mallory").accessToken
@@ -245,7 +260,8 @@ import TokendTestSupport
 
             let load = LoadLog()
             let clock = load.clock
-            let loads: [Task<Void, Never>] = [("R", revokedToken), ("T", activeToken)].flatMap { (label: String, token: String) -> [Task<Void, Never>] in
+            let loads: [Task<Void, Never>] = [("R", revokedToken), ("T", activeToken)].flatMap {
+                (label: String, token: String) -> [Task<Void, Never>] in
                 replicas.map { (replica: Replica) -> Task<Void, Never> in
                     Task { () async -> Void in
                         while !load.stop.load(ordering: .relaxed) {
@@ -292,7 +308,8 @@ import TokendTestSupport
                     let probed = load.readinessWhileDown.withLock { $0 != nil }
                     return down >= 4 && ((leftMemory() && probed) || down >= 8)
                 }
-                let readyWhileDown = load.readinessWhileDown.withLock { $0 }
+                let readyWhileDown =
+                    load.readinessWhileDown.withLock { $0 }
                     ?? "no answer within \(String(format: "%.1f", load.offset(clock.now) - stopDone - staleness - 0.5)) s"
                 readinessProbe?.cancel()
                 let startBegan = load.mark("startBegan")
@@ -304,7 +321,8 @@ import TokendTestSupport
                     try await eventually("both replicas recover", within: .seconds(30), every: .milliseconds(100)) {
                         for replica in replicas {
                             guard (try? await replica.readiness(timeout: 5)) == 200,
-                                  (try? await replica.introspect(activeToken, as: rs, timeout: 5))?.active == true else { return false }
+                                (try? await replica.introspect(activeToken, as: rs, timeout: 5))?.active == true
+                            else { return false }
                         }
                         return true
                     }
@@ -330,7 +348,10 @@ import TokendTestSupport
                 var violations: [String] = []
                 for s in all {
                     let what = "\(s.token) on \(s.replica) at +\(String(format: "%.3f", s.start))s: "
-                    if let failure = s.failure { violations.append(what + "no answer within 10 s: \(failure)"); continue }
+                    if let failure = s.failure {
+                        violations.append(what + "no answer within 10 s: \(failure)")
+                        continue
+                    }
                     if s.end - s.start > 7 {
                         // Neither an answer from memory nor a 503 within the 2 s store limit (plus a
                         // margin for a busy machine): a resource server would time out.
@@ -342,7 +363,9 @@ import TokendTestSupport
                     case (200, "T", true?):
                         // Answered while the database was down, so from memory: only within the bound.
                         if s.start > bound && s.end < startBegan {
-                            violations.append(what + "active from memory \(String(format: "%.2f", s.start - stopDone)) s after the database went down")
+                            violations.append(
+                                what + "active from memory \(String(format: "%.2f", s.start - stopDone)) s after the database went down"
+                            )
                         }
                     case (200, "T", _): violations.append(what + "active token answered \(s.body)")
                     case (503, _, _):
@@ -355,11 +378,13 @@ import TokendTestSupport
                 let during = all.filter { $0.start >= stopDone && $0.end < startBegan }
                 let lastMemoryActive = during.filter { $0.token == "T" && $0.active == true }.map(\.start).max()
                 let longest = all.map { $0.end - $0.start }.max() ?? 0
-                print("restart: \(all.count) answers; database down +\(String(format: "%.2f", stopDone))–\(String(format: "%.2f", startDone)) s; "
-                    + "while down: \(during.filter { $0.status == 200 }.count) from memory (last T active \(lastMemoryActive.map { String(format: "%.2f s", $0 - stopDone) } ?? "-") "
-                    + "after the stop), \(during.filter { $0.status == 503 }.count) × 503; /readyz while down \(readyWhileDown); "
-                    + "recovered \(recovered.map { String(format: "%.2f s", $0 - startDone) } ?? "not within 30 s") after the start; slowest answer \(String(format: "%.2f", longest)) s; "
-                    + "R active: \(all.filter { $0.token == "R" && $0.active == true }.count)")
+                print(
+                    "restart: \(all.count) answers; database down +\(String(format: "%.2f", stopDone))–\(String(format: "%.2f", startDone)) s; "
+                        + "while down: \(during.filter { $0.status == 200 }.count) from memory (last T active \(lastMemoryActive.map { String(format: "%.2f s", $0 - stopDone) } ?? "-") "
+                        + "after the stop), \(during.filter { $0.status == 503 }.count) × 503; /readyz while down \(readyWhileDown); "
+                        + "recovered \(recovered.map { String(format: "%.2f s", $0 - startDone) } ?? "not within 30 s") after the start; slowest answer \(String(format: "%.2f", longest)) s; "
+                        + "R active: \(all.filter { $0.token == "R" && $0.active == true }.count)"
+                )
                 #expect(violations.isEmpty, "\(violations.count) violations: \(violations.prefix(10).joined(separator: "\n"))")
                 if !violations.isEmpty {
                     print("--- events: \(load.events.withLock { $0 })\n--- load timeline:\n" + LoadSample.timeline(all))
@@ -404,8 +429,11 @@ import TokendTestSupport
             }
 
             func revoke(_ flag: String, _ value: String) throws {
-                let result = try run(Binaries.tokenctl, ["revoke", flag, value, "--reason", "cluster test", "--output", "json"],
-                                     environment: ["TOKENCTL_SERVER": a.adminURL, "TOKENCTL_ADMIN_TOKEN": Cluster.adminToken])
+                let result = try run(
+                    Binaries.tokenctl,
+                    ["revoke", flag, value, "--reason", "cluster test", "--output", "json"],
+                    environment: ["TOKENCTL_SERVER": a.adminURL, "TOKENCTL_ADMIN_TOKEN": Cluster.adminToken]
+                )
                 #expect(result.status == 0, "tokenctl revoke \(flag): \(result.stderr)")
                 #expect((result.json?["revoked"] as? Int ?? 0) >= 1, "tokenctl revoke \(flag): \(result.stdout)")
             }

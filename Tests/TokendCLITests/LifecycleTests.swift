@@ -1,10 +1,11 @@
 import Foundation
 import Synchronization
+import Testing
+import TokendTestSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-import TokendTestSupport
 
 final class AnswerCounter: Sendable {
     let count = Atomic<Int>(0)

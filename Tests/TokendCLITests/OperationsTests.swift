@@ -14,10 +14,13 @@ import TokendTestSupport
             let issued = try await a.issue(client: "log-rs", subject: "alice", refresh: true)
             #expect(try await a.introspect(issued.accessToken, as: rs).status == 200)
             // Through curl: URLSession on Linux stalls on a 401 that carries WWW-Authenticate.
-            let refusedCall = try run(URL(fileURLWithPath: "/usr/bin/env"), [
-                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "-u", "log-rs:not-the-secret",
-                "--data-urlencode", "token=\(issued.accessToken)", a.publicURL + "/oauth2/introspect",
-            ])
+            let refusedCall = try run(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                [
+                    "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "-u", "log-rs:not-the-secret",
+                    "--data-urlencode", "token=\(issued.accessToken)", a.publicURL + "/oauth2/introspect",
+                ]
+            )
             #expect(refusedCall.stdout == "401")
             #expect(try await a.revoke(issued.refreshToken!, as: rs).status == 200)
             // A request whose URL itself carries a token: the route is logged, never the query.
@@ -56,8 +59,10 @@ import TokendTestSupport
             #expect(Set(ids).count == ids.count, "request ids are unique")
 
             let log = a.log
-            for secret in [issued.accessToken, issued.refreshToken!, rs.secret, Cluster.adminToken, "not-the-secret",
-                           String(rs.basic.dropFirst("Basic ".count))] {
+            for secret in [
+                issued.accessToken, issued.refreshToken!, rs.secret, Cluster.adminToken, "not-the-secret",
+                String(rs.basic.dropFirst("Basic ".count)),
+            ] {
                 #expect(!log.contains(secret), "the log holds a secret")
             }
             #expect(!log.contains("Creating new connection"), "the pool's debug events, which the pool metrics count, stay below the chosen level")

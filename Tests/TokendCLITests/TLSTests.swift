@@ -10,9 +10,12 @@ import TokendTestSupport
     /// The HTTP status of `GET url` through curl trusting only `ca`, or nil when the TLS
     /// handshake or verification fails.
     static func status(_ url: String, trusting ca: URL) throws -> Int? {
-        let result = try run(URL(fileURLWithPath: "/usr/bin/env"), [
-            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", ca.path, url,
-        ])
+        let result = try run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", ca.path, url,
+            ]
+        )
         guard result.status == 0 else { return nil }
         return Int(result.stdout)
     }
@@ -39,7 +42,8 @@ import TokendTestSupport
         let third = try TestPKI(directory: directory, name: "three")
         let issued = ["one": try first.issue("server-one"), "two": try second.issue("server-two"), "three": try third.issue("server-three")]
         // The paths tokend is given; their content is replaced during the tests.
-        let certificate = directory.appendingPathComponent("tls.crt"), key = directory.appendingPathComponent("tls.key")
+        let certificate = directory.appendingPathComponent("tls.crt")
+        let key = directory.appendingPathComponent("tls.key")
         try FileManager.default.copyItem(at: issued["one"]!.certificate, to: certificate)
         try FileManager.default.copyItem(at: issued["one"]!.key, to: key)
         return Setup(directory: directory, first: first, second: second, third: third, certificate: certificate, key: key, issued: issued)
@@ -63,14 +67,20 @@ import TokendTestSupport
         let plain = server.publicURL.replacingOccurrences(of: "https://", with: "http://")
         #expect(try Self.status(plain + "/healthz", trusting: setup.first.caCertificate) != 200)
         // The OAuth endpoint over TLS: a wrong client gets its 401, and the issuer is https.
-        let unauthorised = try run(URL(fileURLWithPath: "/usr/bin/env"), [
-            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", setup.first.caCertificate.path,
-            "-u", "nobody:wrong", "-d", "token=x", server.publicURL + "/oauth2/introspect",
-        ])
+        let unauthorised = try run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", setup.first.caCertificate.path,
+                "-u", "nobody:wrong", "-d", "token=x", server.publicURL + "/oauth2/introspect",
+            ]
+        )
         #expect(unauthorised.stdout == "401")
-        let metadata = try run(URL(fileURLWithPath: "/usr/bin/env"), [
-            "curl", "-sS", "--cacert", setup.first.caCertificate.path, server.publicURL + "/.well-known/oauth-authorization-server",
-        ])
+        let metadata = try run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            [
+                "curl", "-sS", "--cacert", setup.first.caCertificate.path, server.publicURL + "/.well-known/oauth-authorization-server",
+            ]
+        )
         #expect(metadata.stdout.contains("\"issuer\":\"https://127.0.0.1:"))
 
         // New files, then SIGHUP: the next connection gets the second certificate.
@@ -133,7 +143,9 @@ import TokendTestSupport
         #expect(mismatched.status != 0)
         #expect(mismatched.stderr.contains("does not match the certificate"), "\(mismatched.stderr)")
 
-        let missing = try serve(["TOKEND_TLS_CERT_FILE": setup.directory.appendingPathComponent("absent.pem").path, "TOKEND_TLS_KEY_FILE": setup.key.path])
+        let missing = try serve([
+            "TOKEND_TLS_CERT_FILE": setup.directory.appendingPathComponent("absent.pem").path, "TOKEND_TLS_KEY_FILE": setup.key.path,
+        ])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("cannot be read"), "\(missing.stderr)")
 

@@ -10,13 +10,19 @@ import TokendTestSupport
         switch kind {
         case .sqlite:
             let server = try TokendProcess()
-            defer { server.stop(); try? FileManager.default.removeItem(at: server.dataDir) }
+            defer {
+                server.stop()
+                try? FileManager.default.removeItem(at: server.dataDir)
+            }
             try await body(server)
         case .postgres:
             let (name, url) = try await createDatabase()
             do {
                 let server = try TokendProcess(environment: ["TOKEND_DATABASE_URL": url, "TOKEND_ADMIN_TOKEN": "cli-test-admin-token"])
-                defer { server.stop(); try? FileManager.default.removeItem(at: server.dataDir) }
+                defer {
+                    server.stop()
+                    try? FileManager.default.removeItem(at: server.dataDir)
+                }
                 try await body(server)
             }
             try await dropDatabase(name)
@@ -35,8 +41,10 @@ import TokendTestSupport
             #expect(client["audiences"] as? [String] == ["api"])
             let secret = try #require(client["client_secret"] as? String)
 
-            let issued = try server.tokenctl(["tokens", "issue", "--client", "rs", "--subject", "alice", "--scope", "read write",
-                                              "--audience", "api", "--ttl", "1h", "--refresh", "--output", "json"])
+            let issued = try server.tokenctl([
+                "tokens", "issue", "--client", "rs", "--subject", "alice", "--scope", "read write",
+                "--audience", "api", "--ttl", "1h", "--refresh", "--output", "json",
+            ])
             #expect(issued.status == 0, "\(issued.stderr)")
             let tokens = try #require(issued.json)
             let access = try #require(tokens["access_token"] as? String)
@@ -81,8 +89,10 @@ import TokendTestSupport
             let status_ = try server.tokenctl(["status", "--output", "json"])
             #expect(status_.status == 0)
             let statusObject = try #require(status_.json)
-            for key in ["watermark", "head", "lag_seconds", "cache_entries", "filter_entries", "cache_hit_ratio",
-                        "filter_bits_per_entry", "filter_false_positives"] {
+            for key in [
+                "watermark", "head", "lag_seconds", "cache_entries", "filter_entries", "cache_hit_ratio",
+                "filter_bits_per_entry", "filter_false_positives",
+            ] {
                 #expect(statusObject[key] != nil, "status lacks \(key)")
             }
             #expect(statusObject["head"] as? Int == revoked.json?["seq"] as? Int)
@@ -135,7 +145,11 @@ import TokendTestSupport
 
     @Test func refusedCallsExitWith1AndPrintTheServersMessage() async throws {
         try await Self.withServer(.sqlite) { server in
-            let wrongToken = try run(Binaries.tokenctl, ["status"], environment: ["TOKENCTL_SERVER": server.adminURL, "TOKENCTL_ADMIN_TOKEN": "wrong"])
+            let wrongToken = try run(
+                Binaries.tokenctl,
+                ["status"],
+                environment: ["TOKENCTL_SERVER": server.adminURL, "TOKENCTL_ADMIN_TOKEN": "wrong"]
+            )
             #expect(wrongToken.status == 1)
             #expect(wrongToken.stderr.contains("unauthenticated"))
             #expect(!wrongToken.stderr.contains("Fatal error"))
@@ -158,8 +172,11 @@ import TokendTestSupport
     @Test func findsTheDevAdminTokenOnLoopback() async throws {
         try await Self.withServer(.sqlite) { server in
             // No TOKENCTL_ADMIN_TOKEN: tokenctl reads $TOKEND_DATA_DIR/admin-token.
-            let result = try run(Binaries.tokenctl, ["status", "--output", "json"],
-                                 environment: ["TOKENCTL_SERVER": server.adminURL, "TOKEND_DATA_DIR": server.dataDir.path])
+            let result = try run(
+                Binaries.tokenctl,
+                ["status", "--output", "json"],
+                environment: ["TOKENCTL_SERVER": server.adminURL, "TOKEND_DATA_DIR": server.dataDir.path]
+            )
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.json?["store"] as? String == "sqlite")
             let attributes = try FileManager.default.attributesOfItem(atPath: server.dataDir.appendingPathComponent("admin-token").path)
@@ -199,7 +216,10 @@ import TokendTestSupport
 
     @Test func secondProcessOnTheSameDataDirIsRefused() async throws {
         let server = try TokendProcess()
-        defer { server.stop(); try? FileManager.default.removeItem(at: server.dataDir) }
+        defer {
+            server.stop()
+            try? FileManager.default.removeItem(at: server.dataDir)
+        }
         var env = server.environment
         env.removeValue(forKey: "TOKEND_LOG_FORMAT")
         let second = try run(Binaries.tokend, ["serve"], environment: env.filter { $0.key.hasPrefix("TOKEND_") }, deadline: 30)

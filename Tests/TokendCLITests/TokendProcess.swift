@@ -1,8 +1,9 @@
 import Foundation
+import TokendTestSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import TokendTestSupport
 
 /// The built executables, next to the test bundle in .build/<config>/.
 enum Binaries {
@@ -33,8 +34,14 @@ struct CommandResult {
 /// `deadline` seconds (a server that should have refused to start, a hung command) is killed, and
 /// its result says so (status 137 and a note on stderr), so a wrong outcome fails the test instead
 /// of hanging it.
-func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil, cwd: URL? = nil,
-         deadline: TimeInterval = 120) throws -> CommandResult {
+func run(
+    _ executable: URL,
+    _ arguments: [String],
+    environment: [String: String] = [:],
+    input: String? = nil,
+    cwd: URL? = nil,
+    deadline: TimeInterval = 120
+) throws -> CommandResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -46,7 +53,9 @@ func run(_ executable: URL, _ arguments: [String], environment: [String: String]
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tokenctl-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("out"), errURL = directory.appendingPathComponent("err"), inURL = directory.appendingPathComponent("in")
+    let outURL = directory.appendingPathComponent("out")
+    let errURL = directory.appendingPathComponent("err")
+    let inURL = directory.appendingPathComponent("in")
     FileManager.default.createFile(atPath: outURL.path, contents: nil)
     FileManager.default.createFile(atPath: errURL.path, contents: nil)
     FileManager.default.createFile(atPath: inURL.path, contents: Data((input ?? "").utf8))
@@ -65,7 +74,8 @@ func run(_ executable: URL, _ arguments: [String], environment: [String: String]
     return CommandResult(
         status: killed ? 137 : process.terminationStatus,
         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-        stderr: killed ? stderr + "\n[test: \(executable.lastPathComponent) still running after \(deadline) s; killed]" : stderr)
+        stderr: killed ? stderr + "\n[test: \(executable.lastPathComponent) still running after \(deadline) s; killed]" : stderr
+    )
 }
 
 /// A `tokend serve` child process on ephemeral ports, its log in a file.
@@ -111,7 +121,8 @@ final class TokendProcess {
         while Date() < deadline {
             for line in log.split(separator: "\n") {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let message = object["msg"] as? String, let address = object["address"] as? String else { continue }
+                    let message = object["msg"] as? String, let address = object["address"] as? String
+                else { continue }
                 if message == "public listener ready" { publicURL = address }
                 if message == "admin listener ready" { adminURL = address }
             }

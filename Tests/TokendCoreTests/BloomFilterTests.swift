@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendCore
 
 @Suite struct BloomFilterTests {
@@ -32,7 +33,7 @@ import Testing
         var inserted = HashGenerator(seed: 0xB100_F11E)
         for _ in 0..<entries { filter.insert(inserted.next()) }
 
-        var probes = HashGenerator(seed: 0x0DD_BA11) // a different stream: none of these were inserted
+        var probes = HashGenerator(seed: 0x0DD_BA11)  // a different stream: none of these were inserted
         var falsePositives = 0
         for _ in 0..<entries where filter.mightContain(probes.next()) { falsePositives += 1 }
         let measured = Double(falsePositives) / Double(entries)
@@ -126,7 +127,7 @@ import Testing
         bytes[0] = 62
         bytes[8] = 3
         filter.insert(TokenHash(bytes: bytes))
-        #expect(filter.words == [1 << 62 | 1 << 1 | 1 << 4]) // 62, 65 − 64, 68 − 64
+        #expect(filter.words == [1 << 62 | 1 << 1 | 1 << 4])  // 62, 65 − 64, 68 − 64
     }
 
     @Test func onlyTheFirst16HashBytesChooseThePositions() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendCore
 
 @Suite struct OpaqueTokenTests {
@@ -43,7 +44,8 @@ import Testing
     }
 
     @Test func saltsDiffer() {
-        let a = ClientSecret.hash("same"), b = ClientSecret.hash("same")
+        let a = ClientSecret.hash("same")
+        let b = ClientSecret.hash("same")
         #expect(a.salt != b.salt)
         #expect(a.hash != b.hash)
     }

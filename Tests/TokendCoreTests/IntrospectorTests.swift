@@ -1,18 +1,36 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import TokendCore
 import TokendTestSupport
+
+@testable import TokendCore
 
 private let now = Date(timeIntervalSince1970: 1_800_000_000)
 
 private func record(
-    expiresAt: Date = now.addingTimeInterval(3600), notBefore: Date? = nil, audiences: [String] = [], revokedAt: Date? = nil
+    expiresAt: Date = now.addingTimeInterval(3600),
+    notBefore: Date? = nil,
+    audiences: [String] = [],
+    revokedAt: Date? = nil
 ) -> TokenRecord {
     TokenRecord(
-        hash: TokenHash(token: "tkd_at_x"), kind: .access, clientID: "app", subject: "alice", username: nil, scope: "read",
-        audiences: audiences, issuer: "https://tokend.test", issuedAt: now.addingTimeInterval(-60), notBefore: notBefore,
-        expiresAt: expiresAt, jti: "jti-1", grantID: "grant-1", confirmation: nil, extra: [:], revokedAt: revokedAt)
+        hash: TokenHash(token: "tkd_at_x"),
+        kind: .access,
+        clientID: "app",
+        subject: "alice",
+        username: nil,
+        scope: "read",
+        audiences: audiences,
+        issuer: "https://tokend.test",
+        issuedAt: now.addingTimeInterval(-60),
+        notBefore: notBefore,
+        expiresAt: expiresAt,
+        jti: "jti-1",
+        grantID: "grant-1",
+        confirmation: nil,
+        extra: [:],
+        revokedAt: revokedAt
+    )
 }
 
 @Suite struct IntrospectorEvaluateTests {

@@ -1,7 +1,8 @@
 import Synchronization
 import Testing
-@testable import TokendCore
 import TokendTestSupport
+
+@testable import TokendCore
 
 @Suite(.timeLimit(.minutes(1))) struct LookupBatcherTests {
     /// Counts fetches and the keys per fetch; answers `key * 10`, nothing for negative keys.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TokendCore
 
 @Suite struct MigrationStatementsTests {
@@ -17,19 +18,23 @@ import Testing
             CREATE INDEX a_name_idx ON a (name);
             INSERT INTO a VALUES (1, 'x;y');
             """
-        #expect(Migration(version: 1, name: "0001_x", sql: sql).statements == [
-            "CREATE TABLE a (\n    id int PRIMARY KEY,\n    name text NOT NULL\n);",
-            "CREATE INDEX a_name_idx ON a (name);",
-            "INSERT INTO a VALUES (1, 'x;y');",
-        ])
+        #expect(
+            Migration(version: 1, name: "0001_x", sql: sql).statements == [
+                "CREATE TABLE a (\n    id int PRIMARY KEY,\n    name text NOT NULL\n);",
+                "CREATE INDEX a_name_idx ON a (name);",
+                "INSERT INTO a VALUES (1, 'x;y');",
+            ]
+        )
     }
 
     @Test func aSemicolonInsideALineDoesNotSplit() {
         let sql = "SELECT 1; SELECT 2;\nSELECT ';'\n  || 'x';\n"
-        #expect(Migration(version: 1, name: "x", sql: sql).statements == [
-            "SELECT 1; SELECT 2;",
-            "SELECT ';'\n  || 'x';",
-        ])
+        #expect(
+            Migration(version: 1, name: "x", sql: sql).statements == [
+                "SELECT 1; SELECT 2;",
+                "SELECT ';'\n  || 'x';",
+            ]
+        )
     }
 
     @Test func whitespaceAfterTheSemicolonStillEndsTheStatement() {
@@ -39,10 +44,12 @@ import Testing
 
     @Test func aTrailingStatementWithoutSemicolonIsKept() {
         let sql = "CREATE TABLE a (id int);\nCREATE TABLE b (id int)\n\n"
-        #expect(Migration(version: 1, name: "x", sql: sql).statements == [
-            "CREATE TABLE a (id int);",
-            "CREATE TABLE b (id int)",
-        ])
+        #expect(
+            Migration(version: 1, name: "x", sql: sql).statements == [
+                "CREATE TABLE a (id int);",
+                "CREATE TABLE b (id int)",
+            ]
+        )
     }
 
     @Test func emptyAndCommentOnlyFilesHaveNoStatements() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendCore
 
 /// How the revocation view sizes its Bloom filter: for the live hashes plus headroom, refitted
@@ -10,15 +11,37 @@ import Testing
     static let design = -log(0.001) / (log(2.0) * log(2.0))  // ≈ 14.38 bits per entry at 0.1 %
 
     static func record(_ hash: TokenHash) -> TokenRecord {
-        TokenRecord(hash: hash, kind: .access, clientID: "app", subject: "s", username: nil, scope: nil, audiences: [],
-                    issuer: "i", issuedAt: t0, notBefore: nil, expiresAt: t0.addingTimeInterval(7200), jti: "j",
-                    grantID: "g", confirmation: nil, extra: [:])
+        TokenRecord(
+            hash: hash,
+            kind: .access,
+            clientID: "app",
+            subject: "s",
+            username: nil,
+            scope: nil,
+            audiences: [],
+            issuer: "i",
+            issuedAt: t0,
+            notBefore: nil,
+            expiresAt: t0.addingTimeInterval(7200),
+            jti: "j",
+            grantID: "g",
+            confirmation: nil,
+            extra: [:]
+        )
     }
 
     static func entries(_ hashes: [TokenHash], from seq: Int64 = 1, expires: Date = t0.addingTimeInterval(3600)) -> [RevocationEntry] {
         hashes.enumerated().map { i, hash in
-            RevocationEntry(seq: seq + Int64(i), kind: .token, value: "v", tokenHashes: [hash], reason: "", revokedCount: 1,
-                            createdAt: t0, expiresAt: expires)
+            RevocationEntry(
+                seq: seq + Int64(i),
+                kind: .token,
+                value: "v",
+                tokenHashes: [hash],
+                reason: "",
+                revokedCount: 1,
+                createdAt: t0,
+                expiresAt: expires
+            )
         }
     }
 
@@ -53,7 +76,8 @@ import Testing
 
     @Test func compactionShrinksAnOversizedFilter() {
         let view = RevocationView()
-        let short = Self.hashes(10_000), long = Self.hashes(2_000)
+        let short = Self.hashes(10_000)
+        let long = Self.hashes(2_000)
         view.apply(Self.entries(short, expires: Self.t0.addingTimeInterval(60)))
         view.apply(Self.entries(long, from: 20_000, expires: Self.t0.addingTimeInterval(7200)))
         view.refitFilter()

@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import TokendCore
 import TokendTestSupport
+
+@testable import TokendCore
 
 /// An operation that ends only when the test releases it, whatever cancellation says, as a query on
 /// a connection to a stopped database does; it reports when it has been cancelled.
@@ -31,7 +32,10 @@ final class Stall: Sendable {
 
     func release() {
         released.withLock { $0 = true }
-        for waiter in waiters.withLock({ w in defer { w = [] }; return w }) { waiter.resume() }
+        for waiter in waiters.withLock({ w in
+            defer { w = [] }
+            return w
+        }) { waiter.resume() }
     }
 }
 
@@ -135,20 +139,47 @@ final class ScriptedStore: TokendStore {
     var name: String { "scripted" }
     func ping() async throws { try await act() }
     func createClient(_ client: ClientRecord) async throws { try await act() }
-    func client(id: String) async throws -> ClientRecord? { try await act(); return nil }
-    func listClients() async throws -> [ClientRecord] { try await act(); return [] }
-    func deleteClient(id: String) async throws -> Bool { try await act(); return false }
-    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool { try await act(); return false }
+    func client(id: String) async throws -> ClientRecord? {
+        try await act()
+        return nil
+    }
+    func listClients() async throws -> [ClientRecord] {
+        try await act()
+        return []
+    }
+    func deleteClient(id: String) async throws -> Bool {
+        try await act()
+        return false
+    }
+    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
+        try await act()
+        return false
+    }
     func insertTokens(_ tokens: [TokenRecord]) async throws { try await act() }
-    func token(hash: TokenHash) async throws -> TokenRecord? { try await act(); return nil }
-    func token(jti: String) async throws -> TokenRecord? { try await act(); return nil }
+    func token(hash: TokenHash) async throws -> TokenRecord? {
+        try await act()
+        return nil
+    }
+    func token(jti: String) async throws -> TokenRecord? {
+        try await act()
+        return nil
+    }
     func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
         try await act()
         throw Outage()
     }
-    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] { try await act(); return [] }
-    func revocationHead() async throws -> Int64 { try await act(); return 0 }
-    func deleteExpired(before cutoff: Date) async throws -> Int { try await act(); return 0 }
+    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
+        try await act()
+        return []
+    }
+    func revocationHead() async throws -> Int64 {
+        try await act()
+        return 0
+    }
+    func deleteExpired(before cutoff: Date) async throws -> Int {
+        try await act()
+        return 0
+    }
 }
 
 @Suite(.timeLimit(.minutes(1))) struct TimeLimitedStoreTests {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TokendCore
 
 /// Expects `body` to throw `TokendError.invalidRequest`.

@@ -1,12 +1,13 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import ServiceLifecycle
 import Testing
 import TokendCore
 import TokendServer
 import TokendTestSupport
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// The whole service, started in-process by `buildServiceGroup` exactly as `tokend serve` starts it,
 /// on real sockets: the admin API registers a client and issues a token, the public API

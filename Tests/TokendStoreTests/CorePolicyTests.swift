@@ -46,9 +46,17 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
     func issuedTokenIsActiveUntilItsExpiry(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
-            let issued = try await h.issuer.issue(IssueRequest(
-                clientID: "as", subject: "alice", username: "alice@example.com", scope: "read write",
-                audiences: ["api"], ttl: 60, extra: ["tenant": "acme"]))
+            let issued = try await h.issuer.issue(
+                IssueRequest(
+                    clientID: "as",
+                    subject: "alice",
+                    username: "alice@example.com",
+                    scope: "read write",
+                    audiences: ["api"],
+                    ttl: 60,
+                    extra: ["tenant": "acme"]
+                )
+            )
             #expect(issued.expiresIn == 60)
             #expect(issued.accessToken.hasPrefix("tkd_at_"))
             #expect(issued.refreshToken == nil)
@@ -79,8 +87,14 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
     func notBeforeInTheFutureIsInactiveUntilReached(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
-            let issued = try await h.issuer.issue(IssueRequest(
-                clientID: "as", subject: "alice", ttl: 3600, notBefore: t0.addingTimeInterval(100)))
+            let issued = try await h.issuer.issue(
+                IssueRequest(
+                    clientID: "as",
+                    subject: "alice",
+                    ttl: 3600,
+                    notBefore: t0.addingTimeInterval(100)
+                )
+            )
             #expect(issued.access.notBefore == t0.addingTimeInterval(100))
             #expect(try await h.isActive(issued.accessToken) == false)
             h.clock.advance(by: 99)
@@ -405,9 +419,15 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
             #expect(refresh.grantID == defaults.access.grantID)
             #expect(refresh.jti != defaults.access.jti)
 
-            let bound = try await h.issuer.issue(IssueRequest(
-                clientID: "as", subject: "alice", refresh: true, confirmation: Confirmation(jkt: "thumb"),
-                extra: ["tenant": "acme"]))
+            let bound = try await h.issuer.issue(
+                IssueRequest(
+                    clientID: "as",
+                    subject: "alice",
+                    refresh: true,
+                    confirmation: Confirmation(jkt: "thumb"),
+                    extra: ["tenant": "acme"]
+                )
+            )
             #expect(bound.access.tokenType == "DPoP")
             for issued in [shortest, longest, defaults, bound] {
                 #expect(try await h.store.token(hash: issued.access.hash) == issued.access)

@@ -13,9 +13,14 @@ import TokendTestSupport
     /// Connects as the LISTEN connection does; returns whether the session is encrypted.
     static func connectionIsEncrypted(_ url: String) async throws -> Bool {
         let connection = try await PostgresConnection.connect(
-            configuration: try DatabaseURL(url).connectionConfiguration(), id: 1, logger: TestEnvironment.logger)
+            configuration: try DatabaseURL(url).connectionConfiguration(),
+            id: 1,
+            logger: TestEnvironment.logger
+        )
         do {
-            let encrypted = try await encrypted(connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: TestEnvironment.logger))
+            let encrypted = try await encrypted(
+                connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: TestEnvironment.logger)
+            )
             try await connection.close()
             return encrypted
         } catch {
@@ -28,7 +33,10 @@ import TokendTestSupport
     static func poolIsEncrypted(_ url: String) async throws -> Bool {
         let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
         return try await withThrowingTaskGroup(of: Bool?.self) { group in
-            group.addTask { await client.run(); return nil }
+            group.addTask {
+                await client.run()
+                return nil
+            }
             group.addTask {
                 try await encrypted(client.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
             }

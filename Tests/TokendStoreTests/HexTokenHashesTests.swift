@@ -3,6 +3,7 @@ import NIOCore
 import PostgresNIO
 import Testing
 import TokendCore
+
 @testable import TokendPostgres
 
 /// `revocations.token_hashes` decoded from PostgreSQL's binary array format without a String per element.
@@ -33,7 +34,8 @@ import TokendCore
     }
 
     @Test func decodesHashesAndSkipsWhatIsNotAHash() throws {
-        let a = TokenHash(token: "a"), b = TokenHash(token: "b")
+        let a = TokenHash(token: "a")
+        let b = TokenHash(token: "b")
         #expect(try Self.decode(Self.binaryArray([a.hex, "nothex", nil, b.hex.uppercased()])) == [a, b])
         #expect(try Self.decode(Self.binaryArray([])) == [])
         #expect(try Self.decode(ByteBuffer(string: "{\(a.hex),\(b.hex)}"), format: .text) == [a, b])

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokendCore
+
 @testable import TokendPostgres
 @testable import TokendSQLite
 
@@ -14,8 +15,10 @@ import TokendCore
         return try names.map { name in
             let base = String(name.dropLast(4))
             return Migration(
-                version: Int(base.prefix(while: \.isNumber))!, name: base,
-                sql: try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8))
+                version: Int(base.prefix(while: \.isNumber))!,
+                name: base,
+                sql: try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            )
         }
     }
 
@@ -24,8 +27,10 @@ import TokendCore
         #expect(!files.isEmpty)
         #expect(files.map(\.name) == PostgresMigrations.all.map(\.name))
         for (file, embedded) in zip(files, PostgresMigrations.all) {
-            #expect(file.sql.trimmingCharacters(in: .whitespacesAndNewlines) == embedded.sql.trimmingCharacters(in: .whitespacesAndNewlines),
-                    "run scripts/generate-migrations")
+            #expect(
+                file.sql.trimmingCharacters(in: .whitespacesAndNewlines) == embedded.sql.trimmingCharacters(in: .whitespacesAndNewlines),
+                "run scripts/generate-migrations"
+            )
         }
     }
 
@@ -34,8 +39,10 @@ import TokendCore
         #expect(!files.isEmpty)
         #expect(files.map(\.name) == SQLiteMigrations.all.map(\.name))
         for (file, embedded) in zip(files, SQLiteMigrations.all) {
-            #expect(file.sql.trimmingCharacters(in: .whitespacesAndNewlines) == embedded.sql.trimmingCharacters(in: .whitespacesAndNewlines),
-                    "run scripts/generate-migrations")
+            #expect(
+                file.sql.trimmingCharacters(in: .whitespacesAndNewlines) == embedded.sql.trimmingCharacters(in: .whitespacesAndNewlines),
+                "run scripts/generate-migrations"
+            )
         }
     }
 }

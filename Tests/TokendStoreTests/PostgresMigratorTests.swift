@@ -3,8 +3,9 @@ import Logging
 import PostgresNIO
 import Testing
 import TokendCore
-@testable import TokendPostgres
 import TokendTestSupport
+
+@testable import TokendPostgres
 
 /// `tokend migrate` against PostgreSQL: status, idempotence, concurrent replicas, resulting schema.
 @Suite struct PostgresMigratorTests {
@@ -69,14 +70,16 @@ import TokendTestSupport
         let status: Result<MigrationStatus, any Error>
         do {
             let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
-            status = .success(try await withThrowingTaskGroup(of: MigrationStatus?.self) { group in
-                group.addTask {
-                    await client.run()
-                    return nil
+            status = .success(
+                try await withThrowingTaskGroup(of: MigrationStatus?.self) { group in
+                    group.addTask {
+                        await client.run()
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return try await PostgresMigrator(client: client, logger: TestEnvironment.logger).status()
                 }
-                defer { group.cancelAll() }
-                return try await PostgresMigrator(client: client, logger: TestEnvironment.logger).status()
-            })
+            )
         } catch {
             status = .failure(error)
         }
@@ -96,16 +99,18 @@ import TokendTestSupport
             let logger = TestEnvironment.logger
             var tables = Set<String>()
             for try await row in try await client.query(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'", logger: logger)
-            {
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+                logger: logger
+            ) {
                 tables.insert(try row.decode(String.self))
             }
             #expect(tables == ["clients", "grants", "tokens", "revocations", "tokend_migrations"])
 
             var indexes: [String: String] = [:]
             for try await row in try await client.query(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'", logger: logger)
-            {
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+                logger: logger
+            ) {
                 let (name, definition) = try row.decode((String, String).self)
                 indexes[name] = definition
             }
@@ -124,8 +129,8 @@ import TokendTestSupport
             var columns: [String: String] = [:]
             for try await row in try await client.query(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'tokens'",
-                logger: logger)
-            {
+                logger: logger
+            ) {
                 let (name, type) = try row.decode((String, String).self)
                 columns[name] = type
             }
@@ -140,9 +145,10 @@ import TokendTestSupport
 
     @Test func aFailingMigrationLeavesTheSchemaAsItWas() async throws {
         try await withFreshPostgres(migrate: false) { client in
-            let broken = PostgresMigrations.all + [
-                Migration(version: 9999, name: "9999_broken", sql: "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
-            ]
+            let broken =
+                PostgresMigrations.all + [
+                    Migration(version: 9999, name: "9999_broken", sql: "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
+                ]
             let migrator = PostgresMigrator(client: client, logger: TestEnvironment.logger, migrations: broken)
             await #expect(throws: (any Error).self) { try await migrator.migrate() }
             let status = try await migrator.status()

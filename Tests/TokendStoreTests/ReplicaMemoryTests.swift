@@ -26,8 +26,11 @@ import TokendTestSupport
             let feed = RevocationFeed(store: store, view: view, now: clock.now, logger: TestEnvironment.logger)
             self.feed = feed
             introspector = Introspector(
-                store: store, memory: ReplicaMemory(cache: cache, view: view, maxStaleness: maxStaleness), now: clock.now,
-                logger: TestEnvironment.logger)
+                store: store,
+                memory: ReplicaMemory(cache: cache, view: view, maxStaleness: maxStaleness),
+                now: clock.now,
+                logger: TestEnvironment.logger
+            )
             let view = self.view
             revoker = Revoker(store: store, now: clock.now, logger: TestEnvironment.logger) { time in
                 do { try await feed.sync() } catch { view.invalidate(before: time) }
@@ -192,9 +195,24 @@ import TokendTestSupport
 }
 
 @Suite struct RevocationViewTests {
-    func entry(_ seq: Int64, _ kind: RevocationEntry.Kind, _ value: String, hashes: [TokenHash] = [], at: Date = t0, expires: Date? = nil) -> RevocationEntry {
-        RevocationEntry(seq: seq, kind: kind, value: value, tokenHashes: hashes, reason: "", revokedCount: Int64(hashes.count),
-                        createdAt: at, expiresAt: expires ?? at.addingTimeInterval(3600))
+    func entry(
+        _ seq: Int64,
+        _ kind: RevocationEntry.Kind,
+        _ value: String,
+        hashes: [TokenHash] = [],
+        at: Date = t0,
+        expires: Date? = nil
+    ) -> RevocationEntry {
+        RevocationEntry(
+            seq: seq,
+            kind: kind,
+            value: value,
+            tokenHashes: hashes,
+            reason: "",
+            revokedCount: Int64(hashes.count),
+            createdAt: at,
+            expiresAt: expires ?? at.addingTimeInterval(3600)
+        )
     }
 
     @Test func applyingTwiceChangesNothing() {

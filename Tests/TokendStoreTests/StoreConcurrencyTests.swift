@@ -1,9 +1,9 @@
 import Foundation
+import PostgresNIO
 import Testing
 import TokendCore
 import TokendPostgres
 import TokendTestSupport
-import PostgresNIO
 
 /// Many writers at once against each store: nothing lost, nothing logged twice, no seq reused.
 @Suite struct StoreConcurrencyTests {
@@ -152,7 +152,9 @@ import PostgresNIO
                         """
                         SELECT count(*) FROM pg_locks
                         WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                        """, logger: TestEnvironment.logger)
+                        """,
+                        logger: TestEnvironment.logger
+                    )
                     var waiters: Int64 = 0
                     for try await row in waiting { waiters = try row.decode(Int64.self) }
                     if waiters > 0 { break }

@@ -1,11 +1,12 @@
 import Foundation
-import Testing
-import TokendCore
-@testable import TokendPostgres
-@testable import TokendSQLite
-import TokendTestSupport
 import PostgresNIO
 import SQLiteNIO
+import Testing
+import TokendCore
+import TokendTestSupport
+
+@testable import TokendPostgres
+@testable import TokendSQLite
 
 /// The `TokendStore` contract. Every test runs the same code against PostgreSQL and SQLite.
 @Suite struct StoreConformanceTests {
@@ -105,13 +106,26 @@ import SQLiteNIO
         try await withStore(kind) { store in
             let grant = Randomness.identifier()
             let access = mint(
-                .access, client: "web", subject: "user-42", username: "Zoë \"the\" admin", scope: "read write:orders",
-                audiences: ["api://b", "api://a", "api://c"], notBefore: t0.addingTimeInterval(30), ttl: 900, grant: grant,
+                .access,
+                client: "web",
+                subject: "user-42",
+                username: "Zoë \"the\" admin",
+                scope: "read write:orders",
+                audiences: ["api://b", "api://a", "api://c"],
+                notBefore: t0.addingTimeInterval(30),
+                ttl: 900,
+                grant: grant,
                 confirmation: Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
-                extra: ["tenant": "acme", "note": "ünïcode, \"quotes\" and \\ backslash", "empty": ""])
+                extra: ["tenant": "acme", "note": "ünïcode, \"quotes\" and \\ backslash", "empty": ""]
+            )
             let refresh = mint(
-                .refresh, client: "web", subject: "user-42", ttl: 30 * 86400, grant: grant,
-                confirmation: Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"))
+                .refresh,
+                client: "web",
+                subject: "user-42",
+                ttl: 30 * 86400,
+                grant: grant,
+                confirmation: Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")
+            )
             try await store.insertTokens([access.record, refresh.record])
 
             for minted in [access, refresh] {
@@ -412,7 +426,11 @@ import SQLiteNIO
             let (restOfGrant, bobs, mobiles) = (revoked([grant.access2, grant.refresh]), revoked(bob.all), revoked(mobile.all))
 
             try await store.withRevocationTransaction { tx async throws -> Void in
-                #expect(try await tx.markRevoked(.hash(grant.access.hash), at: at) == [RevokedToken(hash: grant.access.hash, expiresAt: grant.access.record.expiresAt)])
+                #expect(
+                    try await tx.markRevoked(.hash(grant.access.hash), at: at) == [
+                        RevokedToken(hash: grant.access.hash, expiresAt: grant.access.record.expiresAt)
+                    ]
+                )
                 #expect(try await tx.markRevoked(.hash(grant.access.hash), at: at).isEmpty)
                 // The grant's other tokens only: the access token is revoked already.
                 #expect(Set(try await tx.markRevoked(.grant(grant.id), at: at)) == restOfGrant)
@@ -438,7 +456,11 @@ import SQLiteNIO
             let grant = makeGrant()
             try await insert(grant, into: store)
             _ = try await store.revoke(.token(grant.access.hash), reason: "", at: t0)
-            let revokedAccess = { var record = grant.access.record; record.revokedAt = t0; return record }()
+            let revokedAccess = {
+                var record = grant.access.record
+                record.revokedAt = t0
+                return record
+            }()
             try await store.withRevocationTransaction { tx async throws -> Void in
                 #expect(try await tx.token(hash: grant.access.hash) == revokedAccess)
                 #expect(try await tx.token(jti: grant.access.record.jti) == revokedAccess)
@@ -455,12 +477,33 @@ import SQLiteNIO
         try await withStore(kind) { store in
             let hashes = [TokenHash(token: "tkd_at_a"), TokenHash(token: "tkd_at_b")]
             let entries = [
-                NewRevocationEntry(kind: .grant, value: "g-1", tokenHashes: hashes, reason: "logout", revokedCount: 2,
-                                   createdAt: t0, expiresAt: t0.addingTimeInterval(3600)),
-                NewRevocationEntry(kind: .subject, value: "alice", tokenHashes: [], reason: "", revokedCount: 5,
-                                   createdAt: t0.addingTimeInterval(1), expiresAt: t0.addingTimeInterval(86400)),
-                NewRevocationEntry(kind: .jti, value: "j-1", tokenHashes: [hashes[0]], reason: "r", revokedCount: 1,
-                                   createdAt: t0.addingTimeInterval(2), expiresAt: t0.addingTimeInterval(2)),
+                NewRevocationEntry(
+                    kind: .grant,
+                    value: "g-1",
+                    tokenHashes: hashes,
+                    reason: "logout",
+                    revokedCount: 2,
+                    createdAt: t0,
+                    expiresAt: t0.addingTimeInterval(3600)
+                ),
+                NewRevocationEntry(
+                    kind: .subject,
+                    value: "alice",
+                    tokenHashes: [],
+                    reason: "",
+                    revokedCount: 5,
+                    createdAt: t0.addingTimeInterval(1),
+                    expiresAt: t0.addingTimeInterval(86400)
+                ),
+                NewRevocationEntry(
+                    kind: .jti,
+                    value: "j-1",
+                    tokenHashes: [hashes[0]],
+                    reason: "r",
+                    revokedCount: 1,
+                    createdAt: t0.addingTimeInterval(2),
+                    expiresAt: t0.addingTimeInterval(2)
+                ),
             ]
             let first = try await store.withRevocationTransaction { tx in
                 [try await tx.append(entries[0]), try await tx.append(entries[1])]
@@ -474,9 +517,19 @@ import SQLiteNIO
             let read = try await log(store)
             #expect(read.map(\.seq) == seqs)
             for (entry, new) in zip(read, entries) {
-                #expect(entry == RevocationEntry(
-                    seq: entry.seq, kind: new.kind, value: new.value, tokenHashes: new.tokenHashes, reason: new.reason,
-                    revokedCount: new.revokedCount, createdAt: new.createdAt, expiresAt: new.expiresAt))
+                #expect(
+                    entry
+                        == RevocationEntry(
+                            seq: entry.seq,
+                            kind: new.kind,
+                            value: new.value,
+                            tokenHashes: new.tokenHashes,
+                            reason: new.reason,
+                            revokedCount: new.revokedCount,
+                            createdAt: new.createdAt,
+                            expiresAt: new.expiresAt
+                        )
+                )
             }
             #expect(try await store.revocations(after: seqs[0], limit: 10).map(\.seq) == Array(seqs.dropFirst()))
             #expect(try await store.revocations(after: seqs[1], limit: 10).map(\.value) == ["j-1"])
@@ -493,9 +546,17 @@ import SQLiteNIO
             await #expect(throws: Abandon.self) {
                 try await store.withRevocationTransaction { tx in
                     #expect(try await tx.markRevoked(.grant(grant.id), at: t0).count == 3)
-                    let seq = try await tx.append(NewRevocationEntry(
-                        kind: .grant, value: grant.id, tokenHashes: grant.all.map(\.hash), reason: "", revokedCount: 3,
-                        createdAt: t0, expiresAt: t0))
+                    let seq = try await tx.append(
+                        NewRevocationEntry(
+                            kind: .grant,
+                            value: grant.id,
+                            tokenHashes: grant.all.map(\.hash),
+                            reason: "",
+                            revokedCount: 3,
+                            createdAt: t0,
+                            expiresAt: t0
+                        )
+                    )
                     #expect(seq > 0)
                     throw Abandon()
                 }
@@ -527,7 +588,8 @@ import SQLiteNIO
     @Test(arguments: StoreKind.allCases)
     func extraClaimsThatAreNotAnObjectOfStringsAreStoreCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { store in
-            let numbers = mint(), array = mint()
+            let numbers = mint()
+            let array = mint()
             try await store.insertTokens([numbers.record])
             try await store.insertTokens([array.record])
             try await overwrite(store, "tokens", set: #"extra = '{"n": 1}'"#, where: "jti", is: numbers.record.jti)
@@ -543,8 +605,13 @@ import SQLiteNIO
         try await withStore(kind) { store in
             try await store.createClient(makeClient("odd", roles: [.introspect]))
             try await overwrite(
-                store, "clients", set: #"roles = '["introspect","superuser"]'"#,
-                postgres: "roles = ARRAY['introspect','superuser']", where: "client_id", is: "odd")
+                store,
+                "clients",
+                set: #"roles = '["introspect","superuser"]'"#,
+                postgres: "roles = ARRAY['introspect','superuser']",
+                where: "client_id",
+                is: "odd"
+            )
             await expectCorruption("clients", "roles") { try await store.client(id: "odd") }
             await expectCorruption("clients", "roles") { try await store.listClients() }
         }
@@ -671,14 +738,20 @@ import SQLiteNIO
 /// Sets `assignment` (SQL) on the rows of `table` whose `column` is `value`, past the store: for
 /// values tokend never writes. `postgres` replaces `assignment` where the dialects differ.
 func overwrite(
-    _ store: any TokendStore, _ table: String, set assignment: String, postgres: String? = nil, where column: String, is value: String
+    _ store: any TokendStore,
+    _ table: String,
+    set assignment: String,
+    postgres: String? = nil,
+    where column: String,
+    is value: String
 ) async throws {
     switch store {
     case let store as PostgresStore:
         // Test-only SQL from literals in this file; the value is bound.
         try await store.client.query(
             "UPDATE \(unescaped: table) SET \(unescaped: postgres ?? assignment) WHERE \(unescaped: column) = \(value)",
-            logger: TestEnvironment.logger)
+            logger: TestEnvironment.logger
+        )
     case let store as SQLiteStore:
         try await store.execute("UPDATE \(table) SET \(assignment) WHERE \(column) = ?", [.text(value)])
     default:
@@ -689,7 +762,10 @@ func overwrite(
 /// Expects `body` to throw `StoreCorruption` naming `table`.`column`, and its description not to
 /// carry any value.
 func expectCorruption<R>(
-    _ table: String, _ column: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
+    _ table: String,
+    _ column: String,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> R
 ) async {
     do {
         let value = try await body()

@@ -19,17 +19,37 @@ struct Minted: Sendable {
 
 /// A token record with the given fields; everything optional defaults to "not set".
 func mint(
-    _ kind: TokenKind = .access, client: String = "app", subject: String? = "alice", username: String? = nil,
-    scope: String? = nil, audiences: [String] = [], issuedAt: Date = t0, notBefore: Date? = nil,
-    ttl: TimeInterval = 3600, grant: String = Randomness.identifier(), confirmation: Confirmation? = nil,
+    _ kind: TokenKind = .access,
+    client: String = "app",
+    subject: String? = "alice",
+    username: String? = nil,
+    scope: String? = nil,
+    audiences: [String] = [],
+    issuedAt: Date = t0,
+    notBefore: Date? = nil,
+    ttl: TimeInterval = 3600,
+    grant: String = Randomness.identifier(),
+    confirmation: Confirmation? = nil,
     extra: [String: String] = [:]
 ) -> Minted {
     let token = OpaqueToken.generate(kind)
     let record = TokenRecord(
-        hash: TokenHash(token: token), kind: kind, clientID: client, subject: subject, username: username,
-        scope: scope, audiences: audiences, issuer: "https://tokend.test", issuedAt: issuedAt, notBefore: notBefore,
-        expiresAt: issuedAt.addingTimeInterval(ttl), jti: Randomness.identifier(), grantID: grant,
-        confirmation: confirmation, extra: extra)
+        hash: TokenHash(token: token),
+        kind: kind,
+        clientID: client,
+        subject: subject,
+        username: username,
+        scope: scope,
+        audiences: audiences,
+        issuer: "https://tokend.test",
+        issuedAt: issuedAt,
+        notBefore: notBefore,
+        expiresAt: issuedAt.addingTimeInterval(ttl),
+        jti: Randomness.identifier(),
+        grantID: grant,
+        confirmation: confirmation,
+        extra: extra
+    )
     return Minted(token: token, record: record)
 }
 
@@ -48,7 +68,8 @@ func makeGrant(client: String = "app", subject: String? = "alice", issuedAt: Dat
         id: id,
         access: mint(.access, client: client, subject: subject, issuedAt: issuedAt, grant: id),
         access2: mint(.access, client: client, subject: subject, issuedAt: issuedAt, grant: id),
-        refresh: mint(.refresh, client: client, subject: subject, issuedAt: issuedAt, ttl: 30 * 86400, grant: id))
+        refresh: mint(.refresh, client: client, subject: subject, issuedAt: issuedAt, ttl: 30 * 86400, grant: id)
+    )
 }
 
 func insert(_ grant: Grant, into store: any TokendStore) async throws {
@@ -81,7 +102,9 @@ func log(_ store: any TokendStore) async throws -> [RevocationEntry] {
 
 /// Expects `body` to throw a `TokendError` with `code`.
 func expectError<R>(
-    _ code: TokendError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R
+    _ code: TokendError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> R
 ) async {
     do {
         let value = try await body()

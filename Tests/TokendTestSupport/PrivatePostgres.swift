@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -152,10 +153,13 @@ public final class PrivatePostgres: Sendable {
 
     /// Starts the server; returns when it accepts connections.
     public func start() async throws {
-        let result = try await serverCommand("pg_ctl", [
-            "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "start",
-            "-o", "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1",
-        ])
+        let result = try await serverCommand(
+            "pg_ctl",
+            [
+                "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "start",
+                "-o", "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1",
+            ]
+        )
         guard result.status == 0 else { throw TestSetupError("PrivatePostgres: start failed: \(result.output)\n\(logTail)") }
     }
 
@@ -179,7 +183,8 @@ public final class PrivatePostgres: Sendable {
     public func signalEveryProcess(_ signal: Int32) throws -> [pid_t] {
         let pidFile = dataDirectory.appendingPathComponent("postmaster.pid")
         guard let first = (try? String(contentsOf: pidFile, encoding: .utf8))?.split(separator: "\n").first,
-              let postmaster = pid_t(first.trimmingCharacters(in: .whitespaces)) else {
+            let postmaster = pid_t(first.trimmingCharacters(in: .whitespaces))
+        else {
             throw TestSetupError("PrivatePostgres: no postmaster.pid in \(dataDirectory.path)")
         }
         guard kill(postmaster, signal) == 0 else { throw TestSetupError("PrivatePostgres: kill(\(postmaster), \(signal)) failed: errno \(errno)") }
@@ -193,7 +198,8 @@ public final class PrivatePostgres: Sendable {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> pid_t? in
             guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 1, pid_t(fields[1]) == parent else { return nil }
             return pid
@@ -207,7 +213,13 @@ public final class PrivatePostgres: Sendable {
     /// Stops the server (immediately if a fast stop fails) and deletes its directory. Idempotent;
     /// blocks, so that it can run from `deinit` and `defer`.
     public func destroy() {
-        guard destroyed.withLock({ let was = $0; $0 = true; return !was }) else { return }
+        guard
+            destroyed.withLock({
+                let was = $0
+                $0 = true
+                return !was
+            })
+        else { return }
         if FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("postmaster.pid").path) {
             let fast = try? runBlocking(serverArguments("pg_ctl", ["-D", dataDirectory.path, "-m", "fast", "-w", "-t", "30", "stop"]))
             if fast?.status != 0 {
@@ -254,7 +266,8 @@ public final class PrivatePostgres: Sendable {
     private static func run(_ argv: [String], cwd: URL) throws -> CommandOutput {
         let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("privpg-\(UUID().uuidString).out")
         defer { try? FileManager.default.removeItem(at: outURL) }
-        let script = #"cd "$1" || exit 1; shift; for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done; exec "$@""#
+        let script =
+            #"cd "$1" || exit 1; shift; for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done; exec "$@""#
         let arguments = ["/bin/bash", "-c", script, "bash", cwd.path] + argv
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -292,7 +305,8 @@ public enum DatabaseProbe {
         let found = Mutex<[Backend]>([])
         try await withAdminClient(try TestEnvironment.databaseURL()) { client in
             let rows = try await client.query(
-                "SELECT pid, state, query FROM pg_stat_activity WHERE datname = \(database) AND query ILIKE 'LISTEN%' ORDER BY pid")
+                "SELECT pid, state, query FROM pg_stat_activity WHERE datname = \(database) AND query ILIKE 'LISTEN%' ORDER BY pid"
+            )
             var result: [Backend] = []
             for try await row in rows {
                 let (pid, state, query) = try row.decode((Int32, String?, String).self)

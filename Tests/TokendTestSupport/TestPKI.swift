@@ -14,8 +14,10 @@ public struct TestPKI: Sendable {
         self.directory = directory
         self.name = name
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try Self.openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                          "-keyout", caKey.path, "-out", caCertificate.path, "-days", "2", "-subj", "/CN=tokend test CA \(name)"])
+        try Self.openssl([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", caKey.path, "-out", caCertificate.path, "-days", "2", "-subj", "/CN=tokend test CA \(name)",
+        ])
     }
 
     /// A server certificate for `hosts` (DNS names or IP addresses) signed by this CA:
@@ -27,11 +29,15 @@ public struct TestPKI: Sendable {
         let extensions = directory.appendingPathComponent("\(leaf).ext")
         let names = hosts.map { $0.first!.isNumber ? "IP:\($0)" : "DNS:\($0)" }.joined(separator: ",")
         try Data("subjectAltName=\(names)\nextendedKeyUsage=serverAuth\n".utf8).write(to: extensions)
-        try Self.openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                          "-keyout", key.path, "-out", request.path, "-subj", "/CN=\(hosts.first ?? leaf)"])
-        try Self.openssl(["x509", "-req", "-in", request.path, "-CA", caCertificate.path, "-CAkey", caKey.path,
-                          "-set_serial", "\(UInt32.random(in: 1...UInt32.max))", "-out", certificate.path,
-                          "-days", "2", "-extfile", extensions.path])
+        try Self.openssl([
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key.path, "-out", request.path, "-subj", "/CN=\(hosts.first ?? leaf)",
+        ])
+        try Self.openssl([
+            "x509", "-req", "-in", request.path, "-CA", caCertificate.path, "-CAkey", caKey.path,
+            "-set_serial", "\(UInt32.random(in: 1...UInt32.max))", "-out", certificate.path,
+            "-days", "2", "-extfile", extensions.path,
+        ])
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key.path)
         return (certificate, key)
     }

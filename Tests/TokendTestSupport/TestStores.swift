@@ -1,10 +1,10 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import TokendCore
 import TokendPostgres
 import TokendSQLite
-import Synchronization
 
 /// The stores every conformance test runs against.
 public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -39,7 +39,8 @@ public struct TestSetupError: Error, CustomStringConvertible {
 
 /// Runs `body` against a fresh, migrated store of `kind`, then throws it away.
 public func withStore<T: Sendable>(
-    _ kind: StoreKind, _ body: @Sendable (any TokendStore) async throws -> T
+    _ kind: StoreKind,
+    _ body: @Sendable (any TokendStore) async throws -> T
 ) async throws -> T {
     switch kind {
     case .sqlite:
@@ -64,7 +65,8 @@ public func withStore<T: Sendable>(
 /// Creates a new database on the test server, migrates it, runs `body` with a running client
 /// connected to it, and drops it afterwards.
 public func withFreshPostgres<T: Sendable>(
-    migrate: Bool = true, _ body: @Sendable (PostgresClient) async throws -> T
+    migrate: Bool = true,
+    _ body: @Sendable (PostgresClient) async throws -> T
 ) async throws -> T {
     let (name, url) = try await createDatabase()
     let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)

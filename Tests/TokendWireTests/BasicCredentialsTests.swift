@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendWire
 
 func parseBasic(_ header: some Collection<UInt8>) throws -> (clientID: String, secret: String) {
@@ -35,12 +36,14 @@ func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8]? {
     }
 
     @Test func rejectsMalformedCredentials() {
-        for header in ["Basic YTpi=", "Basic YTp", "Basic Y*pi", "Basic \t ",
-                       "Basic " + Data("no-colon".utf8).base64EncodedString(),
-                       "Basic " + Data(":secret".utf8).base64EncodedString(),
-                       "Basic " + Data("a:%zz".utf8).base64EncodedString(),
-                       "Basic " + Data([UInt8(ascii: "a"), UInt8(ascii: ":"), 0xFF]).base64EncodedString(),
-                       "Basic " + String(repeating: "QUFB", count: 600)] {
+        for header in [
+            "Basic YTpi=", "Basic YTp", "Basic Y*pi", "Basic \t ",
+            "Basic " + Data("no-colon".utf8).base64EncodedString(),
+            "Basic " + Data(":secret".utf8).base64EncodedString(),
+            "Basic " + Data("a:%zz".utf8).base64EncodedString(),
+            "Basic " + Data([UInt8(ascii: "a"), UInt8(ascii: ":"), 0xFF]).base64EncodedString(),
+            "Basic " + String(repeating: "QUFB", count: 600),
+        ] {
             #expect(throws: WireError.malformedBasicCredentials, "\(header.prefix(40))") { try parseBasic(header.utf8) }
         }
     }
@@ -106,7 +109,8 @@ func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8]? {
 
     @Test func base64AgreesWithFoundation() {
         var generator = Generator(seed: 4648)
-        var accepted = 0, rejected = 0
+        var accepted = 0
+        var rejected = 0
         var disagreements: [String] = []
         for _ in 0..<Self.cases {
             let input = Self.base64(&generator)
@@ -114,7 +118,9 @@ func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8]? {
             let expected = Self.strictFoundation(input)
             if decoded == nil { rejected += 1 } else { accepted += 1 }
             if decoded != expected && disagreements.count < 10 {
-                disagreements.append("\(String(decoding: input, as: UTF8.self).debugDescription): \(String(describing: decoded)) vs \(String(describing: expected))")
+                disagreements.append(
+                    "\(String(decoding: input, as: UTF8.self).debugDescription): \(String(describing: decoded)) vs \(String(describing: expected))"
+                )
             }
         }
         #expect(disagreements.isEmpty, "\(disagreements.joined(separator: "\n"))")
@@ -140,9 +146,9 @@ func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8]? {
         let blanks: Set<UInt8> = [space, UInt8(ascii: "\t")]
         let encoded = credentials.drop { blanks.contains($0) }.reversed().drop { blanks.contains($0) }.reversed()
         guard let decoded = strictFoundation(Array(encoded)),
-              let colon = decoded.firstIndex(of: UInt8(ascii: ":")),
-              let id = referenceFormComponent(decoded[..<colon]), !id.isEmpty,
-              let secret = referenceFormComponent(decoded[(colon + 1)...])
+            let colon = decoded.firstIndex(of: UInt8(ascii: ":")),
+            let id = referenceFormComponent(decoded[..<colon]), !id.isEmpty,
+            let secret = referenceFormComponent(decoded[(colon + 1)...])
         else { return .malformed }
         return .credentials(clientID: Array(id.utf8), secret: Array(secret.utf8))
     }

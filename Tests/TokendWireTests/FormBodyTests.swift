@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendWire
 
 /// Parses a form body given as any bytes and returns its fields.
@@ -45,8 +46,10 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
     }
 
     @Test func describesErrorsForTheClient() {
-        #expect(WireError.repeatedParameter(String(repeating: "n", count: 100)).description
-            == "parameter \"\(String(repeating: "n", count: 64))\" is included more than once")
+        #expect(
+            WireError.repeatedParameter(String(repeating: "n", count: 100)).description
+                == "parameter \"\(String(repeating: "n", count: 64))\" is included more than once"
+        )
         #expect(WireError.invalidUTF8.description == "form body is not valid UTF-8")
     }
 }
@@ -61,8 +64,8 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
         for parameter in body.split(separator: UInt8(ascii: "&")) {
             let equals = parameter.firstIndex(of: UInt8(ascii: "=")) ?? parameter.endIndex
             guard let name = referenceFormComponent(parameter[..<equals]),
-                  let value = equals == parameter.endIndex ? "" : referenceFormComponent(parameter[(equals + 1)...]),
-                  !name.isEmpty, fields[name] == nil
+                let value = equals == parameter.endIndex ? "" : referenceFormComponent(parameter[(equals + 1)...]),
+                !name.isEmpty, fields[name] == nil
             else { return nil }
             fields[name] = value
         }
@@ -75,8 +78,11 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
         var body: [UInt8] = []
         for i in 0..<generator.below(6) {
             if i > 0 { body += generator.chance(10) ? Array("&&".utf8) : Array("&".utf8) }
-            body += generator.chance(60)
-                ? Array(generator.pick(["token", "token_type_hint", "client_id", "client_secret", "scope", "a", "b", "c", "d", "e", "é", "x%20y"]).utf8)
+            body +=
+                generator.chance(60)
+                ? Array(
+                    generator.pick(["token", "token_type_hint", "client_id", "client_secret", "scope", "a", "b", "c", "d", "e", "é", "x%20y"]).utf8
+                )
                 : generator.formComponent(maxAtoms: 3)
             if generator.chance(90) {
                 body.append(UInt8(ascii: "="))
@@ -95,7 +101,8 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
 
     @Test func agreesWithAPlainReference() {
         var generator = Generator(seed: 7662)
-        var accepted = 0, rejected = 0
+        var accepted = 0
+        var rejected = 0
         var disagreements: [String] = []
         for _ in 0..<Self.cases {
             let body = Self.body(&generator)
@@ -103,7 +110,9 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
             let expected = Self.reference(body)
             if parsed == nil { rejected += 1 } else { accepted += 1 }
             if Self.bytes(parsed) != Self.bytes(expected) && disagreements.count < 10 {
-                disagreements.append("\(body.map { String(format: "%02x", $0) }.joined()): \(String(describing: parsed)) vs \(String(describing: expected))")
+                disagreements.append(
+                    "\(body.map { String(format: "%02x", $0) }.joined()): \(String(describing: parsed)) vs \(String(describing: expected))"
+                )
             }
         }
         #expect(disagreements.isEmpty, "\(disagreements.joined(separator: "\n"))")

@@ -62,8 +62,8 @@ func referenceFormComponent(_ component: some Collection<UInt8>) -> String? {
             i += 1
         case UInt8(ascii: "%"):
             guard i + 2 < input.count,
-                  input[(i + 1)...(i + 2)].allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
-                  let byte = UInt8(String(decoding: input[(i + 1)...(i + 2)], as: UTF8.self), radix: 16)
+                input[(i + 1)...(i + 2)].allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+                let byte = UInt8(String(decoding: input[(i + 1)...(i + 2)], as: UTF8.self), radix: 16)
             else { return nil }
             decoded.append(byte)
             i += 3

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokendWire
 
 @Suite struct JSONWriterTests {
@@ -30,8 +31,10 @@ import Testing
         writer.field("x", string: "y")
         writer.endObject()
         writer.endObject()
-        #expect(Self.string(writer) == #"{"n":-42,"min":-9223372036854775808,"max":9223372036854775807,"zero":0,"#
-            + #""t":true,"f":false,"e":[],"l":["a","\""],"o":{"x":"y"}}"#)
+        #expect(
+            Self.string(writer) == #"{"n":-42,"min":-9223372036854775808,"max":9223372036854775807,"zero":0,"#
+                + #""t":true,"f":false,"e":[],"l":["a","\""],"o":{"x":"y"}}"#
+        )
     }
 }
 
@@ -120,8 +123,11 @@ import Testing
                 }
                 // JSONSerialization drops a U+FEFF at the start of a string and after an escape.
                 if !(key + value).unicodeScalars.contains("\u{FEFF}"),
-                   (object[key] as? String).map({ Array($0.utf8) }) != Array(value.utf8) && disagreements.count < 10 {
-                    disagreements.append("JSONSerialization member \(key.debugDescription): \(String(describing: object[key])) for \(value.debugDescription)")
+                    (object[key] as? String).map({ Array($0.utf8) }) != Array(value.utf8) && disagreements.count < 10
+                {
+                    disagreements.append(
+                        "JSONSerialization member \(key.debugDescription): \(String(describing: object[key])) for \(value.debugDescription)"
+                    )
                 }
             }
             if decoded["list"] != .strings(values.map { Array($0.utf8) }) && disagreements.count < 10 {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TokendWire
 
 @Suite struct MediaTypeTests {
@@ -59,7 +60,8 @@ import Testing
 
     @Test func agreesWithASplitTrimLowercaseReference() {
         var generator = Generator(seed: 9110)
-        var matched = 0, unmatched = 0
+        var matched = 0
+        var unmatched = 0
         var disagreements: [String] = []
         for _ in 0..<Self.cases {
             let expected = Self.types[generator.below(Self.types.count)]

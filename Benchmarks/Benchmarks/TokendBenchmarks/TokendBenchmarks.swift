@@ -41,10 +41,22 @@ func makeTokens(_ count: Int, seed: UInt64) -> [String] {
 
 func record(for token: String, index: Int, now: Date) -> TokenRecord {
     TokenRecord(
-        hash: TokenHash(token: token), kind: .access, clientID: "bench", subject: "user-\(index % 1000)", username: nil,
-        scope: "read write", audiences: ["api"], issuer: "https://bench.invalid", issuedAt: now.addingTimeInterval(-60),
-        notBefore: nil, expiresAt: now.addingTimeInterval(86_400), jti: "bench-\(index)", grantID: "bench-grant",
-        confirmation: nil, extra: [:])
+        hash: TokenHash(token: token),
+        kind: .access,
+        clientID: "bench",
+        subject: "user-\(index % 1000)",
+        username: nil,
+        scope: "read write",
+        audiences: ["api"],
+        issuer: "https://bench.invalid",
+        issuedAt: now.addingTimeInterval(-60),
+        notBefore: nil,
+        expiresAt: now.addingTimeInterval(86_400),
+        jti: "bench-\(index)",
+        grantID: "bench-grant",
+        confirmation: nil,
+        extra: [:]
+    )
 }
 
 func sampleResponse() -> Tokend_V1_IntrospectResponse {
@@ -64,7 +76,7 @@ func sampleResponse() -> Tokend_V1_IntrospectResponse {
 
 let jsonEncoding: JSONEncodingOptions = {
     var options = JSONEncodingOptions()
-    options.preserveProtoFieldNames = true // as tokend's Connect codec writes
+    options.preserveProtoFieldNames = true  // as tokend's Connect codec writes
     return options
 }()
 
@@ -76,7 +88,11 @@ let falsePositivesMetric = BenchmarkMetric.custom("false positives per 1M at cap
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: timeAndAllocations, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 1_000_000)
+        metrics: timeAndAllocations,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000_000
+    )
 
     // MARK: hashing and parsing at the edge
 
@@ -219,10 +235,20 @@ let benchmarks: @Sendable () -> Void = {
         let at = Date()
         try await store.insertTokens(working.enumerated().map { record(for: $0.element, index: $0.offset, now: at) })
         let view = RevocationView()
-        view.apply(absent.prefix(1000).enumerated().map { i, h in
-            RevocationEntry(seq: Int64(i + 1), kind: .token, value: "r\(i)", tokenHashes: [h], reason: "bench",
-                            revokedCount: 1, createdAt: at, expiresAt: at.addingTimeInterval(86_400))
-        })
+        view.apply(
+            absent.prefix(1000).enumerated().map { i, h in
+                RevocationEntry(
+                    seq: Int64(i + 1),
+                    kind: .token,
+                    value: "r\(i)",
+                    tokenHashes: [h],
+                    reason: "bench",
+                    revokedCount: 1,
+                    createdAt: at,
+                    expiresAt: at.addingTimeInterval(86_400)
+                )
+            }
+        )
         view.markSynced(at: Date())
         let memory = ReplicaMemory(cache: TokenCache(capacity: 1_000_000), view: view, maxStaleness: 86_400)
         let withMemory = Introspector(store: store, memory: memory, logger: logger)
@@ -232,8 +258,13 @@ let benchmarks: @Sendable () -> Void = {
         }
         let (_, source) = try await withMemory.answer(token: working[0], audiences: ["api"])
         precondition(source == .memory, "warm cache did not answer from memory")
-        return Replica(store: store, directory: directory, memory: withMemory,
-                       storeOnly: Introspector(store: store, memory: nil, logger: logger), tokens: working)
+        return Replica(
+            store: store,
+            directory: directory,
+            memory: withMemory,
+            storeOnly: Introspector(store: store, memory: nil, logger: logger),
+            tokens: working
+        )
     }
     let replica = Box<Replica?>(nil)
     let teardownReplica: @Sendable () async throws -> Void = {
@@ -248,7 +279,8 @@ let benchmarks: @Sendable () -> Void = {
         "Introspector.answer from memory (warm, audience check)",
         configuration: .init(
             setup: { replica.value = try await setupReplica() },
-            teardown: teardownReplica)
+            teardown: teardownReplica
+        )
     ) { benchmark in
         let r = replica.value!
         for i in benchmark.scaledIterations {
@@ -258,9 +290,11 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Introspector.answer from the SQLite store (no memory)",
         configuration: .init(
-            scalingFactor: .one, maxDuration: .seconds(2),
+            scalingFactor: .one,
+            maxDuration: .seconds(2),
             setup: { replica.value = try await setupReplica() },
-            teardown: teardownReplica)
+            teardown: teardownReplica
+        )
     ) { benchmark in
         let r = replica.value!
         for i in benchmark.scaledIterations {

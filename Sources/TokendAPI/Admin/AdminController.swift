@@ -108,12 +108,20 @@ struct AdminController: Sendable {
     }
 
     private func unary<Input: Message, Output: Message>(
-        _ router: Router<TokendRequestContext>, _ path: String, _ input: Input.Type,
+        _ router: Router<TokendRequestContext>,
+        _ path: String,
+        _ input: Input.Type,
         _ handler: @escaping @Sendable (Input) async throws -> Output
     ) {
-        connectUnary(router, path, input, challenge: nil, authenticate: { [adminToken] request, _ in
-            try Self.authorize(request, adminToken: adminToken)
-        }) { message, _ in
+        connectUnary(
+            router,
+            path,
+            input,
+            challenge: nil,
+            authenticate: { [adminToken] request, _ in
+                try Self.authorize(request, adminToken: adminToken)
+            }
+        ) { message, _ in
             try await handler(message)
         }
     }
@@ -125,7 +133,7 @@ struct AdminController: Sendable {
         }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer", !adminToken.isEmpty,
-              constantTimeEqual(String(parts[1]).trimmingCharacters(in: .whitespaces), adminToken)
+            constantTimeEqual(String(parts[1]).trimmingCharacters(in: .whitespaces), adminToken)
         else {
             throw TokendError(.unauthenticated, "invalid admin token")
         }

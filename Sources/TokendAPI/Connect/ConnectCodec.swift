@@ -41,13 +41,17 @@ enum ConnectCodec: Sendable {
         } else if MediaType.is(contentType, "application/json") {
             codec = .json
         } else {
-            let mediaType = (contentType ?? "").split(separator: ";").first
+            let mediaType =
+                (contentType ?? "").split(separator: ";").first
                 .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             var headers = HTTPFields()
             headers[.acceptPost] = "application/proto, application/json"
             throw ConnectError(
-                .unknown, "unsupported content type \"\(mediaType.prefix(64))\": use application/proto or application/json",
-                status: .unsupportedMediaType, headers: headers)
+                .unknown,
+                "unsupported content type \"\(mediaType.prefix(64))\": use application/proto or application/json",
+                status: .unsupportedMediaType,
+                headers: headers
+            )
         }
         if let version = request.headers[.connectProtocolVersion], version != "1" {
             throw ConnectError(.invalidArgument, "unsupported Connect-Protocol-Version \"\(version.prefix(16))\"")

@@ -8,7 +8,10 @@ import TokendCore
 /// `TokendError` becomes its answer through `ConnectError`'s table, with `challenge` as the
 /// `WWW-Authenticate` of an `unauthenticated` answer.
 func connectUnary<Input: Message, Output: Message, Caller: Sendable>(
-    _ router: Router<TokendRequestContext>, _ path: String, _ input: Input.Type, challenge: String?,
+    _ router: Router<TokendRequestContext>,
+    _ path: String,
+    _ input: Input.Type,
+    challenge: String?,
     authenticate: @escaping @Sendable (Request, TokendRequestContext) async throws -> Caller,
     handler: @escaping @Sendable (Input, Caller) async throws -> Output
 ) {

@@ -54,10 +54,17 @@ extension IssueRequest {
         }
         let cnf = m.hasCnf ? Confirmation(jkt: m.cnf.jkt.isEmpty ? nil : m.cnf.jkt, x5tS256: m.cnf.x5TS256.isEmpty ? nil : m.cnf.x5TS256) : nil
         self.init(
-            clientID: m.clientID, subject: m.subject, username: m.username, scope: m.scope, audiences: m.audiences,
-            ttl: m.ttlSeconds > 0 ? TimeInterval(m.ttlSeconds) : nil, refresh: m.refresh,
+            clientID: m.clientID,
+            subject: m.subject,
+            username: m.username,
+            scope: m.scope,
+            audiences: m.audiences,
+            ttl: m.ttlSeconds > 0 ? TimeInterval(m.ttlSeconds) : nil,
+            refresh: m.refresh,
             refreshTTL: m.refreshTtlSeconds > 0 ? TimeInterval(m.refreshTtlSeconds) : nil,
-            confirmation: cnf, extra: m.extra,
-            notBefore: m.nbf > 0 ? Date(timeIntervalSince1970: TimeInterval(m.nbf)) : nil)
+            confirmation: cnf,
+            extra: m.extra,
+            notBefore: m.nbf > 0 ? Date(timeIntervalSince1970: TimeInterval(m.nbf)) : nil
+        )
     }
 }

@@ -29,12 +29,21 @@ struct PublicConnectController: Sendable {
     }
 
     private func unary<Input: Message, Output: Message>(
-        _ router: Router<TokendRequestContext>, _ path: String, _ input: Input.Type,
+        _ router: Router<TokendRequestContext>,
+        _ path: String,
+        _ input: Input.Type,
         _ handler: @escaping @Sendable (Input, ClientRecord) async throws -> Output
     ) {
-        connectUnary(router, path, input, challenge: Self.challenge, authenticate: { [authenticator] request, context in
-            try await ClientAuthentication.authenticateBasic(request, with: authenticator, context: context)
-        }, handler: handler)
+        connectUnary(
+            router,
+            path,
+            input,
+            challenge: Self.challenge,
+            authenticate: { [authenticator] request, context in
+                try await ClientAuthentication.authenticateBasic(request, with: authenticator, context: context)
+            },
+            handler: handler
+        )
     }
 }
 

@@ -47,7 +47,9 @@ enum ClientAuthentication {
     /// Authenticates (`TokendError.unauthenticated` or `.unavailable` on failure) and records the
     /// client for the access log.
     static func authenticate(
-        _ credentials: ClientCredentials, with authenticator: ClientAuthenticator, context: TokendRequestContext
+        _ credentials: ClientCredentials,
+        with authenticator: ClientAuthenticator,
+        context: TokendRequestContext
     ) async throws -> ClientRecord {
         let client = try await authenticator.authenticate(clientID: credentials.clientID, secret: credentials.secret)
         context.annotations.clientID = client.id
@@ -55,7 +57,11 @@ enum ClientAuthentication {
     }
 
     /// `Authorization: Basic` only (Connect and the other header-authenticated dialects).
-    static func authenticateBasic(_ request: Request, with authenticator: ClientAuthenticator, context: TokendRequestContext) async throws -> ClientRecord {
+    static func authenticateBasic(
+        _ request: Request,
+        with authenticator: ClientAuthenticator,
+        context: TokendRequestContext
+    ) async throws -> ClientRecord {
         guard let header = request.headers[.authorization] else {
             throw TokendError(.unauthenticated, "client authentication required")
         }

@@ -20,20 +20,36 @@ public final class TokendMetrics: DecisionMetrics {
     }
 
     static var requests: MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "tokend", metricName: "http_requests", unitName: "total",
-                                               helpText: "HTTP requests by listener, route and status")
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "http_requests",
+            unitName: "total",
+            helpText: "HTTP requests by listener, route and status"
+        )
     }
     static var requestDuration: MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "tokend", metricName: "http_request_duration", unitName: "seconds",
-                                                      helpText: "HTTP request latency by listener and route")
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "http_request_duration",
+            unitName: "seconds",
+            helpText: "HTTP request latency by listener and route"
+        )
     }
     static var introspections: MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "tokend", metricName: "introspections", unitName: "total",
-                                                     helpText: "Introspection answers by result (active/inactive/unavailable) and source (memory/store)")
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "introspections",
+            unitName: "total",
+            helpText: "Introspection answers by result (active/inactive/unavailable) and source (memory/store)"
+        )
     }
     static var revocations: MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "tokend", metricName: "revocations", unitName: "total",
-                                                  helpText: "Tokens revoked through this replica")
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "revocations",
+            unitName: "total",
+            helpText: "Tokens revoked through this replica"
+        )
     }
 
     /// The request counter and latency histogram of one (listener, route, status), kept so that
@@ -53,29 +69,42 @@ public final class TokendMetrics: DecisionMetrics {
 
     func request(listener: String, route: String, status: Int, duration: Duration) {
         let key = RequestKey(listener: listener, route: route, status: status)
-        let handles = requestHandles.withLock { $0[key] } ?? {
-            let made = RequestHandles(
-                count: registry.makeCounter(descriptor: Self.requests, labels: [("listener", listener), ("route", route), ("status", String(status))]),
-                duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("listener", listener), ("route", route)], buckets: Self.latencyBuckets))
-            requestHandles.withLock { handles in
-                // Unmatched routes are bounded by the router; keep the table bounded regardless.
-                if handles.count >= 4096 { handles.removeAll() }
-                handles[key] = made
-            }
-            return made
-        }()
+        let handles =
+            requestHandles.withLock { $0[key] }
+            ?? {
+                let made = RequestHandles(
+                    count: registry.makeCounter(
+                        descriptor: Self.requests,
+                        labels: [("listener", listener), ("route", route), ("status", String(status))]
+                    ),
+                    duration: registry.makeDurationHistogram(
+                        descriptor: Self.requestDuration,
+                        labels: [("listener", listener), ("route", route)],
+                        buckets: Self.latencyBuckets
+                    )
+                )
+                requestHandles.withLock { handles in
+                    // Unmatched routes are bounded by the router; keep the table bounded regardless.
+                    if handles.count >= 4096 { handles.removeAll() }
+                    handles[key] = made
+                }
+                return made
+            }()
         handles.count.increment()
         handles.duration.record(duration)
     }
 
     public func introspected(_ outcome: IntrospectionOutcome, source: AnswerSource) {
-        let result = outcome.rawValue, source = source.rawValue
+        let result = outcome.rawValue
+        let source = source.rawValue
         let key = result + "/" + source
-        let counter = introspectionCounters.withLock { $0[key] } ?? {
-            let made = registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)])
-            introspectionCounters.withLock { $0[key] = made }
-            return made
-        }()
+        let counter =
+            introspectionCounters.withLock { $0[key] }
+            ?? {
+                let made = registry.makeCounter(descriptor: Self.introspections, labels: [("result", result), ("source", source)])
+                introspectionCounters.withLock { $0[key] = made }
+                return made
+            }()
         counter.increment()
     }
 
@@ -99,10 +128,16 @@ public final class TokendMetrics: DecisionMetrics {
                 .set(value)
         }
         gauge("revocation_watermark", "Highest revocation log sequence applied by this replica", Double(figures.watermark))
-        gauge("revocation_sync_age_seconds", "Seconds since this replica's last complete read of the revocation log (staleness); -1 before the first",
-              figures.lastSync.map { max(0, now.timeIntervalSince($0)) } ?? -1)
-        gauge("memory_fresh", "1 while answers may come from memory (synced within TOKEND_MAX_STALENESS)",
-              memory.view.isFresh(now: now, maxStaleness: memory.maxStaleness) ? 1 : 0)
+        gauge(
+            "revocation_sync_age_seconds",
+            "Seconds since this replica's last complete read of the revocation log (staleness); -1 before the first",
+            figures.lastSync.map { max(0, now.timeIntervalSince($0)) } ?? -1
+        )
+        gauge(
+            "memory_fresh",
+            "1 while answers may come from memory (synced within TOKEND_MAX_STALENESS)",
+            memory.view.isFresh(now: now, maxStaleness: memory.maxStaleness) ? 1 : 0
+        )
         gauge("cache_entries", "Token records cached by this replica", Double(memory.cache.count))
         gauge("cache_hit_ratio", "Cache hits per lookup since start", memory.cache.hitRatio)
         gauge("filter_entries", "Revoked token hashes in the Bloom filter", Double(figures.filterEntries))
@@ -134,7 +169,11 @@ public final class TokendMetrics: DecisionMetrics {
         if let calls = figures.calls {
             setGauge("store_calls_in_flight", "Store calls waiting for or running in the store now", Double(calls.inFlight))
             advanceCounter("store_calls", "Store calls made", to: calls.calls)
-            advanceCounter("store_call_failures", "Store calls that failed (unreachable, timed out, broken); not-found and exists-already answers are not failures", to: calls.failures)
+            advanceCounter(
+                "store_call_failures",
+                "Store calls that failed (unreachable, timed out, broken); not-found and exists-already answers are not failures",
+                to: calls.failures
+            )
             advanceCounter("store_call_timeouts", "Store calls cut off by TOKEND_STORE_TIMEOUT", to: calls.timeouts)
         }
         guard let figures = figures.pool else { return }
@@ -142,7 +181,11 @@ public final class TokendMetrics: DecisionMetrics {
         setGauge("store_pool_connections_open", "PostgreSQL pool connections open (or being opened) now", Double(figures.openConnections))
         advanceCounter("store_pool_connect_attempts", "PostgreSQL pool connection attempts", to: figures.connectAttempts)
         advanceCounter("store_pool_connect_failures", "PostgreSQL pool connection attempts that failed", to: figures.connectFailures)
-        advanceCounter("store_lookup_batches", "Token lookup queries sent (concurrent lookups coalesced into one = ANY($1) query)", to: figures.lookupBatches)
+        advanceCounter(
+            "store_lookup_batches",
+            "Token lookup queries sent (concurrent lookups coalesced into one = ANY($1) query)",
+            to: figures.lookupBatches
+        )
         advanceCounter("store_batched_lookups", "Token lookups answered by those queries", to: figures.batchedLookups)
     }
 

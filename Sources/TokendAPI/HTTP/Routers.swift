@@ -10,11 +10,16 @@ public func buildPublicRouter(_ tokend: Tokend, metrics: TokendMetrics, logger: 
     router.add(middleware: AccessLog(logger: logger, metrics: metrics, listener: "public"))
     router.add(middleware: UnroutedErrors(logger: logger))
     OAuthController(
-        authenticator: tokend.authenticator, introspector: tokend.introspector, revoker: tokend.revoker,
+        authenticator: tokend.authenticator,
+        introspector: tokend.introspector,
+        revoker: tokend.revoker,
         issuer: tokend.issuerIdentifier
     ).register(on: router)
     PublicConnectController(
-        authenticator: tokend.authenticator, introspector: tokend.introspector, revoker: tokend.revoker, issuer: tokend.issuer
+        authenticator: tokend.authenticator,
+        introspector: tokend.introspector,
+        revoker: tokend.revoker,
+        issuer: tokend.issuer
     ).register(on: router)
     connectUnknownMethods(router, services: ["IntrospectionService", "TokenService"])
     HealthController(replica: tokend.replica).register(on: router)

@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
+import UnixSignals
 
 /// The listeners' certificate and key (`TOKEND_TLS_CERT_FILE`, `TOKEND_TLS_KEY_FILE`), reloadable.
 ///
@@ -54,7 +54,8 @@ public final class TLSCertificateSource: Sendable {
     /// rejected is `.rejected` only the first time it is seen (`force` reports it again).
     @discardableResult
     public func reload(force: Bool = false) -> ReloadResult {
-        let certificate: [UInt8], key: [UInt8]
+        let certificate: [UInt8]
+        let key: [UInt8]
         do {
             (certificate, key) = try Self.read(certificatePath, keyPath)
         } catch {
@@ -109,7 +110,9 @@ public final class TLSCertificateSource: Sendable {
             throw TLSSetupError("TOKEND_TLS_KEY_FILE \(keyPath) holds no PEM private key (an encrypted key is not supported)")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
         configuration.minimumTLSVersion = .tlsv12
         // HTTP/1.1 only; say so, so that clients offering h2 do not guess.
         configuration.applicationProtocols = ["http/1.1"]

@@ -53,9 +53,12 @@ public struct TLSReloader: Service {
                 logger.notice("TLS certificate unchanged", metadata: ["trigger": "\(trigger)", "certificate": "\(source.summary)"])
             }
         case .rejected(let message):
-            logger.error("TLS certificate not reloaded; keeping the current one", metadata: [
-                "trigger": "\(trigger)", "error": "\(message)", "certificate": "\(source.summary)",
-            ])
+            logger.error(
+                "TLS certificate not reloaded; keeping the current one",
+                metadata: [
+                    "trigger": "\(trigger)", "error": "\(message)", "certificate": "\(source.summary)",
+                ]
+            )
         }
     }
 }

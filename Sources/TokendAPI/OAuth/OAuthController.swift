@@ -25,7 +25,11 @@ struct OAuthController: Sendable {
     }
 
     static let methodNotAllowed = OAuthError(
-        status: .methodNotAllowed, error: "invalid_request", description: "use POST", headers: [.allow: "POST"])
+        status: .methodNotAllowed,
+        error: "invalid_request",
+        description: "use POST",
+        headers: [.allow: "POST"]
+    )
 
     /// RFC 7662 §2.1–2.3.
     @Sendable func introspect(_ request: Request, context: TokendRequestContext) async throws -> Response {
@@ -54,12 +58,15 @@ struct OAuthController: Sendable {
         let methods = ["client_secret_basic", "client_secret_post"]
         let issuerURL = issuer.current
         let base = issuerURL.hasSuffix("/") ? String(issuerURL.dropLast()) : issuerURL
-        var response = JSONBody.response(Metadata(
-            issuer: issuerURL,
-            introspection_endpoint: base + "/oauth2/introspect",
-            introspection_endpoint_auth_methods_supported: methods,
-            revocation_endpoint: base + "/oauth2/revoke",
-            revocation_endpoint_auth_methods_supported: methods))
+        var response = JSONBody.response(
+            Metadata(
+                issuer: issuerURL,
+                introspection_endpoint: base + "/oauth2/introspect",
+                introspection_endpoint_auth_methods_supported: methods,
+                revocation_endpoint: base + "/oauth2/revoke",
+                revocation_endpoint_auth_methods_supported: methods
+            )
+        )
         response.headers[.cacheControl] = "public, max-age=300"
         return response
     }
@@ -67,7 +74,10 @@ struct OAuthController: Sendable {
     /// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
     private func authenticate(_ request: Request, form: FormBody, context: TokendRequestContext) async throws -> ClientRecord {
         try await ClientAuthentication.authenticate(
-            ClientAuthentication.credentials(headers: request.headers, form: form), with: authenticator, context: context)
+            ClientAuthentication.credentials(headers: request.headers, form: form),
+            with: authenticator,
+            context: context
+        )
     }
 
     /// Renders every Core error of `handler` through the OAuth table.

@@ -26,8 +26,12 @@ public struct OAuthError: HTTPResponseError, Sendable {
             self.init(status: .contentTooLarge, error: "invalid_request", description: error.message)
         case .unauthenticated:
             // RFC 6749 §5.2: 401 with `WWW-Authenticate` naming the scheme the client should use.
-            self.init(status: .unauthorized, error: "invalid_client", description: error.message,
-                      headers: [.wwwAuthenticate: #"Basic realm="tokend""#])
+            self.init(
+                status: .unauthorized,
+                error: "invalid_client",
+                description: error.message,
+                headers: [.wwwAuthenticate: #"Basic realm="tokend""#]
+            )
         case .missingRole:
             self.init(status: .forbidden, error: "unauthorized_client", description: error.message)
         case .notOwner:
@@ -38,8 +42,12 @@ public struct OAuthError: HTTPResponseError, Sendable {
         case .alreadyExists:
             self.init(status: .conflict, error: "conflict", description: error.message)
         case .unavailable:
-            self.init(status: .serviceUnavailable, error: "temporarily_unavailable", description: error.message,
-                      headers: [.retryAfter: "1"])
+            self.init(
+                status: .serviceUnavailable,
+                error: "temporarily_unavailable",
+                description: error.message,
+                headers: [.retryAfter: "1"]
+            )
         }
     }
 

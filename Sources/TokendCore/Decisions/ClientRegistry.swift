@@ -12,7 +12,10 @@ public struct ClientRegistry: Sendable {
 
     /// With a `revoker`, deleting a client first revokes every token issued to it.
     public init(
-        store: any ClientStore, authenticator: ClientAuthenticator? = nil, revoker: Revoker? = nil, now: @escaping Now = { Date() },
+        store: any ClientStore,
+        authenticator: ClientAuthenticator? = nil,
+        revoker: Revoker? = nil,
+        now: @escaping Now = { Date() },
         logger: Logger = Logger(label: "tokend.clients")
     ) {
         self.store = store
@@ -36,8 +39,12 @@ public struct ClientRegistry: Sendable {
         let secret = ClientSecret.generate()
         let hashed = ClientSecret.hash(secret)
         let record = ClientRecord(
-            id: id, roles: parsedRoles, audiences: audiences, secretSalt: hashed.salt,
-            secretHash: hashed.hash, createdAt: now()
+            id: id,
+            roles: parsedRoles,
+            audiences: audiences,
+            secretSalt: hashed.salt,
+            secretHash: hashed.hash,
+            createdAt: now()
         )
         try await storeCall(logger, "creating a client") { try await store.createClient(record) }
         return (record, secret)
@@ -53,7 +60,9 @@ public struct ClientRegistry: Sendable {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted") }
-        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id) }) else { throw TokendError.notFound("no client \"\(id.prefix(128))\"") }
+        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id) }) else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
         authenticator?.invalidate(clientID: id)
     }
 
@@ -61,7 +70,8 @@ public struct ClientRegistry: Sendable {
     public func rotateSecret(id: String) async throws -> String {
         let secret = ClientSecret.generate()
         let hashed = ClientSecret.hash(secret)
-        guard try await storeCall(logger, "rotating a secret", { try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) }) else {
+        guard try await storeCall(logger, "rotating a secret", { try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) })
+        else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         authenticator?.invalidate(clientID: id)
@@ -70,9 +80,11 @@ public struct ClientRegistry: Sendable {
 
     /// 1–128 characters from `A–Z a–z 0–9 . _ ~ - : @`.
     public static func validate(clientID: String) throws {
-        let ok = !clientID.isEmpty && clientID.utf8.count <= maximumIDLength && clientID.utf8.allSatisfy { c in
-            Base64URL.isAlphabet(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "~") || c == UInt8(ascii: ":") || c == UInt8(ascii: "@")
-        }
+        let ok =
+            !clientID.isEmpty && clientID.utf8.count <= maximumIDLength
+            && clientID.utf8.allSatisfy { c in
+                Base64URL.isAlphabet(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "~") || c == UInt8(ascii: ":") || c == UInt8(ascii: "@")
+            }
         guard ok else {
             throw TokendError.invalidRequest("client_id must be 1-128 characters of A-Z a-z 0-9 . _ ~ - : @")
         }

@@ -15,8 +15,11 @@ public struct Introspector: Sendable {
     private let metrics: (any DecisionMetrics)?
 
     public init(
-        store: any TokenStore, memory: ReplicaMemory? = nil, now: @escaping Now = { Date() },
-        logger: Logger = Logger(label: "tokend.introspect"), metrics: (any DecisionMetrics)? = nil
+        store: any TokenStore,
+        memory: ReplicaMemory? = nil,
+        now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.introspect"),
+        metrics: (any DecisionMetrics)? = nil
     ) {
         self.store = store
         self.memory = memory
@@ -65,7 +68,8 @@ public struct Introspector: Sendable {
         let hash = TokenHash(token: token)
         let current = now()
         if let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
-           let record = memory.cache.get(hash, now: current) {
+            let record = memory.cache.get(hash, now: current)
+        {
             switch memory.view.verdict(for: record) {
             case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory)
             case .revoked: return (.inactive, .memory)

@@ -18,9 +18,17 @@ public struct IssueRequest: Sendable {
     public var notBefore: Date?
 
     public init(
-        clientID: String, subject: String? = nil, username: String? = nil, scope: String? = nil,
-        audiences: [String] = [], ttl: TimeInterval? = nil, refresh: Bool = false, refreshTTL: TimeInterval? = nil,
-        confirmation: Confirmation? = nil, extra: [String: String] = [:], notBefore: Date? = nil
+        clientID: String,
+        subject: String? = nil,
+        username: String? = nil,
+        scope: String? = nil,
+        audiences: [String] = [],
+        ttl: TimeInterval? = nil,
+        refresh: Bool = false,
+        refreshTTL: TimeInterval? = nil,
+        confirmation: Confirmation? = nil,
+        extra: [String: String] = [:],
+        notBefore: Date? = nil
     ) {
         self.clientID = clientID
         self.subject = subject

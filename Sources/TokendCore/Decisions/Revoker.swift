@@ -12,8 +12,13 @@ public struct Revoker: Sendable {
     /// `afterCommit` runs after each committed revocation, before the caller is answered, with the
     /// time the revocation was made: the replica applies it to its own memory there, so that its
     /// next answer already reflects it (read-your-writes on the replica that acknowledged it).
-    public init(store: any TokenStore, now: @escaping Now = { Date() }, logger: Logger = Logger(label: "tokend.revoke"),
-                metrics: (any DecisionMetrics)? = nil, afterCommit: (@Sendable (Date) async -> Void)? = nil) {
+    public init(
+        store: any TokenStore,
+        now: @escaping Now = { Date() },
+        logger: Logger = Logger(label: "tokend.revoke"),
+        metrics: (any DecisionMetrics)? = nil,
+        afterCommit: (@Sendable (Date) async -> Void)? = nil
+    ) {
         self.store = store
         self.now = now
         self.logger = logger
@@ -23,9 +28,15 @@ public struct Revoker: Sendable {
 
     /// Revocation on `replica`'s store, applied to its memory before each acknowledgement.
     public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
-        self.init(store: replica.store, now: replica.now, logger: logger, metrics: metrics, afterCommit: { time in
-            await replica.didCommitRevocation(at: time)
-        })
+        self.init(
+            store: replica.store,
+            now: replica.now,
+            logger: logger,
+            metrics: metrics,
+            afterCommit: { time in
+                await replica.didCommitRevocation(at: time)
+            }
+        )
     }
 
     /// RFC 7009 §2.1 for an authenticated client: `token` is required (`invalidRequest`); the rest
@@ -57,7 +68,10 @@ public struct Revoker: Sendable {
         }
         await afterCommit?(time)
         metrics?.revoked(count: outcome.revoked)
-        logger.info("token revoked", metadata: ["token_hash": "\(hash)", "client_id": "\(caller.id)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
+        logger.info(
+            "token revoked",
+            metadata: ["token_hash": "\(hash)", "client_id": "\(caller.id)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"]
+        )
         return outcome
     }
 
@@ -91,10 +105,17 @@ public struct Revoker: Sendable {
     /// - Token, jti and grant entries carry the hashes they revoked, for replicas' filters.
     ///   Subject and client entries are rules matched by issue time and carry none; like every
     ///   entry they live until the latest expiry of the tokens they revoked.
-    public static func commit(_ selector: RevocationSelector, reason: String, at time: Date, to store: any TokenStore) async throws -> RevocationOutcome {
+    public static func commit(
+        _ selector: RevocationSelector,
+        reason: String,
+        at time: Date,
+        to store: any TokenStore
+    ) async throws -> RevocationOutcome {
         let nothing = RevocationOutcome(revoked: 0, seq: 0)
         return try await store.withRevocationTransaction { transaction in
-            let kind: RevocationEntry.Kind, value: String, match: TokenMatch
+            let kind: RevocationEntry.Kind
+            let value: String
+            let match: TokenMatch
             switch selector {
             case .token(let hash):
                 guard let record = try await transaction.token(hash: hash) else { return nothing }
@@ -110,9 +131,17 @@ public struct Revoker: Sendable {
             let namesOneToken = selector.kind == .token || selector.kind == .jti
             if namesOneToken && revoked.isEmpty { return nothing }
             let isRule = kind == .subject || kind == .client
-            let seq = try await transaction.append(NewRevocationEntry(
-                kind: kind, value: value, tokenHashes: isRule ? [] : revoked.map(\.hash), reason: reason,
-                revokedCount: Int64(revoked.count), createdAt: time, expiresAt: revoked.map(\.expiresAt).reduce(time, max)))
+            let seq = try await transaction.append(
+                NewRevocationEntry(
+                    kind: kind,
+                    value: value,
+                    tokenHashes: isRule ? [] : revoked.map(\.hash),
+                    reason: reason,
+                    revokedCount: Int64(revoked.count),
+                    createdAt: time,
+                    expiresAt: revoked.map(\.expiresAt).reduce(time, max)
+                )
+            )
             return RevocationOutcome(revoked: Int64(revoked.count), seq: seq)
         }
     }

@@ -51,8 +51,12 @@ public struct TokenIssuer: Sendable {
         let grantID = Randomness.identifier()
         let accessToken = OpaqueToken.generate(.access)
         let access = record(
-            for: accessToken, kind: .access, request: request, issuedAt: issuedAt,
-            expiresAt: issuedAt.addingTimeInterval(ttl), grantID: grantID
+            for: accessToken,
+            kind: .access,
+            request: request,
+            issuedAt: issuedAt,
+            expiresAt: issuedAt.addingTimeInterval(ttl),
+            grantID: grantID
         )
         var records = [access]
         var refreshToken: String?
@@ -61,8 +65,12 @@ public struct TokenIssuer: Sendable {
             let token = OpaqueToken.generate(.refresh)
             let refreshTTL = (request.refreshTTL ?? Self.defaultRefreshTTL).rounded(.down)
             var record = record(
-                for: token, kind: .refresh, request: request, issuedAt: issuedAt,
-                expiresAt: issuedAt.addingTimeInterval(refreshTTL), grantID: grantID
+                for: token,
+                kind: .refresh,
+                request: request,
+                issuedAt: issuedAt,
+                expiresAt: issuedAt.addingTimeInterval(refreshTTL),
+                grantID: grantID
             )
             record.confirmation = request.confirmation
             records.append(record)
@@ -70,17 +78,28 @@ public struct TokenIssuer: Sendable {
             refresh = record
         }
         try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(records) }
-        logger.info("tokens issued", metadata: ["client_id": "\(request.clientID)", "jti": "\(access.jti)", "grant_id": "\(grantID)", "refresh": "\(request.refresh)"])
+        logger.info(
+            "tokens issued",
+            metadata: ["client_id": "\(request.clientID)", "jti": "\(access.jti)", "grant_id": "\(grantID)", "refresh": "\(request.refresh)"]
+        )
         return IssuedTokens(accessToken: accessToken, access: access, refreshToken: refreshToken, refresh: refresh, expiresIn: Int64(ttl))
     }
 
     private func record(for token: String, kind: TokenKind, request: IssueRequest, issuedAt: Date, expiresAt: Date, grantID: String) -> TokenRecord {
         TokenRecord(
-            hash: TokenHash(token: token), kind: kind, clientID: request.clientID,
-            subject: request.subject.nonEmpty, username: request.username.nonEmpty, scope: request.scope.nonEmpty,
-            audiences: request.audiences, issuer: issuer.current, issuedAt: issuedAt,
+            hash: TokenHash(token: token),
+            kind: kind,
+            clientID: request.clientID,
+            subject: request.subject.nonEmpty,
+            username: request.username.nonEmpty,
+            scope: request.scope.nonEmpty,
+            audiences: request.audiences,
+            issuer: issuer.current,
+            issuedAt: issuedAt,
             notBefore: request.notBefore.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) },
-            expiresAt: expiresAt, jti: Randomness.identifier(), grantID: grantID,
+            expiresAt: expiresAt,
+            jti: Randomness.identifier(),
+            grantID: grantID,
             confirmation: (request.confirmation?.isEmpty ?? true) ? nil : request.confirmation,
             extra: request.extra
         )

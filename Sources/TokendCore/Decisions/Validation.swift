@@ -16,9 +16,11 @@ public enum Validation {
     public static func scope(_ scope: String) throws {
         guard scope.utf8.count <= maximumFieldLength else { throw TokendError.invalidRequest("scope is too long") }
         for token in scope.split(separator: " ", omittingEmptySubsequences: false) {
-            let ok = !token.isEmpty && token.utf8.allSatisfy { c in
-                c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
-            }
+            let ok =
+                !token.isEmpty
+                && token.utf8.allSatisfy { c in
+                    c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
+                }
             guard ok else { throw TokendError.invalidRequest("scope must be space-separated RFC 6749 scope tokens") }
         }
     }

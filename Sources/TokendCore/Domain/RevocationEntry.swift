@@ -24,7 +24,16 @@ public struct RevocationEntry: Sendable, Equatable {
     /// After this no token the entry covers can be active.
     public var expiresAt: Date
 
-    public init(seq: Int64, kind: Kind, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date? = nil) {
+    public init(
+        seq: Int64,
+        kind: Kind,
+        value: String,
+        tokenHashes: [TokenHash],
+        reason: String,
+        revokedCount: Int64,
+        createdAt: Date,
+        expiresAt: Date? = nil
+    ) {
         self.seq = seq
         self.kind = kind
         self.value = value
@@ -46,7 +55,15 @@ public struct NewRevocationEntry: Sendable, Equatable {
     public var createdAt: Date
     public var expiresAt: Date
 
-    public init(kind: RevocationEntry.Kind, value: String, tokenHashes: [TokenHash], reason: String, revokedCount: Int64, createdAt: Date, expiresAt: Date) {
+    public init(
+        kind: RevocationEntry.Kind,
+        value: String,
+        tokenHashes: [TokenHash],
+        reason: String,
+        revokedCount: Int64,
+        createdAt: Date,
+        expiresAt: Date
+    ) {
         self.kind = kind
         self.value = value
         self.tokenHashes = tokenHashes

@@ -48,10 +48,22 @@ public struct TokenRecord: Sendable, Equatable {
     public var revokedAt: Date?
 
     public init(
-        hash: TokenHash, kind: TokenKind, clientID: String, subject: String?, username: String?,
-        scope: String?, audiences: [String], issuer: String, issuedAt: Date, notBefore: Date?,
-        expiresAt: Date, jti: String, grantID: String, confirmation: Confirmation?,
-        extra: [String: String], revokedAt: Date? = nil
+        hash: TokenHash,
+        kind: TokenKind,
+        clientID: String,
+        subject: String?,
+        username: String?,
+        scope: String?,
+        audiences: [String],
+        issuer: String,
+        issuedAt: Date,
+        notBefore: Date?,
+        expiresAt: Date,
+        jti: String,
+        grantID: String,
+        confirmation: Confirmation?,
+        extra: [String: String],
+        revokedAt: Date? = nil
     ) {
         self.hash = hash
         self.kind = kind

@@ -26,8 +26,13 @@ public final class Replica: Sendable {
     ///   - storeCalls: the counters of the time limit around `store`, for `/metrics`.
     ///   - pool: the store's connection pool figures, for `/metrics`.
     public init(
-        store: any TokendStore, cacheEntries: Int, maxStaleness: TimeInterval, now: @escaping Now = { Date() },
-        logger: Logger, storeCalls: StoreCallCounters? = nil, pool: (any StorePoolReporting)? = nil
+        store: any TokendStore,
+        cacheEntries: Int,
+        maxStaleness: TimeInterval,
+        now: @escaping Now = { Date() },
+        logger: Logger,
+        storeCalls: StoreCallCounters? = nil,
+        pool: (any StorePoolReporting)? = nil
     ) {
         self.store = store
         self.now = now
@@ -81,8 +86,11 @@ public final class Replica: Sendable {
             return Readiness(ready: false, reason: "the token store does not answer")
         }
         if let memory, !memory.view.isFresh(now: now(), maxStaleness: memory.maxStaleness) {
-            return Readiness(ready: false, reason: memory.view.lastSync == nil
-                ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync")
+            return Readiness(
+                ready: false,
+                reason: memory.view.lastSync == nil
+                    ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync"
+            )
         }
         return Readiness(ready: true)
     }
@@ -99,9 +107,12 @@ public final class Replica: Sendable {
         }
         let figures = memory.view.figures
         var status = ReplicaStatus(
-            watermark: figures.watermark, head: head,
+            watermark: figures.watermark,
+            head: head,
             lagSeconds: figures.lastSync.map { max(0, now().timeIntervalSince($0)) } ?? -1,
-            cacheEntries: Int64(memory.cache.count), filterEntries: Int64(figures.filterEntries))
+            cacheEntries: Int64(memory.cache.count),
+            filterEntries: Int64(figures.filterEntries)
+        )
         status.cacheHitRatio = memory.cache.hitRatio
         status.filterBitsPerEntry = figures.filterBitsPerEntry
         status.filterFalsePositives = Int64(figures.filterFalsePositives)

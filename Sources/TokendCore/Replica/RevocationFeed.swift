@@ -23,8 +23,14 @@ public final class RevocationFeed: Sendable {
     public static let defaultPageSize = 10_000
     let pageSize: Int
 
-    public init(store: any TokenStore, view: RevocationView, pollInterval: Duration = .seconds(1), now: @escaping Now = { Date() }, logger: Logger,
-                pageSize: Int = RevocationFeed.defaultPageSize) {
+    public init(
+        store: any TokenStore,
+        view: RevocationView,
+        pollInterval: Duration = .seconds(1),
+        now: @escaping Now = { Date() },
+        logger: Logger,
+        pageSize: Int = RevocationFeed.defaultPageSize
+    ) {
         self.pageSize = max(1, pageSize)
         self.store = store
         self.view = view
@@ -88,8 +94,10 @@ public final class RevocationFeed: Sendable {
                     failing = false
                 } catch {
                     if !failing {
-                        logger.warning("reading the revocation log failed; answers leave memory after TOKEND_MAX_STALENESS",
-                                       metadata: ["error_type": "\(String(reflecting: type(of: error)))"])
+                        logger.warning(
+                            "reading the revocation log failed; answers leave memory after TOKEND_MAX_STALENESS",
+                            metadata: ["error_type": "\(String(reflecting: type(of: error)))"]
+                        )
                     }
                     failing = true
                 }

@@ -234,10 +234,14 @@ public final class RevocationView: Sendable {
     public var figures: Figures {
         state.withLock { state in
             Figures(
-                watermark: state.watermark, lastSync: state.lastSync, filterEntries: state.exact.count,
+                watermark: state.watermark,
+                lastSync: state.lastSync,
+                filterEntries: state.exact.count,
                 filterBitsPerEntry: Double(state.filter.bitCount) / Double(max(state.exact.count, 1)),
-                filterFalsePositives: state.falsePositives, exactEntries: state.exact.count,
-                rules: state.subjects.count + state.clients.count + state.grants.count)
+                filterFalsePositives: state.falsePositives,
+                exactEntries: state.exact.count,
+                rules: state.subjects.count + state.clients.count + state.grants.count
+            )
         }
     }
 }

@@ -38,8 +38,10 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
 
     @inline(__always)
     private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
-        (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-         raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        (
+            raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+            raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        )
     }
 
     /// Hashes a raw token. Call this at the edge, as soon as the token is read.
@@ -97,7 +99,8 @@ extension TokenHash {
         let ok = Swift.withUnsafeMutableBytes(of: &raw) { out -> Bool in
             var bad: UInt8 = 0
             for i in 0..<32 {
-                let hi = Self.nibble(utf8[2 * i]), lo = Self.nibble(utf8[2 * i + 1])
+                let hi = Self.nibble(utf8[2 * i])
+                let lo = Self.nibble(utf8[2 * i + 1])
                 bad |= (hi | lo) & 0xF0
                 out[i] = hi << 4 | (lo & 0x0F)
             }

@@ -20,8 +20,12 @@ public final class StoreCallCounters: Sendable {
     public init() {}
 
     public var snapshot: Snapshot {
-        Snapshot(inFlight: inFlight.load(ordering: .relaxed), calls: calls.load(ordering: .relaxed),
-                 failures: failures.load(ordering: .relaxed), timeouts: timeouts.load(ordering: .relaxed))
+        Snapshot(
+            inFlight: inFlight.load(ordering: .relaxed),
+            calls: calls.load(ordering: .relaxed),
+            failures: failures.load(ordering: .relaxed),
+            timeouts: timeouts.load(ordering: .relaxed)
+        )
     }
 
     /// Runs `operation` counted.

@@ -11,8 +11,14 @@ public struct StorePoolFigures: Sendable, Equatable {
     public var lookupBatches: Int64
     public var batchedLookups: Int64
 
-    public init(maxConnections: Int, openConnections: Int, connectAttempts: Int64,
-                connectFailures: Int64, lookupBatches: Int64, batchedLookups: Int64) {
+    public init(
+        maxConnections: Int,
+        openConnections: Int,
+        connectAttempts: Int64,
+        connectFailures: Int64,
+        lookupBatches: Int64,
+        batchedLookups: Int64
+    ) {
         self.maxConnections = maxConnections
         self.openConnections = openConnections
         self.connectAttempts = connectAttempts

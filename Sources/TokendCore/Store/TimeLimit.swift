@@ -20,7 +20,9 @@ public struct StoreTimeout: Error, CustomStringConvertible {
 /// closes the connection under it, which fails the query and makes the pool open a fresh one),
 /// and the call is counted in flight (`StoreCallCounters`) only until its caller is answered.
 public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
-    _ limit: Duration, clock: C, _ operation: @escaping @Sendable () async throws -> T
+    _ limit: Duration,
+    clock: C,
+    _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let deadline = clock.now.advanced(by: limit)
     let outcome = FirstOutcome<T>()

@@ -32,12 +32,16 @@ extension Clients {
             let response: Tokend_V1_CreateClientResponse = try await connection.call("CreateClient", request)
             switch connection.output {
             case .json:
-                Output.json(["client_id": response.clientID, "client_secret": response.clientSecret,
-                             "roles": response.roles, "audiences": response.audiences])
+                Output.json([
+                    "client_id": response.clientID, "client_secret": response.clientSecret,
+                    "roles": response.roles, "audiences": response.audiences,
+                ])
             case .table:
-                Output.fields([("client_id", response.clientID), ("client_secret", response.clientSecret),
-                               ("roles", response.roles.joined(separator: ",")),
-                               ("audiences", response.audiences.isEmpty ? "-" : response.audiences.joined(separator: ","))])
+                Output.fields([
+                    ("client_id", response.clientID), ("client_secret", response.clientSecret),
+                    ("roles", response.roles.joined(separator: ",")),
+                    ("audiences", response.audiences.isEmpty ? "-" : response.audiences.joined(separator: ",")),
+                ])
                 FileHandle.standardError.write(Data("The secret is shown only now: store it.\n".utf8))
             }
         }

@@ -3,7 +3,10 @@ import TokendProto
 
 extension Clients {
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a client.", discussion: "Example:\n  tokenctl clients delete resource-server")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a client.",
+            discussion: "Example:\n  tokenctl clients delete resource-server"
+        )
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The client_id.") var id: String
 

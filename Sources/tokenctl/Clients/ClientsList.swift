@@ -10,14 +10,21 @@ extension Clients {
             let response: Tokend_V1_ListClientsResponse = try await connection.call("ListClients", Tokend_V1_ListClientsRequest())
             switch connection.output {
             case .json:
-                Output.json(["clients": response.clients.map { c in
-                    ["client_id": c.clientID, "roles": c.roles, "audiences": c.audiences, "created_at": c.createdAt] as [String: Any]
-                }])
+                Output.json([
+                    "clients": response.clients.map { c in
+                        ["client_id": c.clientID, "roles": c.roles, "audiences": c.audiences, "created_at": c.createdAt] as [String: Any]
+                    }
+                ])
             case .table:
-                Output.table(["CLIENT_ID", "ROLES", "AUDIENCES", "CREATED"], response.clients.map { c in
-                    [c.clientID, c.roles.isEmpty ? "-" : c.roles.joined(separator: ","),
-                     c.audiences.isEmpty ? "-" : c.audiences.joined(separator: ","), Output.time(c.createdAt)]
-                })
+                Output.table(
+                    ["CLIENT_ID", "ROLES", "AUDIENCES", "CREATED"],
+                    response.clients.map { c in
+                        [
+                            c.clientID, c.roles.isEmpty ? "-" : c.roles.joined(separator: ","),
+                            c.audiences.isEmpty ? "-" : c.audiences.joined(separator: ","), Output.time(c.createdAt),
+                        ]
+                    }
+                )
             }
         }
     }

@@ -4,8 +4,10 @@ import TokendProto
 extension Clients {
     struct RotateSecret: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "rotate-secret", abstract: "Replace a client's secret; the old one stops working.",
-            discussion: "Example:\n  tokenctl clients rotate-secret resource-server --output json")
+            commandName: "rotate-secret",
+            abstract: "Replace a client's secret; the old one stops working.",
+            discussion: "Example:\n  tokenctl clients rotate-secret resource-server --output json"
+        )
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The client_id.") var id: String
 

@@ -22,7 +22,9 @@ extension Tokens {
             switch connection.output {
             case .json: Output.json(object)
             case .table:
-                let order = ["active", "client_id", "sub", "username", "scope", "aud", "token_type", "iss", "iat", "nbf", "exp", "jti", "grant_id", "cnf"]
+                let order = [
+                    "active", "client_id", "sub", "username", "scope", "aud", "token_type", "iss", "iat", "nbf", "exp", "jti", "grant_id", "cnf",
+                ]
                 var pairs: [(String, String)] = []
                 for key in order + object.keys.filter({ !order.contains($0) }).sorted() {
                     guard let value = object[key] else { continue }
