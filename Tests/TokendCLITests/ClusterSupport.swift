@@ -9,8 +9,10 @@ import FoundationNetworking
 
 /// HTTP for the cluster tests: one session with enough connections per host for concurrent load.
 enum ClusterHTTP {
-    /// Requests give up after 30 s.
-    static let session = makeSession(timeout: 30)
+    /// Requests give up after 90 s: a guard against hanging, above the replicas' own 30 s store
+    /// limit, so that on a busy machine a slow answer is the replica's to give (or its 503), not a
+    /// client-side timeout.
+    static let session = makeSession(timeout: 90)
     /// Requests give up after 10 s (URLSession on Linux ignores a request's own timeoutInterval).
     static let shortSession = makeSession(timeout: 10)
 
@@ -28,7 +30,7 @@ enum ClusterHTTP {
         method: String = "POST",
         body: Data? = nil,
         headers: [String: String] = [:],
-        timeout: TimeInterval = 30
+        timeout: TimeInterval = 90
     ) async throws -> HTTPAnswer {
         var request = URLRequest(url: URL(string: url)!, timeoutInterval: timeout)
         request.httpMethod = method
