@@ -30,10 +30,10 @@ import TokendTestSupport
         #expect(source.batches.withLock { $0 } == [[3], [-1]])
     }
 
-    /// Waits until `count` lookups are queued behind the running fetches (a condition; the suite's
+    /// Waits until `count` lookups are queued behind the running fetches (a condition, with a deadline; the suite's
     /// time limit bounds it).
-    static func waitUntilQueued(_ batcher: LookupBatcher<Int, Int>, _ count: Int) async {
-        while batcher.queuedLookups < count { try? await Task.sleep(for: .milliseconds(1)) }
+    static func waitUntilQueued(_ batcher: LookupBatcher<Int, Int>, _ count: Int) async throws {
+        try await poll(until: "\(count) lookups queued") { batcher.queuedLookups >= count }
     }
 
     @Test func lookupsQueuedBehindARunningFetchShareOneBatch() async throws {
@@ -42,9 +42,9 @@ import TokendTestSupport
         try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
             group.addTask { (0, try await batcher.get(0)) }
             // Wait until the first fetch has started, then queue 50 more lookups behind it.
-            while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) > 0 }
             for key in 1...50 { group.addTask { (key, try await batcher.get(key)) } }
-            await Self.waitUntilQueued(batcher, 50)
+            try await Self.waitUntilQueued(batcher, 50)
             source.open.yield()  // the first fetch
             source.open.yield()  // the batch of the other 50
             var answers: [Int: Int?] = [:]
@@ -61,9 +61,9 @@ import TokendTestSupport
         let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 16) { try await source.fetch($0, wait: true) }
         try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
             group.addTask { (0, try await batcher.get(0)) }
-            while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) > 0 }
             for key in 1...50 { group.addTask { (key, try await batcher.get(key)) } }
-            await Self.waitUntilQueued(batcher, 50)
+            try await Self.waitUntilQueued(batcher, 50)
             for _ in 0..<5 { source.open.yield() }
             var answers: [Int: Int?] = [:]
             for try await (key, value) in group { answers[key] = value }
@@ -86,11 +86,11 @@ import TokendTestSupport
             return values
         }
         let first = Task { try await withTimeLimit(.seconds(2), clock: clock) { try await batcher.get(0) } }
-        while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) > 0 }
         let queued = (1...9).map { key in
             Task { try await withTimeLimit(.seconds(30), clock: clock) { try await batcher.get(key) } }
         }
-        await Self.waitUntilQueued(batcher, 9)
+        try await Self.waitUntilQueued(batcher, 9)
         await clock.waitForSleepers(10)
         clock.advance(by: .seconds(2))
         await #expect(throws: StoreTimeout.self) { try await first.value }
@@ -104,10 +104,10 @@ import TokendTestSupport
         let source = Source()
         let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { try await source.fetch($0, wait: true) }
         let first = Task { try await batcher.get(0) }
-        while source.batches.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) > 0 }
         let leaving = Task { try await batcher.get(1) }
         let staying = Task { try await batcher.get(2) }
-        await Self.waitUntilQueued(batcher, 2)
+        try await Self.waitUntilQueued(batcher, 2)
         leaving.cancel()
         await #expect(throws: CancellationError.self) { try await leaving.value }
         #expect(batcher.queuedLookups == 1)
