@@ -32,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // Domain: token records, policy, hashing, store protocols. No NIO, HTTP or SQL.
@@ -72,7 +75,6 @@ let package = Package(
         ),
         // The hand-written wire parsers and writer: form bodies, Basic credentials, media types, JSON.
         // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
-        // The hand-written wire parsers and writer: no NIO, so fuzzers build it alone.
         .target(name: "TokendWire", swiftSettings: swiftSettings),
         .target(
             name: "TokendAPI",
@@ -91,11 +93,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The gRPC listener: tokend's services, Envoy ext_authz, health and reflection over HTTP/2.
+        // Its service stubs are generated (scripts/generate-proto) into Generated/ and committed.
+        .target(
+            name: "TokendGRPC",
+            dependencies: [
+                "TokendCore", "TokendAPI", "TokendProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The composition root: configuration, store backends, the whole server as one ServiceGroup.
         .target(
             name: "TokendServer",
             dependencies: [
-                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI",
+                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI", "TokendGRPC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

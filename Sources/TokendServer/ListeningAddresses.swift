@@ -8,6 +8,12 @@ import UnixSignals
 /// The listeners' bound addresses.
 public final class ListeningAddresses: Sendable {
     private let state = Mutex<(public: String?, admin: String?)>((nil, nil))
+    private let grpcState = Mutex<String?>(nil)
+
+    /// `scheme://host:port` of the gRPC listener, once it is bound (never, when it is off).
+    public var grpc: String? { grpcState.withLock { $0 } }
+
+    func bound(grpc url: String) { grpcState.withLock { $0 = url } }
 
     /// `scheme://host:port` of the public and admin listeners; `nil` until both are bound.
     public var urls: (public: String, admin: String)? {

@@ -6,6 +6,8 @@ public struct ServeConfiguration: Sendable {
     public var store: StoreConfiguration
     public var httpAddress = ListenAddress(host: "127.0.0.1", port: 8080)
     public var adminAddress = ListenAddress(host: "127.0.0.1", port: 8081)
+    /// The gRPC listener; `nil`: disabled (`TOKEND_GRPC_ADDR=off`).
+    public var grpcAddress: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9090)
     /// Bearer secret of the admin API; `nil`: generated into the data directory (embedded store only).
     public var adminToken: String?
     /// `iss` of issued tokens and metadata; `nil`: `http(s)://<httpAddress>` once it is bound.
@@ -49,6 +51,9 @@ public struct ServeConfiguration: Sendable {
         }
         if let text = value("TOKEND_HTTP_ADDR") { httpAddress = try ListenAddress(parsing: text, name: "TOKEND_HTTP_ADDR") }
         if let text = value("TOKEND_ADMIN_ADDR") { adminAddress = try ListenAddress(parsing: text, name: "TOKEND_ADMIN_ADDR") }
+        if let text = value("TOKEND_GRPC_ADDR") {
+            grpcAddress = text == "off" ? nil : try ListenAddress(parsing: text, name: "TOKEND_GRPC_ADDR")
+        }
         adminToken = value("TOKEND_ADMIN_TOKEN")
         issuer = value("TOKEND_ISSUER")
         maxStaleness = try duration("TOKEND_MAX_STALENESS", "a duration such as 5s") ?? maxStaleness
@@ -77,7 +82,7 @@ public struct ServeConfiguration: Sendable {
 
     /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
     public static let names = [
-        "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_ADMIN_TOKEN",
+        "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
         "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL",

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import TokendAPI
 import TokendCore
+import TokendGRPC
 import UnixSignals
 
 /// A whole `tokend serve`, built in the order production uses: the store backend, the replica over
@@ -33,7 +34,7 @@ public func buildServiceGroup(
             throw ConfigurationError("\(error)")
         }
     }
-    if let tls { logger.notice("TLS on both listeners", metadata: ["certificate": "\(tls.summary)"]) }
+    if let tls { logger.notice("TLS on every listener", metadata: ["certificate": "\(tls.summary)"]) }
     let scheme = tls == nil ? "http" : "https"
     let issuer = IssuerIdentifier(configuration.issuer ?? "\(scheme)://\(configuration.httpAddress)")
     let adminToken: String
@@ -126,6 +127,13 @@ public func buildServiceGroup(
     services.append(ExpiryCollector(store: store, interval: configuration.gcInterval, logger: logger))
     services.append(publicApp)
     services.append(adminApp)
+    if let address = configuration.grpcAddress {
+        services.append(
+            try GRPCListener(tokend: tokend, host: address.host, port: address.port, tls: tls, logger: logger) { host, port in
+                listening.bound(grpc: "\(scheme)://\(ListenAddress(host: host, port: port))")
+            }
+        )
+    }
     // Last, so that it is the first to hear of a shutdown: the listeners keep serving until it returns.
     services.append(DrainAnnouncer(replica: replica, delay: configuration.shutdownDelay, logger: logger))
 

@@ -133,6 +133,7 @@ import TokendTestSupport
             env["TOKEND_DATA_DIR"] = dataDir.path
             env["TOKEND_HTTP_ADDR"] = "127.0.0.1:0"
             env["TOKEND_ADMIN_ADDR"] = "127.0.0.1:0"
+            env["TOKEND_GRPC_ADDR"] = "127.0.0.1:0"
             return try run(Binaries.tokend, ["serve"], environment: env, deadline: 30)
         }
         let onlyCertificate = try serve(["TOKEND_TLS_CERT_FILE": setup.certificate.path])

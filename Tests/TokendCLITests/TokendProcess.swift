@@ -86,6 +86,8 @@ final class TokendProcess {
     let environment: [String: String]
     private(set) var publicURL = ""
     private(set) var adminURL = ""
+    /// `http(s)://host:port` of the gRPC listener (empty when it is off).
+    private(set) var grpcURL = ""
 
     /// Starts tokend with `environment` (plus ephemeral listeners and a data dir) and waits until
     /// both listeners have logged their addresses.
@@ -99,6 +101,7 @@ final class TokendProcess {
         for key in env.keys where key.hasPrefix("TOKEND_") || key.hasPrefix("TOKENCTL_") { env.removeValue(forKey: key) }
         env["TOKEND_HTTP_ADDR"] = "127.0.0.1:0"
         env["TOKEND_ADMIN_ADDR"] = "127.0.0.1:0"
+        env["TOKEND_GRPC_ADDR"] = "127.0.0.1:0"
         env["TOKEND_DATA_DIR"] = dir.path
         env["TOKEND_LOG_FORMAT"] = "json"
         // Tests decide on outcomes, not on how fast a busy machine answers: a generous store limit,
@@ -125,8 +128,10 @@ final class TokendProcess {
                 else { continue }
                 if message == "public listener ready" { publicURL = address }
                 if message == "admin listener ready" { adminURL = address }
+                if message == "gRPC listener ready" { grpcURL = address }
             }
-            if !publicURL.isEmpty && !adminURL.isEmpty { return }
+            let grpcReady = !grpcURL.isEmpty || environment["TOKEND_GRPC_ADDR"] == "off"
+            if !publicURL.isEmpty && !adminURL.isEmpty && grpcReady { return }
             guard process.isRunning else { throw TestSetupError("tokend exited: \(log.suffix(2000))") }
             Thread.sleep(forTimeInterval: 0.05)  // polling the log file for a condition, with a deadline
         }

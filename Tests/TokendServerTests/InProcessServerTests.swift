@@ -31,6 +31,7 @@ import FoundationNetworking
     private func serveAndStop(dataDir: String, databaseURL: String?) async throws {
         let settings: [String: String] = [
             "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0",
+            "TOKEND_GRPC_ADDR": "127.0.0.1:0",
             "TOKEND_ADMIN_TOKEN": "in-process-admin-token", "TOKEND_STORE_TIMEOUT": "30s",
         ].merging(databaseURL.map { ["TOKEND_DATABASE_URL": $0] } ?? [:]) { $1 }
         let configuration = try ServeConfiguration { settings[$0] }

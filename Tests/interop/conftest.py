@@ -1,6 +1,7 @@
 """Fixtures of the interoperability tests. scripts/interop-test sets up everything they read:
 
 INTEROP_PUBLIC_URL  tokend's public listener, e.g. http://127.0.0.1:PORT
+INTEROP_GRPC_ADDRESS  tokend's gRPC listener, host:port (h2c)
 INTEROP_CLIENTS     JSON file: {"main"|"peer"|"issuer_only"|"colon": tokenctl's `clients create` output}
 INTEROP_GEN_DIR     Python messages and connect-python stubs generated from proto/
 INTEROP_TOKENCTL    tokenctl, with TOKENCTL_SERVER / TOKENCTL_ADMIN_TOKEN set, to issue tokens

@@ -5,7 +5,7 @@ import TokendProto
 // Core values to and from the `tokend.v1` messages, shared by the public and admin services.
 
 extension Tokend_V1_IntrospectResponse {
-    init(_ result: IntrospectionResult) {
+    public init(_ result: IntrospectionResult) {
         self.init()
         guard case .active(let t) = result else {
             active = false
@@ -33,7 +33,7 @@ extension Tokend_V1_IntrospectResponse {
 }
 
 extension Tokend_V1_IssueTokenResponse {
-    init(_ issued: IssuedTokens) {
+    public init(_ issued: IssuedTokens) {
         self.init()
         accessToken = issued.accessToken
         tokenType = issued.access.tokenType ?? "Bearer"
@@ -48,7 +48,7 @@ extension Tokend_V1_IssueTokenResponse {
 extension IssueRequest {
     /// An issuance request from its message; an empty `client_id` stays empty (the caller itself,
     /// or required, as the operation decides).
-    init(_ m: Tokend_V1_IssueTokenRequest) throws {
+    public init(_ m: Tokend_V1_IssueTokenRequest) throws {
         guard m.grantID.isEmpty else {
             throw TokendError.invalidRequest("issuing under an existing grant_id is not supported; omit grant_id")
         }

@@ -49,5 +49,5 @@ struct PublicConnectController: Sendable {
 
 extension String {
     /// `nil` for the empty string: proto3 cannot tell an absent string field from an empty one.
-    var nonEmpty: String? { isEmpty ? nil : self }
+    public var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import TokendCore
 
 /// How every gateway dialect (`/authz`, Envoy `ext_authz`) renders a `GatewayDecision`: the

@@ -68,3 +68,14 @@ enum ClientAuthentication {
         return try await authenticate(basic(header), with: authenticator, context: context)
     }
 }
+
+extension ClientAuthenticator {
+    /// The caller of a dialect that carries credentials in one `authorization` value (gRPC
+    /// metadata, `X-Tokend-Authorization`): `client_secret_basic` only. No value, another scheme or
+    /// malformed credentials: `TokendError.unauthenticated`.
+    public func authenticate(basicAuthorization header: String?) async throws -> ClientRecord {
+        guard let header else { throw TokendError(.unauthenticated, "client authentication required") }
+        let credentials = try ClientAuthentication.basic(header)
+        return try await authenticate(clientID: credentials.clientID, secret: credentials.secret)
+    }
+}

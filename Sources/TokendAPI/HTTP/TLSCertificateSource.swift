@@ -20,6 +20,8 @@ public final class TLSCertificateSource: Sendable {
 
     struct Loaded {
         var context: NIOSSLContext
+        /// The same pair offering ALPN `h2` only, for the gRPC listener.
+        var http2Context: NIOSSLContext
         var certificateBytes: [UInt8]
         var keyBytes: [UInt8]
         var summary: String
@@ -35,8 +37,11 @@ public final class TLSCertificateSource: Sendable {
         self.state = Mutex(try Self.load(certificate, key, certificatePath: certificatePath, keyPath: keyPath))
     }
 
-    /// The context for a connection accepted now.
+    /// The context for an HTTP/1.1 connection accepted now.
     public var context: NIOSSLContext { state.withLock { $0.context } }
+
+    /// The context for a gRPC (HTTP/2, ALPN `h2`) connection accepted now.
+    public var http2Context: NIOSSLContext { state.withLock { $0.http2Context } }
 
     /// Subject-free description of the certificate in use (serial and expiry), for logs.
     public var summary: String { state.withLock { $0.summary } }
@@ -117,15 +122,18 @@ public final class TLSCertificateSource: Sendable {
         // HTTP/1.1 only; say so, so that clients offering h2 do not guess.
         configuration.applicationProtocols = ["http/1.1"]
         let context: NIOSSLContext
+        let http2Context: NIOSSLContext
         do {
             context = try NIOSSLContext(configuration: configuration)
+            configuration.applicationProtocols = ["h2"]
+            http2Context = try NIOSSLContext(configuration: configuration)
         } catch {
             throw TLSSetupError("TOKEND_TLS_KEY_FILE \(keyPath) does not match the certificate in \(certificatePath) (\(error))")
         }
         let serial = leaf.serialNumber.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
         let expiry = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
         let summary = "serial \(serial), expires \(ISO8601DateFormatter().string(from: expiry))"
-        return Loaded(context: context, certificateBytes: certificateBytes, keyBytes: keyBytes, summary: summary)
+        return Loaded(context: context, http2Context: http2Context, certificateBytes: certificateBytes, keyBytes: keyBytes, summary: summary)
     }
 }
 
