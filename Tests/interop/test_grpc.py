@@ -121,15 +121,12 @@ def test_malformed_protobuf_is_invalid_argument(channel, main_client):
         == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_a_10kb_header_is_refused_cleanly_and_the_server_goes_on(introspection, main_client):
+def test_a_10kb_header_is_accepted_and_ignored(introspection, main_client):
+    # HTTP/2's header list limit is above 10 KB: the metadata is accepted and tokend ignores it (README).
     metadata = basic(main_client) + (("x-padding", "p" * 10_000),)
     request = tokend_pb2.IntrospectRequest(token="tkd_at_" + "C" * 43)
-    try:
-        answer = introspection.Introspect(request, metadata=metadata, timeout=TIMEOUT)
-        assert not answer.active
-    except grpc.RpcError as error:
-        # HTTP/2's header list limit: the stream is refused, never a crash or INTERNAL.
-        assert error.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE), error
+    answer = introspection.Introspect(request, metadata=metadata, timeout=TIMEOUT)
+    assert answer.HasField("active") and not answer.active
     answer = introspection.Introspect(request, metadata=basic(main_client), timeout=TIMEOUT)
     assert answer.HasField("active") and not answer.active
 
