@@ -141,6 +141,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // scripts/bench's gRPC reference: a grpc-swift-2 server with one empty unary method.
+        .executableTarget(
+            name: "tokend-bench-grpc-baseline",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Benchmarks/GRPCBaseline",
+            swiftSettings: swiftSettings
+        ),
         // Shared by the test targets: fresh stores (a new PostgreSQL database per test), a manual clock.
         .target(
             name: "TokendTestSupport",
