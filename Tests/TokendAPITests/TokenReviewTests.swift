@@ -35,7 +35,7 @@ private func jsonHeaders(_ caller: Caller) -> HTTPFields {
 private func unauthenticated(audiences: [String]? = nil) -> JSON {
     [
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-        "spec": audiences.map { ["audiences": .array($0.map(JSON.string))] } ?? [:],
+        "spec": audiences.map { ["token": "", "audiences": .array($0.map(JSON.string))] } ?? ["token": ""],
         "status": ["authenticated": false],
     ]
 }
@@ -85,7 +85,7 @@ extension TestResponse {
                 let expected: JSON = [
                     "apiVersion": "authentication.k8s.io/v1",
                     "kind": "TokenReview",
-                    "spec": ["audiences": [.string(kubeAudience), "https://unused"]],
+                    "spec": ["token": "", "audiences": [.string(kubeAudience), "https://unused"]],
                     "status": [
                         "authenticated": true,
                         "user": [
@@ -118,7 +118,7 @@ extension TestResponse {
                 for audiences: [String]? in [nil, []] {
                     let response = try await client.review(reviewBody(issued.accessToken, audiences: audiences), as: apiserver)
                     let expected: JSON = [
-                        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": [:],
+                        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": ["token": ""],
                         "status": [
                             "authenticated": true,
                             "user": [

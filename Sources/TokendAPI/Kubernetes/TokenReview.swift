@@ -55,10 +55,14 @@ struct TokenReviewRequest: Sendable {
     }
 }
 
-/// The `TokenReview` tokend answers with: `apiVersion`, `kind`, `spec` (its audiences only: the
-/// token is never echoed) and `status`.
+/// The `TokenReview` tokend answers with: `apiVersion`, `kind`, `spec` and `status`.
+///
+/// `spec` echoes the request's audiences with an empty `token`: no token value ever goes into an
+/// answer (SPEC), while Kubernetes clients generated from the OpenAPI schema (the Python client's
+/// models, for one) refuse a `TokenReview` without `spec` or a `TokenReviewSpec` without `token`.
 struct TokenReviewAnswer: Encodable, Sendable {
     struct Spec: Encodable, Sendable {
+        let token = ""
         let audiences: [String]?
     }
     struct User: Encodable, Sendable {
