@@ -9,71 +9,29 @@ the method, path, headers and body length it received.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "deploy" / "examples" / "nginx.conf"
-STARTUP_DEADLINE = 30.0
-# SPEC's bound across replicas is 100 ms at p99; through one replica (read-your-writes) a revocation
-# is at once. The assertion is generous because the machine may be busy; the latency is printed.
-REVOCATION_DEADLINE = 5.0
-REVOCATION_ASSERTED = 2.0
+from gateway_support import (EXAMPLES, REVOCATION_ASSERTED, REVOCATION_DEADLINE, STARTUP_DEADLINE, Application,
+                             basic, bearer, free_port, issue, substitute, tokenctl)
 
-
-# --- the application -------------------------------------------------------------------------
-
-class EchoHandler(BaseHTTPRequestHandler):
-    """Answers every method with what it received, as JSON."""
-
-    def _echo(self):
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            name = name.lower()
-            headers[name] = value if name not in headers else headers[name] + ", " + value
-        self.server.seen.append(self.path)  # type: ignore[attr-defined]
-        payload = json.dumps({"method": self.command, "path": self.path, "headers": headers,
-                              "body_length": len(body)}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _echo
-
-    def log_message(self, format, *args):  # noqa: A002 - keep pytest's output clean
-        pass
+EXAMPLE = EXAMPLES / "nginx.conf"
 
 
 @pytest.fixture(scope="module")
 def application():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    app = Application()
+    yield app
+    app.stop()
 
-
-# --- nginx -----------------------------------------------------------------------------------
 
 def nginx_binary() -> str | None:
     found = shutil.which("nginx")
@@ -85,20 +43,6 @@ def nginx_binary() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def substitute(text: str, old: str, new: str) -> str:
-    """Replaces `old`, which must occur exactly once (so that a change to the example fails here
-    instead of silently testing something else)."""
-    count = text.count(old)
-    assert count == 1, f"deploy/examples/nginx.conf: expected {old!r} once, found it {count} times"
-    return text.replace(old, new)
-
-
 class Nginx:
     """nginx in the foreground on a free port, with the example configuration."""
 
@@ -106,10 +50,10 @@ class Nginx:
         self.dir = Path(tempfile.mkdtemp(prefix="tokend-nginx-"))
         self.port = free_port()
         conf = EXAMPLE.read_text()
-        conf = substitute(conf, "server tokend.tokend.svc.cluster.local:80;", f"server {tokend};")
-        conf = substitute(conf, "server app.default.svc.cluster.local:8080;", f"server {application};")
-        conf = substitute(conf, "listen 8080;", f"listen 127.0.0.1:{self.port};")
-        conf = substitute(conf, "Basic REPLACE_WITH_BASE64_OF_CLIENT_ID_COLON_SECRET", gateway_basic)
+        conf = substitute(conf, "server tokend.tokend.svc.cluster.local:80;", f"server {tokend};", "nginx.conf")
+        conf = substitute(conf, "server app.default.svc.cluster.local:8080;", f"server {application};", "nginx.conf")
+        conf = substitute(conf, "listen 8080;", f"listen 127.0.0.1:{self.port};", "nginx.conf")
+        conf = substitute(conf, "Basic REPLACE_WITH_BASE64_OF_CLIENT_ID_COLON_SECRET", gateway_basic, "nginx.conf")
         (self.dir / "tokend.conf").write_text(conf)
         d = self.dir
         (d / "nginx.conf").write_text(f"""
@@ -176,43 +120,12 @@ def nginx_path() -> str:
     return binary
 
 
-def tokenctl(*args: str) -> dict:
-    out = subprocess.run([os.environ["INTEROP_TOKENCTL"], *args, "--output", "json"],
-                         check=True, capture_output=True, text=True, timeout=30)
-    return json.loads(out.stdout)
-
-
-@pytest.fixture(scope="module")
-def gateway() -> tuple[str, str]:
-    """A tokend client with role introspect, as the example asks for (unique per run)."""
-    created = tokenctl("clients", "create", f"interop-gateway-{secrets.token_hex(4)}", "--role", "introspect")
-    return created["client_id"], created["client_secret"]
-
-
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
 @pytest.fixture(scope="module")
 def nginx(nginx_path, public_url, application, gateway):
     tokend = urlsplit(public_url).netloc
-    server = Nginx(nginx_path, tokend, f"127.0.0.1:{application.server_address[1]}", basic(*gateway))
+    server = Nginx(nginx_path, tokend, application.address, basic(*gateway))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def app_client(main_client) -> str:
-    """The client tokens are issued to (any registered client will do)."""
-    return main_client.client_id
-
-
-def issue(client_id: str, subject: str, *extra: str) -> str:
-    return tokenctl("tokens", "issue", "--client", client_id, "--subject", subject, *extra)["access_token"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -302,8 +215,7 @@ def test_revocation_turns_away_the_token_within_the_propagation_bound(nginx, app
 
 def test_wrong_gateway_credentials_are_401_with_the_gateway_challenge(nginx_path, public_url, application, gateway, app_client):
     token = issue(app_client, "frank")
-    wrong = Nginx(nginx_path, urlsplit(public_url).netloc, f"127.0.0.1:{application.server_address[1]}",
-                  basic(gateway[0], gateway[1] + "x"))
+    wrong = Nginx(nginx_path, urlsplit(public_url).netloc, application.address, basic(gateway[0], gateway[1] + "x"))
     try:
         r = requests.get(wrong.url + "/", headers=bearer(token), timeout=10)
         assert r.status_code == 401
