@@ -73,7 +73,8 @@ public struct ServeConfiguration: Sendable {
         default: throw ConfigurationError("TOKEND_TLS_CERT_FILE and TOKEND_TLS_KEY_FILE go together: set both or neither")
         }
         tlsReloadInterval = try duration("TOKEND_TLS_RELOAD_INTERVAL", "a duration such as 2s (0 = on SIGHUP only)") ?? tlsReloadInterval
-        kubernetesUsernamePrefix = try Self.prefix(value("TOKEND_K8S_USERNAME_PREFIX"), name: "TOKEND_K8S_USERNAME_PREFIX") ?? kubernetesUsernamePrefix
+        kubernetesUsernamePrefix =
+            try Self.prefix(value("TOKEND_K8S_USERNAME_PREFIX"), name: "TOKEND_K8S_USERNAME_PREFIX") ?? kubernetesUsernamePrefix
         kubernetesGroupsPrefix = try Self.prefix(value("TOKEND_K8S_GROUPS_PREFIX"), name: "TOKEND_K8S_GROUPS_PREFIX") ?? kubernetesGroupsPrefix
         if case .postgres = store, adminToken == nil {
             throw ConfigurationError("TOKEND_ADMIN_TOKEN is required with TOKEND_DATABASE_URL (only the embedded dev store generates one)")

@@ -200,7 +200,11 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
                 IssueRequest(clientID: "app", subject: "u", confirmation: TokendCore.Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"))
             )
             let mtls = try await h.issue(
-                IssueRequest(clientID: "app", subject: "u", confirmation: TokendCore.Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"))
+                IssueRequest(
+                    clientID: "app",
+                    subject: "u",
+                    confirmation: TokendCore.Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")
+                )
             )
             h.clock.advance(by: 60)
             let cases: [(String, String)] = [

@@ -62,22 +62,32 @@ import FoundationNetworking
             let gateway = "Basic " + Data("gateway:\(secret)".utf8).base64EncodedString()
 
             // /authz with a method no router enumerates, below /authz/.
-            let allowed = try await call(urls.public + "/authz/dav/file?scope=read", method: "PROPFIND", [
-                "X-Tokend-Authorization": gateway, "Authorization": "Bearer \(token)",
-            ])
+            let allowed = try await call(
+                urls.public + "/authz/dav/file?scope=read",
+                method: "PROPFIND",
+                [
+                    "X-Tokend-Authorization": gateway, "Authorization": "Bearer \(token)",
+                ]
+            )
             #expect(allowed.status == 200 && allowed.body.isEmpty, "\(allowed.status)")
             #expect(allowed.headers["x-tokend-sub"] == "alice" && allowed.headers["cache-control"] == "no-store")
             // A 10 KB header reaches tokend (the HTTP layer takes 80 KiB): a token over 4 KiB is inactive.
-            let tenKB = try await call(urls.public + "/authz", [
-                "X-Tokend-Authorization": gateway, "Authorization": "Bearer " + String(repeating: "A", count: 10 * 1024),
-            ])
+            let tenKB = try await call(
+                urls.public + "/authz",
+                [
+                    "X-Tokend-Authorization": gateway, "Authorization": "Bearer " + String(repeating: "A", count: 10 * 1024),
+                ]
+            )
             #expect(tenKB.status == 401 && tenKB.headers["www-authenticate"] == #"Bearer realm="tokend", error="invalid_token""#)
             // Past 80 KiB of header the HTTP layer (swift-nio's decoder, Hummingbird's answer) refuses
             // the request before any route: 400 with an empty body, then it closes the connection
             // (which the client may see first, while still sending).
-            let huge = try? await call(urls.public + "/authz", [
-                "X-Tokend-Authorization": gateway, "Authorization": "Bearer " + String(repeating: "A", count: 96 * 1024),
-            ])
+            let huge = try? await call(
+                urls.public + "/authz",
+                [
+                    "X-Tokend-Authorization": gateway, "Authorization": "Bearer " + String(repeating: "A", count: 96 * 1024),
+                ]
+            )
             #expect(huge == nil || huge?.status == 400, "\(huge?.status ?? 0)")
 
             // TokenReview with the configured prefixes: "sso:" for users, none for groups.
