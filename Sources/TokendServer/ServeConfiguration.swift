@@ -23,6 +23,9 @@ public struct ServeConfiguration: Sendable {
     public var tls: TLSFiles?
     /// How often the TLS files are checked for changes; 0: on SIGHUP only.
     public var tlsReloadInterval: TimeInterval = 2
+    /// TokenReview user and group name prefixes (`TOKEND_K8S_USERNAME_PREFIX`, `TOKEND_K8S_GROUPS_PREFIX`).
+    public var kubernetesUsernamePrefix = "tokend:"
+    public var kubernetesGroupsPrefix = "tokend:"
 
     public struct TLSFiles: Sendable {
         public var certificate: String
@@ -75,9 +78,23 @@ public struct ServeConfiguration: Sendable {
         default: throw ConfigurationError("TOKEND_TLS_CERT_FILE and TOKEND_TLS_KEY_FILE go together: set both or neither")
         }
         tlsReloadInterval = try duration("TOKEND_TLS_RELOAD_INTERVAL", "a duration such as 2s (0 = on SIGHUP only)") ?? tlsReloadInterval
+        kubernetesUsernamePrefix =
+            try Self.prefix(value("TOKEND_K8S_USERNAME_PREFIX"), name: "TOKEND_K8S_USERNAME_PREFIX") ?? kubernetesUsernamePrefix
+        kubernetesGroupsPrefix = try Self.prefix(value("TOKEND_K8S_GROUPS_PREFIX"), name: "TOKEND_K8S_GROUPS_PREFIX") ?? kubernetesGroupsPrefix
         if case .postgres = store, adminToken == nil {
             throw ConfigurationError("TOKEND_ADMIN_TOKEN is required with TOKEND_DATABASE_URL (only the embedded dev store generates one)")
         }
+    }
+
+    /// A TokenReview name prefix: `-` means none (as kube-apiserver's `--oidc-username-prefix`
+    /// has it, since an empty variable counts as unset); no control characters.
+    static func prefix(_ text: String?, name: String) throws(ConfigurationError) -> String? {
+        guard let text else { return nil }
+        if text == "-" { return "" }
+        guard text.utf8.count <= 256, !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ConfigurationError("\(name) must be at most 256 characters without control characters (- for no prefix)")
+        }
+        return text
     }
 
     /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
@@ -85,6 +102,6 @@ public struct ServeConfiguration: Sendable {
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
         "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
-        "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL",
+        "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
     ]
 }

@@ -81,7 +81,9 @@ public func buildServiceGroup(
         guard let generatedTokenPath, let urls = listening.urls else { return }
         FirstRunBanner.print(publicURL: issuer.current, adminURL: urls.admin, adminTokenPath: generatedTokenPath)
     }
-    var publicApp = listener(buildPublicRouter(tokend, metrics: metrics, logger: logger), configuration.httpAddress, name: "public") { bound in
+    let kubernetes = KubernetesNaming(usernamePrefix: configuration.kubernetesUsernamePrefix, groupsPrefix: configuration.kubernetesGroupsPrefix)
+    let publicRouter = buildPublicRouter(tokend, metrics: metrics, logger: logger, kubernetes: kubernetes)
+    var publicApp = listener(publicRouter, configuration.httpAddress, name: "public") { bound in
         // With port 0 the issuer is known only now.
         if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }
         if listening.bound(public: "\(scheme)://\(bound)") { banner() }

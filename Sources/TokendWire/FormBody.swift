@@ -9,6 +9,18 @@ public struct FormBody: Sendable {
 
     /// Parses the bytes of a form body.
     public init(bytes: UnsafeRawBufferPointer) throws(WireError) {
+        try self.init(bytes: bytes, only: nil)
+    }
+
+    /// Parses only the parameters named in `names`, as strictly as `init(bytes:)` does, and
+    /// ignores every other one (which may then be repeated, empty or malformed): for a query
+    /// string that mostly belongs to someone else, such as the original request's query that
+    /// Envoy's HTTP `ext_authz` appends after `/authz`.
+    public init(bytes: UnsafeRawBufferPointer, only names: Set<String>) throws(WireError) {
+        try self.init(bytes: bytes, only: Optional(names))
+    }
+
+    private init(bytes: UnsafeRawBufferPointer, only names: Set<String>?) throws(WireError) {
         fields = Dictionary(minimumCapacity: 4)
         let count = bytes.count
         var start = 0
@@ -18,7 +30,18 @@ public struct FormBody: Sendable {
             if end > start {
                 var equals = start
                 while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                let name = try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[start..<equals]))
+                let rawName = UnsafeRawBufferPointer(rebasing: bytes[start..<equals])
+                let name: String
+                if let names {
+                    // A name that does not decode cannot be one of `names`.
+                    guard let decoded = try? Self.decode(rawName), names.contains(decoded) else {
+                        start = end + 1
+                        continue
+                    }
+                    name = decoded
+                } else {
+                    name = try Self.decode(rawName)
+                }
                 let value = equals < end ? try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
                 guard !name.isEmpty else { throw .emptyParameterName }
                 guard fields[name] == nil else { throw .repeatedParameter(name) }

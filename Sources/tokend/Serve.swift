@@ -35,6 +35,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM private key of --tls-cert-file (env TOKEND_TLS_KEY_FILE).") var tlsKeyFile: String?
     @Option(help: "How often the TLS files are checked for changes; 0 = on SIGHUP only (env TOKEND_TLS_RELOAD_INTERVAL, default 2s).")
     var tlsReloadInterval: String?
+    @Option(help: "TokenReview username prefix; - for none (env TOKEND_K8S_USERNAME_PREFIX, default tokend:).") var k8sUsernamePrefix: String?
+    @Option(help: "TokenReview group name prefix; - for none (env TOKEND_K8S_GROUPS_PREFIX, default tokend:).") var k8sGroupsPrefix: String?
 
     /// The settings, read once from flags and environment; a bad one is a usage error.
     private func serveConfiguration() throws -> ServeConfiguration {
@@ -45,6 +47,7 @@ struct Serve: AsyncParsableCommand {
             "TOKEND_MIGRATE": migrate, "TOKEND_GC_INTERVAL": gcInterval, "TOKEND_SHUTDOWN_DELAY": shutdownDelay,
             "TOKEND_DRAIN_PERIOD": drainPeriod, "TOKEND_STORE_TIMEOUT": storeTimeout, "TOKEND_TLS_CERT_FILE": tlsCertFile,
             "TOKEND_TLS_KEY_FILE": tlsKeyFile, "TOKEND_TLS_RELOAD_INTERVAL": tlsReloadInterval,
+            "TOKEND_K8S_USERNAME_PREFIX": k8sUsernamePrefix, "TOKEND_K8S_GROUPS_PREFIX": k8sGroupsPrefix,
         ]
         do {
             return try ServeConfiguration { name in global.value(flags[name] ?? nil, name) }

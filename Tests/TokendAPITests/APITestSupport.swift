@@ -42,8 +42,8 @@ struct Services: Sendable {
         self.metrics = metrics
     }
 
-    func publicRouter() -> Router<TokendRequestContext> {
-        buildPublicRouter(tokend, metrics: metrics, logger: TestEnvironment.logger)
+    func publicRouter(kubernetes: KubernetesNaming = KubernetesNaming()) -> Router<TokendRequestContext> {
+        buildPublicRouter(tokend, metrics: metrics, logger: TestEnvironment.logger, kubernetes: kubernetes)
     }
 
     func adminRouter() -> Router<TokendRequestContext> {
@@ -102,6 +102,16 @@ func withHarness<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (Harness) asy
 /// Runs `body` against the public router (in-process, no socket).
 func withPublicRouter<T: Sendable>(_ services: Services, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
     let app = Application(router: services.publicRouter(), logger: TestEnvironment.logger)
+    return try await app.test(.router, body)
+}
+
+/// Runs `body` against the public router with other TokenReview name prefixes.
+func withPublicRouter<T: Sendable>(
+    _ services: Services,
+    kubernetes: KubernetesNaming,
+    _ body: @Sendable (any TestClientProtocol) async throws -> T
+) async throws -> T {
+    let app = Application(router: services.publicRouter(kubernetes: kubernetes), logger: TestEnvironment.logger)
     return try await app.test(.router, body)
 }
 

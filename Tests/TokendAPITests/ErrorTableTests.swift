@@ -41,6 +41,39 @@ import TokendCore
         #expect((connect.headers[.retryAfter] == "1") == (code == .unavailable))
     }
 
+    /// The Kubernetes webhook's answers: HTTP status and `metav1.StatusReason`.
+    static let kubernetes: [TokendError.Code: (Int, String)] = [
+        .invalidRequest: (400, "BadRequest"),
+        .tooLarge: (413, "RequestEntityTooLarge"),
+        .unauthenticated: (401, "Unauthorized"),
+        .missingRole: (403, "Forbidden"),
+        .notOwner: (403, "Forbidden"),
+        .notFound: (404, "NotFound"),
+        .alreadyExists: (409, "AlreadyExists"),
+        .unavailable: (503, "ServiceUnavailable"),
+    ]
+
+    @Test(arguments: TokendError.Code.allCases)
+    func everyCodeHasOneKubernetesStatus(code: TokendError.Code) throws {
+        let expected = try #require(Self.kubernetes[code], "no Kubernetes answer listed for \(code)")
+        let status = KubernetesStatus(TokendError(code, "a message"))
+        #expect(status.status.code == expected.0 && status.reason == expected.1, "\(code): \(status.status.code) \(status.reason)")
+        #expect(status.message == "a message")
+        #expect((status.headers[.wwwAuthenticate] == #"Basic realm="tokend""#) == (code == .unauthenticated))
+        #expect((status.headers[.retryAfter] == "1") == (code == .unavailable))
+    }
+
+    /// `/authz` refuses a gateway through the OAuth table, with the gateway's own Basic realm.
+    @Test(arguments: TokendError.Code.allCases)
+    func gatewayRefusalsAreTheOAuthTableWithTheGatewayChallenge(code: TokendError.Code) {
+        let error = TokendError(code, "a message")
+        let plain = OAuthError(error)
+        let gateway = OAuthError(error, challenge: #"Basic realm="tokend-gateway""#)
+        #expect(gateway.status == plain.status && gateway.error == plain.error && gateway.errorDescription == plain.errorDescription)
+        #expect((gateway.headers[.wwwAuthenticate] == #"Basic realm="tokend-gateway""#) == (code == .unauthenticated))
+        #expect(gateway.headers[.retryAfter] == plain.headers[.retryAfter])
+    }
+
     @Test func connectUnauthenticatedCarriesOnlyTheListenersChallenge() {
         // The admin listener authenticates with a bearer secret: no Basic challenge there.
         #expect(ConnectError(TokendError.unauthenticated).headers[.wwwAuthenticate] == nil)

@@ -129,6 +129,24 @@ import TokendTestSupport
         }
     }
 
+    /// `--claim k=v…` (SPEC "tokenctl"): each is an extra string claim, split at the first `=`, so a
+    /// value may hold `=` and `,` (the comma-separated `groups` claim TokenReview reads).
+    @Test func claimsAreIssuedAsExtraStringClaims() async throws {
+        try await Self.withServer(.sqlite) { server in
+            #expect(try server.tokenctl(["clients", "create", "app", "--role", "issue"]).status == 0)
+            let issued = try server.tokenctl([
+                "tokens", "issue", "--client", "app", "--subject", "alice", "--claim", "groups=dev,ops", "--claim", "note=a=b",
+                "--output", "json",
+            ])
+            #expect(issued.status == 0, "\(issued.stderr)")
+            let token = try #require(issued.json?["access_token"] as? String)
+            let introspected = try server.tokenctl(["tokens", "introspect", token, "--output", "json"])
+            #expect(introspected.json?["groups"] as? String == "dev,ops", "\(introspected.stdout)")
+            #expect(introspected.json?["note"] as? String == "a=b")
+            #expect(try server.tokenctl(["tokens", "issue", "--client", "app", "--subject", "s", "--claim", "groups"]).status == 2)
+        }
+    }
+
     @Test func usageErrorsExitWith2() async throws {
         try await Self.withServer(.sqlite) { server in
             let none = try server.tokenctl(["revoke"])

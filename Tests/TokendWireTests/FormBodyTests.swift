@@ -52,6 +52,20 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
         )
         #expect(WireError.invalidUTF8.description == "form body is not valid UTF-8")
     }
+
+    @Test func selectedParametersAreStrictAndTheRestIgnored() throws {
+        func parse(_ query: String) throws -> [String: String] {
+            try Array(query.utf8).withUnsafeBytes { raw in try FormBody(bytes: raw, only: ["audience", "scope"]).fields }
+        }
+        // Other parameters may repeat, be malformed or be empty-named: they are someone else's.
+        #expect(try parse("scope=read+write&tag=a&tag=b&q=100%&=x&%zz=1&audience=api") == ["scope": "read write", "audience": "api"])
+        #expect(try parse("%61udience=a%2Fb") == ["audience": "a/b"])
+        #expect(try parse("page=2") == [:])
+        // The selected ones are parsed as strictly as a form body.
+        #expect(throws: WireError.repeatedParameter("scope")) { try parse("scope=a&x=1&scope=b") }
+        #expect(throws: WireError.malformedPercentEncoding) { try parse("audience=%zz") }
+        #expect(throws: WireError.invalidUTF8) { try parse("scope=%FF") }
+    }
 }
 
 /// FormBody against `referenceFormComponent` over generated bodies, and the components of the

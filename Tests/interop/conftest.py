@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -97,3 +98,22 @@ def issue():
         return Issued(data["access_token"], data["refresh_token"], data["grant_id"], data["jti"])
 
     return _issue
+
+
+@pytest.fixture(scope="session")
+def gateway() -> tuple[str, str]:
+    """A gateway's tokend client (role introspect, as deploy/examples ask for), unique per run:
+    (client_id, client_secret)."""
+    out = subprocess.run(
+        [os.environ["INTEROP_TOKENCTL"], "clients", "create", f"interop-gateway-{secrets.token_hex(4)}",
+         "--role", "introspect", "--output", "json"],
+        check=True, capture_output=True, text=True, timeout=30,
+    )
+    created = json.loads(out.stdout)
+    return created["client_id"], created["client_secret"]
+
+
+@pytest.fixture(scope="session")
+def app_client(main_client) -> str:
+    """The client the gateway tests' tokens are issued to (any registered client will do)."""
+    return main_client.client_id

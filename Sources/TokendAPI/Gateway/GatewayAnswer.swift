@@ -45,8 +45,21 @@ public struct GatewayAnswer: Sendable, Equatable {
         case .insufficientScope(let required):
             status = 403
             upstreamHeaders = []
-            challenge = "Bearer realm=\"\(Self.realm)\", error=\"insufficient_scope\", scope=\"\(required.joined(separator: " "))\""
+            // SPEC's form exactly (no realm: RFC 6750 §3 makes it optional).
+            challenge = "Bearer error=\"insufficient_scope\", scope=\"\(Self.quoted(required.joined(separator: " ")))\""
         }
+    }
+
+    /// The content of an RFC 9110 §5.6.4 quoted-string: `"` and `\` escaped. Scope tokens
+    /// (RFC 6749 §3.3) never contain either, but a requirement from a gateway's configuration
+    /// must not be able to break the header.
+    static func quoted(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            if character == "\"" || character == "\\" { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     public static func == (lhs: GatewayAnswer, rhs: GatewayAnswer) -> Bool {

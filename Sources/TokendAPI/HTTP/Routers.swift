@@ -4,8 +4,13 @@ import Hummingbird
 import Logging
 import TokendCore
 
-/// The public listener: OAuth endpoints, Connect RPC, health.
-public func buildPublicRouter(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger) -> Router<TokendRequestContext> {
+/// The public listener: OAuth endpoints, Connect RPC, `/authz`, the Kubernetes TokenReview webhook, health.
+public func buildPublicRouter(
+    _ tokend: Tokend,
+    metrics: TokendMetrics,
+    logger: Logger,
+    kubernetes: KubernetesNaming = KubernetesNaming()
+) -> Router<TokendRequestContext> {
     let router = Router(context: TokendRequestContext.self)
     router.add(middleware: AccessLog(logger: logger, metrics: metrics, listener: "public"))
     router.add(middleware: UnroutedErrors(logger: logger))
@@ -22,7 +27,10 @@ public func buildPublicRouter(_ tokend: Tokend, metrics: TokendMetrics, logger: 
         issuer: tokend.issuer
     ).register(on: router)
     connectUnknownMethods(router, services: ["IntrospectionService", "TokenService"])
+    TokenReviewController(authenticator: tokend.authenticator, introspector: tokend.introspector, naming: kubernetes).register(on: router)
     HealthController(replica: tokend.replica).register(on: router)
+    // Last: it takes every method, so it stands in front of the not-found answer (see its `Route`).
+    ForwardAuthController(authenticator: tokend.authenticator, introspector: tokend.introspector).register(on: router)
     return router
 }
 

@@ -15,7 +15,7 @@ struct UnroutedErrors: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as any HTTPResponseError where error is OAuthError || error is ConnectError {
+        } catch let error as any HTTPResponseError where error is OAuthError || error is ConnectError || error is KubernetesStatus {
             return try error.response(from: request, context: context)
         } catch let error as HTTPError where error.status == .notFound {
             return try OAuthError(status: .notFound, error: "not_found", description: "no such endpoint").response(from: request, context: context)

@@ -51,6 +51,14 @@ public struct OAuthError: HTTPResponseError, Sendable {
         }
     }
 
+    /// The same table with another Basic challenge on 401: `/authz` names the gateway's realm
+    /// (`Basic realm="tokend-gateway"`), so that a gateway's credentials are not mistaken for an
+    /// introspection client's.
+    public init(_ error: TokendError, challenge: String) {
+        self.init(error)
+        if error.code == .unauthenticated { headers[.wwwAuthenticate] = challenge }
+    }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var body: [String: String] = ["error": error]
         if let errorDescription { body["error_description"] = errorDescription }

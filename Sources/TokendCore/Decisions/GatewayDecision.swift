@@ -41,8 +41,9 @@ public enum GatewayDecision: Sendable, Equatable {
 
 extension Introspector {
     /// The gateway decision: the gateway `caller` needs role `introspect` (`TokendError.missingRole`)
-    /// and its audiences apply; `requirements` narrow further. Throws `TokendError.unavailable` when
-    /// the store cannot answer, so that a gateway fails closed.
+    /// and its audiences apply; `requirements` narrow further. Only a plain bearer access token
+    /// passes (see `isBearerAccessToken`). Throws `TokendError.unavailable` when the store cannot
+    /// answer, so that a gateway fails closed.
     public func authorize(
         _ bearer: BearerPresentation,
         caller: ClientRecord,
@@ -51,7 +52,9 @@ extension Introspector {
         guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not introspect tokens") }
         guard case .token(let token) = bearer else { return .missingToken }
         guard !token.isEmpty else { return .invalidToken }
-        guard case .active(let record) = try await introspect(token, caller: caller) else { return .invalidToken }
+        guard case .active(let record) = try await introspect(token, caller: caller), Self.isBearerAccessToken(record) else {
+            return .invalidToken
+        }
         if let audience = requirements.audience, !record.audiences.contains(audience) { return .invalidToken }
         let granted = Set((record.scope ?? "").split(separator: " ").map(String.init))
         if !requirements.scopes.allSatisfy(granted.contains) { return .insufficientScope(required: requirements.scopes) }
@@ -62,11 +65,23 @@ extension Introspector {
     /// With `audiences` non-empty, the token is authenticated only if its `aud` intersects them,
     /// and `audiences` of the answer is that intersection (in the request's order); with none, the
     /// answer's audiences are empty. The caller needs role `introspect`; its own audiences apply.
+    /// Only a plain bearer access token with a `sub` authenticates: Kubernetes names the user by it.
     public func review(_ token: String, caller: ClientRecord, audiences: [String]) async throws -> (record: TokenRecord, audiences: [String])? {
-        guard case .active(let record) = try await introspect(token, caller: caller) else { return nil }
+        guard case .active(let record) = try await introspect(token, caller: caller), Self.isBearerAccessToken(record),
+            !(record.subject ?? "").isEmpty
+        else { return nil }
         guard !audiences.isEmpty else { return (record, []) }
         let granted = audiences.filter(record.audiences.contains)
         guard !granted.isEmpty else { return nil }
         return (record, granted)
+    }
+
+    /// Whether a gateway or Kubernetes may accept `record` from a bearer alone (RFC 6750): an
+    /// access token without a `cnf` binding. A refresh token is for the token endpoint only
+    /// (RFC 6749 §1.5), and a DPoP- or certificate-bound token (RFC 9449, RFC 8705) must come
+    /// with a proof of possession that none of these dialects checks, so accepting it as a plain
+    /// bearer token would undo the binding.
+    public static func isBearerAccessToken(_ record: TokenRecord) -> Bool {
+        record.kind == .access && (record.confirmation?.isEmpty ?? true)
     }
 }
