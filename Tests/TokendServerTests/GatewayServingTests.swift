@@ -39,7 +39,7 @@ import FoundationNetworking
 
     private func serve(dataDir: String, databaseURL: String?) async throws {
         let settings: [String: String] = [
-            "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0",
+            "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0", "TOKEND_GRPC_ADDR": "127.0.0.1:0",
             "TOKEND_ADMIN_TOKEN": "gateway-admin-token", "TOKEND_STORE_TIMEOUT": "30s",
             "TOKEND_K8S_USERNAME_PREFIX": "sso:", "TOKEND_K8S_GROUPS_PREFIX": "-",
         ].merging(databaseURL.map { ["TOKEND_DATABASE_URL": $0] } ?? [:]) { $1 }
