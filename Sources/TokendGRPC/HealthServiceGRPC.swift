@@ -9,9 +9,10 @@ import TokendProto
 /// `grpc.health.v1.Health`: `SERVING` exactly when `/readyz` answers 200 (`Replica.readiness()`),
 /// for the server as a whole (service `""`) and for each service this listener serves.
 ///
-/// `Watch` re-reads readiness every `watchInterval` (250 ms: a drain or a stale feed is reported
-/// within 1 s) and sends a message only when the status changes. Readiness pings the store, so one
-/// reading is shared by every watcher for up to `watchInterval`.
+/// `Watch` re-reads readiness every `watchInterval` (250 ms: a stale feed or a store that stops
+/// answering is reported within 1 s), and at once when the replica begins draining; it sends a
+/// message only when the status changes. Readiness pings the store, so one reading is shared by
+/// every watcher for up to `watchInterval`.
 struct HealthServiceGRPC: Grpc_Health_V1_Health.ServiceProtocol {
     typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
@@ -60,9 +61,20 @@ struct HealthServiceGRPC: Grpc_Health_V1_Health.ServiceProtocol {
                 // The listener is closing: the watcher has heard NOT_SERVING (readiness reports the
                 // drain first), and ends the stream so that the server can stop.
                 if Task.isShuttingDownGracefully, current == .notServing { break }
-                try await Task.sleep(for: watchInterval)
+                try await nextLook()
             }
             return [:]
+        }
+    }
+
+    /// Waits `watchInterval`, or less if the replica begins draining meanwhile.
+    private func nextLook() async throws {
+        guard !replica.isDraining else { return try await Task.sleep(for: watchInterval) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await Task.sleep(for: watchInterval) }
+            group.addTask { await replica.untilDraining() }
+            _ = try await group.next()
+            group.cancelAll()
         }
     }
 
@@ -70,6 +82,7 @@ struct HealthServiceGRPC: Grpc_Health_V1_Health.ServiceProtocol {
 
     /// The replica's readiness as a serving status, re-read when the shared reading is older than `maxAge`.
     private func status(maxAge: Duration) async -> Status {
+        if replica.isDraining { return .notServing }
         let clock = ContinuousClock()
         let now = clock.now
         if maxAge > .zero, let cached = latest.value(newerThan: now - maxAge) { return cached }

@@ -17,6 +17,7 @@ public final class Replica: Sendable {
     let now: Now
     let logger: Logger
     private let draining = Atomic<Bool>(false)
+    private let drainWaiters = DrainWaiters()
     private let storeCalls: StoreCallCounters?
     private let pool: (any StorePoolReporting)?
 
@@ -73,9 +74,16 @@ public final class Replica: Sendable {
 
     // MARK: Readiness
 
-    /// From now on `/readyz` answers 503 (a graceful shutdown has begun).
-    public func beginDraining() { draining.store(true, ordering: .relaxed) }
+    /// From now on `/readyz` answers 503 (a graceful shutdown has begun); `untilDraining()` returns.
+    public func beginDraining() {
+        draining.store(true, ordering: .relaxed)
+        drainWaiters.release()
+    }
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Returns once `beginDraining()` has been called (at once if it has), or when the task is
+    /// cancelled: what a health watcher waits on, so that a drain is reported without polling.
+    public func untilDraining() async { await drainWaiters.wait() }
 
     /// Ready when not draining, the store answers, and memory (if any) is in sync.
     public func readiness() async -> Readiness {
