@@ -20,7 +20,7 @@ struct ExtAuthzServiceGRPC: Envoy_Service_Auth_V3_Authorization.ServiceProtocol 
         context: ServerContext
     ) async throws -> ServerResponse<Envoy_Service_Auth_V3_CheckResponse> {
         try await answering {
-            let gateway = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization)
+            let gateway = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
             let attributes = request.message.attributes
             let headers = Self.headers(of: attributes.request.http)
             let requirements = GatewayRequirements(

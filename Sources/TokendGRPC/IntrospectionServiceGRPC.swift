@@ -13,7 +13,7 @@ struct IntrospectionServiceGRPC: Tokend_V1_IntrospectionService.ServiceProtocol 
         context: ServerContext
     ) async throws -> ServerResponse<Tokend_V1_IntrospectResponse> {
         try await answering {
-            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization)
+            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
             let result = try await tokend.introspector.introspect(request.message.token.nonEmpty, caller: caller)
             return ServerResponse(message: Tokend_V1_IntrospectResponse(result))
         }
@@ -24,7 +24,7 @@ struct IntrospectionServiceGRPC: Tokend_V1_IntrospectionService.ServiceProtocol 
         context: ServerContext
     ) async throws -> ServerResponse<Tokend_V1_RevokeResponse> {
         try await answering {
-            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization)
+            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
             _ = try await tokend.revoker.revoke(request.message.token.nonEmpty, caller: caller)
             return ServerResponse(message: Tokend_V1_RevokeResponse())
         }
@@ -40,7 +40,7 @@ struct TokenServiceGRPC: Tokend_V1_TokenService.ServiceProtocol {
         context: ServerContext
     ) async throws -> ServerResponse<Tokend_V1_IssueTokenResponse> {
         try await answering {
-            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization)
+            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
             let issued = try await tokend.issuer.issue(IssueRequest(request.message), caller: caller)
             return ServerResponse(message: Tokend_V1_IssueTokenResponse(issued))
         }

@@ -12,6 +12,9 @@ extension RPCError {
         case .notFound: self.init(code: .notFound, message: error.message)
         case .alreadyExists: self.init(code: .alreadyExists, message: error.message)
         case .unavailable: self.init(code: .unavailable, message: error.message)
+        case .tooManyRequests:
+            // gRPC has no Retry-After; the trailer carries it for clients that look.
+            self.init(code: .resourceExhausted, message: error.message, metadata: ["retry-after": "\(error.retryAfter ?? 60)"])
         }
     }
 }
@@ -30,6 +33,17 @@ func answering<Output>(_ body: () async throws -> Output) async throws -> Output
     } catch {
         throw RPCError(code: .internalError, message: "internal error")
     }
+}
+
+/// The peer's IP address from grpc-swift's `remotePeer` (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`).
+func peerAddress(_ context: ServerContext) -> String? {
+    let peer = context.remotePeer
+    let parts = peer.split(separator: ":", maxSplits: 1)
+    guard parts.count == 2, parts[0] == "ipv4" || parts[0] == "ipv6" else { return nil }
+    var address = parts[1]
+    if let colon = address.lastIndex(of: ":") { address = address[..<colon] }
+    if address.hasPrefix("["), address.hasSuffix("]") { address = address.dropFirst().dropLast() }
+    return String(address)
 }
 
 extension Metadata {

@@ -1,4 +1,5 @@
 import Foundation
+import TokendCore
 
 /// Everything `tokend serve` is configured with, read once from flags and the environment
 /// (SPEC "Configuration"). Components get these values, never the environment.
@@ -23,6 +24,8 @@ public struct ServeConfiguration: Sendable {
     public var tls: TLSFiles?
     /// How often the TLS files are checked for changes; 0: on SIGHUP only.
     public var tlsReloadInterval: TimeInterval = 2
+    /// Guessing limits per replica (`TOKEND_AUTH_FAILURES_PER_MINUTE`, `TOKEND_UNKNOWN_TOKENS_PER_MINUTE`).
+    public var guessLimits = GuessLimiter.Limits()
     /// TokenReview user and group name prefixes (`TOKEND_K8S_USERNAME_PREFIX`, `TOKEND_K8S_GROUPS_PREFIX`).
     public var kubernetesUsernamePrefix = "tokend:"
     public var kubernetesGroupsPrefix = "tokend:"
@@ -80,6 +83,14 @@ public struct ServeConfiguration: Sendable {
         tlsReloadInterval = try duration("TOKEND_TLS_RELOAD_INTERVAL", "a duration such as 2s (0 = on SIGHUP only)") ?? tlsReloadInterval
         kubernetesUsernamePrefix =
             try Self.prefix(value("TOKEND_K8S_USERNAME_PREFIX"), name: "TOKEND_K8S_USERNAME_PREFIX") ?? kubernetesUsernamePrefix
+        for (name, keyPath) in [
+            ("TOKEND_AUTH_FAILURES_PER_MINUTE", \GuessLimiter.Limits.authFailuresPerMinute),
+            ("TOKEND_UNKNOWN_TOKENS_PER_MINUTE", \GuessLimiter.Limits.unknownTokensPerMinute),
+        ] {
+            guard let text = value(name) else { continue }
+            guard let limit = Int(text), limit > 0 else { throw ConfigurationError("\(name) must be a positive whole number") }
+            guessLimits[keyPath: keyPath] = limit
+        }
         kubernetesGroupsPrefix = try Self.prefix(value("TOKEND_K8S_GROUPS_PREFIX"), name: "TOKEND_K8S_GROUPS_PREFIX") ?? kubernetesGroupsPrefix
         if case .postgres = store, adminToken == nil {
             throw ConfigurationError("TOKEND_ADMIN_TOKEN is required with TOKEND_DATABASE_URL (only the embedded dev store generates one)")
@@ -103,5 +114,6 @@ public struct ServeConfiguration: Sendable {
         "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
+        "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",
     ]
 }

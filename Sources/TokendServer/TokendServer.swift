@@ -56,7 +56,7 @@ public func buildServiceGroup(
         pool: backend.pool
     )
     let metrics = TokendMetrics()
-    let tokend = Tokend(replica: replica, issuer: issuer, logger: logger, metrics: metrics)
+    let tokend = Tokend(replica: replica, issuer: issuer, logger: logger, metrics: metrics, limits: configuration.guessLimits)
     let listening = ListeningAddresses()
 
     func listener(

@@ -16,6 +16,7 @@ import TokendCore
         .notFound: ((404, "not_found"), (404, "not_found")),
         .alreadyExists: ((409, "conflict"), (409, "already_exists")),
         .unavailable: ((503, "temporarily_unavailable"), (503, "unavailable")),
+        .tooManyRequests: ((429, "too_many_requests"), (429, "resource_exhausted")),
     ]
 
     @Test(arguments: TokendError.Code.allCases)
@@ -39,6 +40,11 @@ import TokendCore
         #expect((connect.headers[.wwwAuthenticate] != nil) == (code == .unauthenticated))
         #expect((oauth.headers[.retryAfter] == "1") == (code == .unavailable))
         #expect((connect.headers[.retryAfter] == "1") == (code == .unavailable))
+        // 429 carries the limiter's Retry-After.
+        var limited = TokendError.tooManyRequests("slow down", retryAfter: 17)
+        limited = code == .tooManyRequests ? limited : error
+        #expect((OAuthError(limited).headers[.retryAfter] == "17") == (code == .tooManyRequests))
+        #expect((ConnectError(limited).headers[.retryAfter] == "17") == (code == .tooManyRequests))
     }
 
     /// The Kubernetes webhook's answers: HTTP status and `metav1.StatusReason`.
@@ -51,6 +57,7 @@ import TokendCore
         .notFound: (404, "NotFound"),
         .alreadyExists: (409, "AlreadyExists"),
         .unavailable: (503, "ServiceUnavailable"),
+        .tooManyRequests: (429, "TooManyRequests"),
     ]
 
     @Test(arguments: TokendError.Code.allCases)

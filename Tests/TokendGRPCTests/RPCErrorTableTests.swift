@@ -15,6 +15,7 @@ import TokendGRPC
         .notFound: .notFound,
         .alreadyExists: .alreadyExists,
         .unavailable: .unavailable,
+        .tooManyRequests: .resourceExhausted,
     ]
 
     @Test(arguments: TokendError.Code.allCases)

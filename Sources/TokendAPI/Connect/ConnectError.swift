@@ -48,6 +48,8 @@ public struct ConnectError: HTTPResponseError, Sendable {
         case .notFound: self.init(.notFound, error.message)
         case .alreadyExists: self.init(.alreadyExists, error.message)
         case .unavailable: self.init(.unavailable, error.message, headers: [.retryAfter: "1"])
+        case .tooManyRequests:
+            self.init(.resourceExhausted, error.message, headers: [.retryAfter: String(error.retryAfter ?? 60)])
         }
     }
 

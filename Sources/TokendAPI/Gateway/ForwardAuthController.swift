@@ -34,14 +34,12 @@ struct ForwardAuthController: Sendable {
     func authorize(_ request: Request, context: TokendRequestContext) async throws -> Response {
         do {
             let requirements = try Self.requirements(query: request.uri.query)
-            guard let credentials = request.headers[Self.gatewayCredentials] else {
-                throw TokendError(.unauthenticated, "gateway authentication required (X-Tokend-Authorization: Basic)")
+            let gateway = try await ClientAuthentication.authenticate(with: authenticator, context: context) {
+                guard let credentials = request.headers[Self.gatewayCredentials] else {
+                    throw TokendError(.unauthenticated, "gateway authentication required (X-Tokend-Authorization: Basic)")
+                }
+                return try ClientAuthentication.basic(credentials)
             }
-            let gateway = try await ClientAuthentication.authenticate(
-                ClientAuthentication.basic(credentials),
-                with: authenticator,
-                context: context
-            )
             let decision = try await introspector.authorize(
                 BearerPresentation(authorization: request.headers[.authorization]),
                 caller: gateway,

@@ -44,14 +44,21 @@ enum ClientAuthentication {
         }
     }
 
-    /// Authenticates (`TokendError.unauthenticated` or `.unavailable` on failure) and records the
-    /// client for the access log.
+    /// Authenticates the `credentials` presented (`TokendError.unauthenticated`, `.unavailable`, or
+    /// `.tooManyRequests` past the guessing limits of the peer's address), and records the client for
+    /// the access log. No or malformed credentials count as a failed authentication too.
     static func authenticate(
-        _ credentials: ClientCredentials,
         with authenticator: ClientAuthenticator,
-        context: TokendRequestContext
+        context: TokendRequestContext,
+        _ credentials: () throws -> ClientCredentials
     ) async throws -> ClientRecord {
-        let client = try await authenticator.authenticate(clientID: credentials.clientID, secret: credentials.secret)
+        let presented: ClientCredentials
+        do {
+            presented = try credentials()
+        } catch let error as TokendError where error.code == .unauthenticated {
+            throw authenticator.failed(source: context.remoteAddress, error)
+        }
+        let client = try await authenticator.authenticate(clientID: presented.clientID, secret: presented.secret, source: context.remoteAddress)
         context.annotations.clientID = client.id
         return client
     }
@@ -62,10 +69,12 @@ enum ClientAuthentication {
         with authenticator: ClientAuthenticator,
         context: TokendRequestContext
     ) async throws -> ClientRecord {
-        guard let header = request.headers[.authorization] else {
-            throw TokendError(.unauthenticated, "client authentication required")
+        try await authenticate(with: authenticator, context: context) {
+            guard let header = request.headers[.authorization] else {
+                throw TokendError(.unauthenticated, "client authentication required")
+            }
+            return try basic(header)
         }
-        return try await authenticate(basic(header), with: authenticator, context: context)
     }
 }
 
@@ -73,9 +82,15 @@ extension ClientAuthenticator {
     /// The caller of a dialect that carries credentials in one `authorization` value (gRPC
     /// metadata, `X-Tokend-Authorization`): `client_secret_basic` only. No value, another scheme or
     /// malformed credentials: `TokendError.unauthenticated`.
-    public func authenticate(basicAuthorization header: String?) async throws -> ClientRecord {
-        guard let header else { throw TokendError(.unauthenticated, "client authentication required") }
-        let credentials = try ClientAuthentication.basic(header)
-        return try await authenticate(clientID: credentials.clientID, secret: credentials.secret)
+    /// `source` is the peer's IP address, for the guessing limits.
+    public func authenticate(basicAuthorization header: String?, source: String?) async throws -> ClientRecord {
+        let credentials: ClientCredentials
+        do {
+            guard let header else { throw TokendError(.unauthenticated, "client authentication required") }
+            credentials = try ClientAuthentication.basic(header)
+        } catch let error as TokendError where error.code == .unauthenticated {
+            throw failed(source: source, error)
+        }
+        return try await authenticate(clientID: credentials.clientID, secret: credentials.secret, source: source)
     }
 }

@@ -17,6 +17,10 @@ public final class TokendMetrics: DecisionMetrics {
         self.registry = registry
         // Present from the start so that dashboards see zeros rather than gaps.
         _ = registry.makeCounter(descriptor: Self.revocations, labels: [])
+        for kind in GuessLimiter.Kind.allCases {
+            _ = registry.makeCounter(descriptor: Self.guesses, labels: [("kind", kind.rawValue)])
+            _ = registry.makeCounter(descriptor: Self.guessRefusals, labels: [("kind", kind.rawValue)])
+        }
     }
 
     static var requests: MetricNameDescriptor {
@@ -109,6 +113,31 @@ public final class TokendMetrics: DecisionMetrics {
     }
 
     private var revocationCounter: Counter { registry.makeCounter(descriptor: Self.revocations, labels: []) }
+
+    static var guesses: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "guesses",
+            unitName: "total",
+            helpText: "Guesses counted by the guessing limits: failed client authentications, never-issued tokens"
+        )
+    }
+    static var guessRefusals: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "guess_refusals",
+            unitName: "total",
+            helpText: "Requests answered 429 / RESOURCE_EXHAUSTED by the guessing limits"
+        )
+    }
+
+    public func guessCounted(_ kind: GuessLimiter.Kind) {
+        registry.makeCounter(descriptor: Self.guesses, labels: [("kind", kind.rawValue)]).increment()
+    }
+
+    public func guessRefused(_ kind: GuessLimiter.Kind) {
+        registry.makeCounter(descriptor: Self.guessRefusals, labels: [("kind", kind.rawValue)]).increment()
+    }
 
     public func revoked(count: Int64) {
         guard count > 0 else { return }

@@ -9,9 +9,12 @@ public struct TokendRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Filled by client authentication, read by the access log after the handler returns.
     public let annotations = RequestAnnotations()
+    /// The peer's IP address (what the guessing limits count per); `nil` when unknown (in tests).
+    public let remoteAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// Bodies are read with their own limits (64 KiB, RFC endpoints and Connect alike).

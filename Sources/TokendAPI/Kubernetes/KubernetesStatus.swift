@@ -43,6 +43,13 @@ public struct KubernetesStatus: HTTPResponseError, Sendable {
             self.init(status: .conflict, reason: "AlreadyExists", message: error.message)
         case .unavailable:
             self.init(status: .serviceUnavailable, reason: "ServiceUnavailable", message: error.message, headers: [.retryAfter: "1"])
+        case .tooManyRequests:
+            self.init(
+                status: .tooManyRequests,
+                reason: "TooManyRequests",
+                message: error.message,
+                headers: [.retryAfter: String(error.retryAfter ?? 60)]
+            )
         }
     }
 

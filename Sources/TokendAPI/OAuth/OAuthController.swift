@@ -73,11 +73,9 @@ struct OAuthController: Sendable {
 
     /// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
     private func authenticate(_ request: Request, form: FormBody, context: TokendRequestContext) async throws -> ClientRecord {
-        try await ClientAuthentication.authenticate(
-            ClientAuthentication.credentials(headers: request.headers, form: form),
-            with: authenticator,
-            context: context
-        )
+        try await ClientAuthentication.authenticate(with: authenticator, context: context) {
+            try ClientAuthentication.credentials(headers: request.headers, form: form)
+        }
     }
 
     /// Renders every Core error of `handler` through the OAuth table.

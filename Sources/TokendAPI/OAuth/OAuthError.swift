@@ -48,6 +48,14 @@ public struct OAuthError: HTTPResponseError, Sendable {
                 description: error.message,
                 headers: [.retryAfter: "1"]
             )
+        case .tooManyRequests:
+            // RFC 6585 §4; OAuth registers no error code for it.
+            self.init(
+                status: .tooManyRequests,
+                error: "too_many_requests",
+                description: error.message,
+                headers: [.retryAfter: String(error.retryAfter ?? 60)]
+            )
         }
     }
 

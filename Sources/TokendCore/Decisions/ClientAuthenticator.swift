@@ -12,6 +12,8 @@ public final class ClientAuthenticator: Sendable {
     private let store: any ClientStore
     private let now: Now
     private let recordTTL: TimeInterval
+    /// Slows secret guessing (`nil`: never slowed, as for the admin API's own paths and tests).
+    public let limiter: GuessLimiter?
     private struct Cached {
         let record: ClientRecord
         let verifier: ClientSecret.Verifier
@@ -21,10 +23,30 @@ public final class ClientAuthenticator: Sendable {
     /// Checked for an unknown client, so that timing does not tell which ids exist.
     private static let unknownClient = ClientSecret.Verifier(salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
 
-    public init(store: any ClientStore, now: @escaping Now = { Date() }, recordTTL: TimeInterval = 2) {
+    public init(store: any ClientStore, now: @escaping Now = { Date() }, recordTTL: TimeInterval = 2, limiter: GuessLimiter? = nil) {
         self.store = store
         self.now = now
         self.recordTTL = recordTTL
+        self.limiter = limiter
+    }
+
+    /// `authenticate(clientID:secret:)` for a request from `source` (its IP address; `nil` when
+    /// unknown), under the guessing limits: refused with `tooManyRequests` before the secret is
+    /// checked when `source` is past the limit for `clientID`, and instead of `unauthenticated`
+    /// when `source` is past the limit for failures.
+    public func authenticate(clientID: String, secret: String, source: String?) async throws -> ClientRecord {
+        try limiter?.checkPresented(clientID: clientID, from: source)
+        do {
+            return try await authenticate(clientID: clientID, secret: secret)
+        } catch let error as TokendError where error.code == .unauthenticated {
+            throw failed(clientID: clientID, source: source, error)
+        }
+    }
+
+    /// A request from `source` that failed authentication before any secret could be checked (no
+    /// or malformed credentials): counted like a wrong secret; returns what to answer.
+    public func failed(clientID: String? = nil, source: String?, _ error: TokendError) -> TokendError {
+        limiter?.failedAuthentication(clientID: clientID, from: source, failure: error) ?? error
     }
 
     /// The client, if `secret` is its current secret; `TokendError.unauthenticated` otherwise.

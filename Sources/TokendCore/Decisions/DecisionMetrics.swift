@@ -4,9 +4,18 @@ public protocol DecisionMetrics: Sendable {
     func introspected(_ outcome: IntrospectionOutcome, source: AnswerSource)
     /// A committed revocation and how many tokens it revoked.
     func revoked(count: Int64)
+    /// A guess counted by the `GuessLimiter` (a failed authentication, a never-issued token).
+    func guessCounted(_ kind: GuessLimiter.Kind)
+    /// A request refused by the `GuessLimiter` with `tooManyRequests`.
+    func guessRefused(_ kind: GuessLimiter.Kind)
 }
 
 /// An introspection's outcome, as counted.
 public enum IntrospectionOutcome: String, Sendable {
     case active, inactive, unavailable
+}
+
+extension DecisionMetrics {
+    public func guessCounted(_ kind: GuessLimiter.Kind) {}
+    public func guessRefused(_ kind: GuessLimiter.Kind) {}
 }

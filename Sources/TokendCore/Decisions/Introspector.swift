@@ -13,24 +13,27 @@ public struct Introspector: Sendable {
     private let now: Now
     private let logger: Logger
     private let metrics: (any DecisionMetrics)?
+    private let limiter: GuessLimiter?
 
     public init(
         store: any TokenStore,
         memory: ReplicaMemory? = nil,
         now: @escaping Now = { Date() },
         logger: Logger = Logger(label: "tokend.introspect"),
-        metrics: (any DecisionMetrics)? = nil
+        metrics: (any DecisionMetrics)? = nil,
+        limiter: GuessLimiter? = nil
     ) {
         self.store = store
         self.memory = memory
         self.now = now
         self.logger = logger
         self.metrics = metrics
+        self.limiter = limiter
     }
 
     /// Introspection on `replica`'s store and memory.
-    public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
-        self.init(store: replica.store, memory: replica.memory, now: replica.now, logger: logger, metrics: metrics)
+    public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil, limiter: GuessLimiter? = nil) {
+        self.init(store: replica.store, memory: replica.memory, now: replica.now, logger: logger, metrics: metrics, limiter: limiter)
     }
 
     /// RFC 7662 §2.1–2.2 for an authenticated client: the caller needs role `introspect`
@@ -40,8 +43,10 @@ public struct Introspector: Sendable {
     public func introspect(_ token: String?, caller: ClientRecord) async throws -> IntrospectionResult {
         guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not introspect tokens") }
         guard let token else { throw TokendError.invalidRequest("token is required") }
+        try limiter?.checkUnknownTokens(caller: caller.id)
         do {
-            let (result, source) = try await answer(token: token, audiences: caller.audiences)
+            let (result, source, neverIssued) = try await lookup(token: token, audiences: caller.audiences)
+            if neverIssued { limiter?.askedNeverIssuedToken(caller: caller.id) }
             metrics?.introspected(result.isActive ? .active : .inactive, source: source)
             return result
         } catch let error as TokendError where error.code == .unavailable {
@@ -64,15 +69,22 @@ public struct Introspector: Sendable {
 
     /// `introspect`, also saying whether memory or the store answered.
     public func answer(token: String, audiences: [String]) async throws -> (result: IntrospectionResult, source: AnswerSource) {
-        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return (.inactive, .memory) }
+        let (result, source, _) = try await lookup(token: token, audiences: audiences)
+        return (result, source)
+    }
+
+    /// `answer`, also saying whether the token is well-formed but was never issued (the store has
+    /// no record of it): what the guessing limit counts. Expired and revoked tokens have records.
+    func lookup(token: String, audiences: [String]) async throws -> (result: IntrospectionResult, source: AnswerSource, neverIssued: Bool) {
+        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return (.inactive, .memory, false) }
         let hash = TokenHash(token: token)
         let current = now()
         if let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
             let record = memory.cache.get(hash, now: current)
         {
             switch memory.view.verdict(for: record) {
-            case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory)
-            case .revoked: return (.inactive, .memory)
+            case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory, false)
+            case .revoked: return (.inactive, .memory, false)
             case .ambiguous: break
             }
         }
@@ -83,11 +95,11 @@ public struct Introspector: Sendable {
             logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
             throw TokendError.unavailable
         }
-        guard let record else { return (.inactive, .store) }
+        guard let record else { return (.inactive, .store, true) }
         if let memory {
             if record.revokedAt == nil { memory.cache.put(record, now: current) } else { memory.cache.remove(hash) }
         }
-        return (Self.evaluate(record, audiences: audiences, at: current), .store)
+        return (Self.evaluate(record, audiences: audiences, at: current), .store, false)
     }
 
     /// RFC 7662 policy on a known record: revocation, validity window and audience restriction.

@@ -14,12 +14,23 @@ public struct Tokend: Sendable {
     /// `iss` of issued tokens and of the RFC 8414 metadata.
     public let issuerIdentifier: IssuerIdentifier
 
-    public init(replica: Replica, issuer: IssuerIdentifier, logger: Logger, metrics: (any DecisionMetrics)? = nil) {
+    /// Slows guessing in every dialect (SPEC "Clients and roles"); per replica.
+    public let limiter: GuessLimiter
+
+    public init(
+        replica: Replica,
+        issuer: IssuerIdentifier,
+        logger: Logger,
+        metrics: (any DecisionMetrics)? = nil,
+        limits: GuessLimiter.Limits = GuessLimiter.Limits()
+    ) {
         self.replica = replica
         self.issuerIdentifier = issuer
-        let authenticator = ClientAuthenticator(store: replica.store, now: replica.now)
+        let limiter = GuessLimiter(limits: limits, now: replica.now, metrics: metrics)
+        self.limiter = limiter
+        let authenticator = ClientAuthenticator(store: replica.store, now: replica.now, limiter: limiter)
         self.authenticator = authenticator
-        self.introspector = Introspector(replica: replica, logger: logger, metrics: metrics)
+        self.introspector = Introspector(replica: replica, logger: logger, metrics: metrics, limiter: limiter)
         let revoker = Revoker(replica: replica, logger: logger, metrics: metrics)
         self.revoker = revoker
         self.issuer = TokenIssuer(store: replica.store, issuer: issuer, now: replica.now, logger: logger)

@@ -21,10 +21,15 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
         case alreadyExists
         /// The store cannot answer now; retrying later may succeed.
         case unavailable
+        /// The caller (or its address) is guessing: too many failed authentications or never-issued
+        /// tokens in the last minute (SPEC "Clients and roles"). `retryAfter` says when to come back.
+        case tooManyRequests
     }
 
     public let code: Code
     public let message: String
+    /// Seconds after which a retry may succeed (`tooManyRequests`; `unavailable` answers 1).
+    public var retryAfter: Int?
 
     public init(_ code: Code, _ message: String) {
         self.code = code
@@ -41,4 +46,9 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let notOwner = TokendError(.notOwner, "the token was not issued to this client")
     public static let tooLarge = TokendError(.tooLarge, "request body exceeds 65536 bytes")
     public static let unavailable = TokendError(.unavailable, "the token store is temporarily unavailable")
+    public static func tooManyRequests(_ message: String, retryAfter: Int) -> TokendError {
+        var error = TokendError(.tooManyRequests, message)
+        error.retryAfter = retryAfter
+        return error
+    }
 }
