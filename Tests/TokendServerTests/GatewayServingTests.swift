@@ -24,33 +24,8 @@ import FoundationNetworking
 
     @Test(arguments: StoreKind.allCases)
     func forwardAuthAndTokenReviewServeOnTheLiveListener(kind: StoreKind) async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-gateway-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: dataDir) }
-        var database: (name: String, url: String)?
-        if kind == .postgres { database = try await createDatabase() }
-        do {
-            try await serve(dataDir: dataDir, databaseURL: database?.url)
-        } catch {
-            if let name = database?.name { try? await dropDatabase(name) }
-            throw error
-        }
-        if let name = database?.name { try await dropDatabase(name) }
-    }
-
-    private func serve(dataDir: String, databaseURL: String?) async throws {
-        let settings: [String: String] = [
-            "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0", "TOKEND_GRPC_ADDR": "127.0.0.1:0",
-            "TOKEND_ADMIN_TOKEN": "gateway-admin-token", "TOKEND_STORE_TIMEOUT": "30s",
-            "TOKEND_K8S_USERNAME_PREFIX": "sso:", "TOKEND_K8S_GROUPS_PREFIX": "-",
-        ].merging(databaseURL.map { ["TOKEND_DATABASE_URL": $0] } ?? [:]) { $1 }
-        let configuration = try ServeConfiguration { settings[$0] }
-        let server = try await buildServiceGroup(configuration: configuration, logger: TestEnvironment.logger, gracefulShutdownSignals: [])
-
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.group.run() }
-            let urls = try await waitFor("both listeners bound") { server.listening.urls }
-            try await waitFor("ready") { try await get(urls.public + "/readyz") == 200 ? true : nil }
-
+        let prefixes = ["TOKEND_K8S_USERNAME_PREFIX": "sso:", "TOKEND_K8S_GROUPS_PREFIX": "-"]
+        try await withLiveServer(kind, settings: prefixes) { server, urls in
             let admin = AdminAPI(url: urls.admin, token: server.adminToken)
             let created = try await admin.call("CreateClient", ["client_id": "gateway", "roles": ["introspect"]])
             let secret = try #require(created["client_secret"] as? String)
@@ -105,9 +80,6 @@ import FoundationNetworking
             #expect(status?["authenticated"] as? Bool == true)
             #expect(user?["username"] as? String == "sso:alice")
             #expect(user?["groups"] as? [String] == ["dev", "ops"])
-
-            await server.group.triggerGracefulShutdown()
-            try await group.waitForAll()
         }
     }
 }

@@ -15,33 +15,8 @@ import FoundationNetworking
 @Suite struct InProcessServerTests {
     @Test(arguments: StoreKind.allCases)
     func wholeServiceServesAndStopsGracefully(kind: StoreKind) async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-inproc-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: dataDir) }
-        var database: (name: String, url: String)?
-        if kind == .postgres { database = try await createDatabase() }
-        do {
-            try await serveAndStop(dataDir: dataDir, databaseURL: database?.url)
-        } catch {
-            if let name = database?.name { try? await dropDatabase(name) }
-            throw error
-        }
-        if let name = database?.name { try await dropDatabase(name) }
-    }
-
-    private func serveAndStop(dataDir: String, databaseURL: String?) async throws {
-        let settings: [String: String] = [
-            "TOKEND_DATA_DIR": dataDir, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0",
-            "TOKEND_GRPC_ADDR": "127.0.0.1:0",
-            "TOKEND_ADMIN_TOKEN": "in-process-admin-token", "TOKEND_STORE_TIMEOUT": "30s",
-        ].merging(databaseURL.map { ["TOKEND_DATABASE_URL": $0] } ?? [:]) { $1 }
-        let configuration = try ServeConfiguration { settings[$0] }
-        let server = try await buildServiceGroup(configuration: configuration, logger: TestEnvironment.logger, gracefulShutdownSignals: [])
-
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.group.run() }
-            let urls = try await waitFor("both listeners bound") { server.listening.urls }
-            try await waitFor("ready") { try await get(urls.public + "/readyz") == 200 ? true : nil }
-
+        var stopped: TokendServer?
+        try await withLiveServer(kind) { server, urls in
             let admin = AdminAPI(url: urls.admin, token: server.adminToken)
             let created = try await admin.call("CreateClient", ["client_id": "rs", "roles": ["introspect"]])
             let secret = try #require(created["client_secret"] as? String)
@@ -54,11 +29,9 @@ import FoundationNetworking
             #expect(revoked.0 == 200)
             let after = try await postForm(urls.public + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
             #expect(after.0 == 200 && after.1.count == 1 && after.1["active"] as? Bool == false, "\(after)")
-
-            await server.group.triggerGracefulShutdown()
-            try await group.waitForAll()
+            stopped = server
         }
-        #expect(server.replica.isDraining)
+        #expect(stopped?.replica.isDraining == true)
     }
 }
 
