@@ -406,12 +406,13 @@ def cmd_h2load(a):
     finished = re.search(r"finished in ([0-9.]+)(m?s), ([0-9.]+) req/s", text)
     counts = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                        r"(\d+) errored, (\d+) timeout", text)
-    codes = re.search(r"status codes: (\d+) 2xx", text)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
     if not (finished and counts and codes):
         sys.exit("bench-tool: cannot parse the h2load output:\n" + text)
     seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
     done, succeeded, errored, timeout = (int(counts.group(i)) for i in (3, 4, 6, 7))
-    ok_2xx = int(codes.group(1))
+    # Non-2xx answers (h2load's 2xx count can exceed `done` by a response still in flight at the end).
+    non_2xx = sum(int(codes.group(i)) for i in (2, 3, 4))
     latencies = []
     with open(a.log) as f:
         for line in f:
@@ -427,7 +428,7 @@ def cmd_h2load(a):
     mean = sum(latencies) / len(latencies) if latencies else 0
     print(f"requests={done} succeeded={succeeded} duration_us={int(seconds * 1e6)} rps={done / seconds:.1f} "
           f"p50_us={q(50)} p90_us={q(90)} p99_us={q(99)} p999_us={q(99.9)} max_us={latencies[-1] if latencies else 0} "
-          f"mean_us={mean:.1f} err_connect={errored} err_read=0 err_write=0 err_status={done - ok_2xx} "
+          f"mean_us={mean:.1f} err_connect={errored} err_read=0 err_write=0 err_status={non_2xx} "
           f"err_timeout={timeout}")
 
 
