@@ -13,6 +13,18 @@
       {"active":false}; prints one JSON object.
   bench-tool.py coldstart --binary PATH --env K=V... --http-port P --runs R
       Starts tokend R times, measures process start to the first GET /readyz 200, stops it.
+  bench-tool.py grpc-body --kind empty|introspect|check [--token T] --out FILE
+      Writes one gRPC-framed request message (flag 0, 4-byte big-endian length, protobuf bytes),
+      the body that h2load POSTs: google.protobuf.Empty, tokend.v1.IntrospectRequest{token}, or an
+      envoy.service.auth.v3.CheckRequest whose request headers carry `authorization: Bearer T`.
+      The protobuf bytes are written by hand (no protobuf package in the system python).
+  bench-tool.py grpc-verify --kind empty|introspect|check --body FILE --headers FILE
+      Checks one answer fetched with curl --http2-prior-knowledge (body and header dump, which
+      holds the trailers): grpc-status 0, and an active IntrospectResponse / an allowing
+      CheckResponse (status code 0 with ok_response). Exits non-zero with the reason otherwise.
+  bench-tool.py h2load --output FILE --log FILE
+      Parses one h2load run (its output and its --log-file of per-request latencies) into the
+      key=value line that scripts/bench records for wrk runs.
   bench-tool.py report --results FILE --meta FILE --out FILE
       Renders the markdown table from the result lines scripts/bench collected.
 """
@@ -286,6 +298,140 @@ def cmd_coldstart(a):
                       "samples_s": [round(s, 3) for s in samples], "rss_kib_at_ready": rss}))
 
 
+# ---------------------------------------------------------------------------------------- gRPC
+
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_bytes(field, data):
+    """A length-delimited field (wire type 2): strings, bytes, messages, map entries."""
+    if isinstance(data, str):
+        data = data.encode()
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_map(field, entries):
+    """A map<string, string>: one entry message {1: key, 2: value} per pair."""
+    return b"".join(pb_bytes(field, pb_bytes(1, k) + pb_bytes(2, v)) for k, v in entries)
+
+
+def pb_parse(data):
+    """Top-level fields of a protobuf message: {number: [value, ...]} (varints as int, the rest as bytes)."""
+    fields, i = {}, 0
+    while i < len(data):
+        key, i = pb_read_varint(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = pb_read_varint(data, i)
+        elif wire == 2:
+            n, i = pb_read_varint(data, i)
+            value, i = data[i:i + n], i + n
+        elif wire == 1:
+            value, i = data[i:i + 8], i + 8
+        elif wire == 5:
+            value, i = data[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def pb_read_varint(data, i):
+    shift = value = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def grpc_message(kind, token):
+    if kind == "empty":
+        return b""
+    if kind == "introspect":
+        return pb_bytes(1, token)
+    # CheckRequest{attributes(1): AttributeContext{request(4): Request{http(2): HttpRequest{
+    #   method(2), headers(3), path(4), host(5)}}}}, the headers as Envoy sends them (lower case).
+    http = (pb_bytes(2, "GET")
+            + pb_map(3, [(":authority", "api.bench.invalid"), (":method", "GET"), (":path", "/resource"),
+                         ("authorization", "Bearer " + token)])
+            + pb_bytes(4, "/resource") + pb_bytes(5, "api.bench.invalid"))
+    return pb_bytes(1, pb_bytes(4, pb_bytes(2, http)))
+
+
+def cmd_grpc_body(a):
+    message = grpc_message(a.kind, a.token or "")
+    with open(a.out, "wb") as f:
+        f.write(b"\x00" + len(message).to_bytes(4, "big") + message)
+
+
+def cmd_grpc_verify(a):
+    with open(a.headers, "rb") as f:
+        head = f.read().decode("latin-1").lower()
+    with open(a.body, "rb") as f:
+        body = f.read()
+    status = [line.split(":", 1)[1].strip() for line in head.splitlines() if line.startswith("grpc-status:")]
+    if status != ["0"]:
+        sys.exit(f"bench-tool: {a.kind}: grpc-status {status or 'missing'}; headers and trailers: {head!r}")
+    if len(body) < 5 or body[0] != 0 or int.from_bytes(body[1:5], "big") != len(body) - 5:
+        sys.exit(f"bench-tool: {a.kind}: not one uncompressed gRPC message: {body[:64]!r}")
+    fields = pb_parse(body[5:])
+    if a.kind == "empty":
+        ok = not fields
+    elif a.kind == "introspect":
+        ok = fields.get(1) == [1]  # active = true
+    else:
+        code = pb_parse(fields[1][0]).get(1, [0])[0] if 1 in fields else 0
+        ok = code == 0 and 3 in fields and 2 not in fields  # status OK with ok_response
+    if not ok:
+        sys.exit(f"bench-tool: {a.kind}: unexpected answer {fields!r}")
+    print(f"{a.kind}: grpc-status 0, {len(body) - 5}-byte answer, fields {sorted(fields)}")
+
+
+def cmd_h2load(a):
+    import re
+    with open(a.output) as f:
+        text = f.read()
+    finished = re.search(r"finished in ([0-9.]+)(m?s), ([0-9.]+) req/s", text)
+    counts = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", text)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if not (finished and counts and codes):
+        sys.exit("bench-tool: cannot parse the h2load output:\n" + text)
+    seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    done, succeeded, errored, timeout = (int(counts.group(i)) for i in (3, 4, 6, 7))
+    # Non-2xx answers (h2load's 2xx count can exceed `done` by a response still in flight at the end).
+    non_2xx = sum(int(codes.group(i)) for i in (2, 3, 4))
+    latencies = []
+    with open(a.log) as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1] != "-1":
+                latencies.append(int(parts[2]))
+    latencies.sort()
+
+    def q(p):
+        if not latencies:
+            return 0
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+    mean = sum(latencies) / len(latencies) if latencies else 0
+    print(f"requests={done} succeeded={succeeded} duration_us={int(seconds * 1e6)} rps={done / seconds:.1f} "
+          f"p50_us={q(50)} p90_us={q(90)} p99_us={q(99)} p999_us={q(99.9)} max_us={latencies[-1] if latencies else 0} "
+          f"mean_us={mean:.1f} err_connect={errored} err_read=0 err_write=0 err_status={non_2xx} "
+          f"err_timeout={timeout}")
+
+
 # -------------------------------------------------------------------------------------- report
 
 def parse_results(path):
@@ -331,7 +477,9 @@ def cmd_report(a):
     lines = []
     lines.append(f"Run {meta['date']} · `{meta['command']}` at {meta.get('commit', '?')} · {meta['tokens']:,} tokens, "
                  f"{meta['revocations']:,} revocations, working set {meta['working_set']:,} · "
-                 f"wrk -t{meta['threads']} -c{meta['connections']} -d{meta['duration']}s · "
+                 f"wrk -t{meta['threads']} -c{meta['connections']} -d{meta['duration']}s"
+                 + (f", gRPC rows h2load -t{meta['threads']} -c{meta['connections']} -m{meta['h2load_streams']} "
+                    f"-D{meta['duration']}" if "h2load_streams" in meta else "") + " · "
                  f"{meta['nproc']} × {meta['cpu']} · load average {meta['load_before']} before, {meta['load_after']} after · "
                  f"{meta['memory_answers']:,} introspections answered from memory during the memory runs")
     lines.append("")
@@ -342,8 +490,12 @@ def cmd_report(a):
         ("healthz", "reference A: `GET /healthz` (memory replica)"),
         ("mem_form_base", "baseline (`--compare`): introspection from memory, form"),
         ("mem_form", "introspection from memory, form `POST /oauth2/introspect`"),
+        ("mem_authz", "forward auth from memory, `GET /authz` (Bearer + gateway Basic)"),
         ("mem_proto_base", "baseline (`--compare`): introspection from memory, Connect proto"),
         ("mem_proto", "introspection from memory, Connect proto"),
+        ("grpc_baseline", "reference C: grpc-swift-2 empty unary call (h2load)"),
+        ("grpc_introspect", "gRPC `Introspect` from memory, one warm token (h2load)"),
+        ("grpc_check", "gRPC ext_authz `Check` from memory, one warm token (h2load)"),
         ("db_form", "introspection through PostgreSQL (`TOKEND_CACHE_ENTRIES=0`), form"),
         ("pgbench_prepared", "reference B: pgbench PK lookup, `-M prepared`"),
         ("pgbench_extended", "pgbench, `-M extended` (parse and plan on every query)"),
@@ -358,6 +510,11 @@ def cmd_report(a):
         note = ""
         if name.endswith("_fixed"):
             note = f"target {fmt_rps(d.get('target_rps'))}/s"
+        if name == "grpc_baseline":
+            note = "CPU column: the reference server's own (tokend-bench-grpc-baseline)"
+        if "answers_active" in d:
+            note = (f"{d['answers_active']:,.0f} active introspections counted by tokend for "
+                    f"{d.get('requests', 0):,.0f} answers ({d.get('answers_memory', 0):,.0f} from memory)")
         if d.get("err_status") or d.get("err_timeout") or d.get("err_connect") or d.get("err_read"):
             note += f" errors: status {d.get('err_status', 0):.0f}, timeout {d.get('err_timeout', 0):.0f}, connect {d.get('err_connect', 0):.0f}, read {d.get('err_read', 0):.0f}"
         cpu = "–"
@@ -391,6 +548,15 @@ def cmd_report(a):
         checks.append(("memory path (form) ÷ reference A", f"{m_form:.2f}", "≥ 0.8", verdict(m_form >= 0.8)))
     if m_proto is not None:
         checks.append(("memory path (Connect proto) ÷ reference A", f"{m_proto:.2f}", "≥ 0.8", verdict(m_proto >= 0.8)))
+    g_i = ratio(get("grpc_introspect", "rps"), get("grpc_baseline", "rps"))
+    g_c = ratio(get("grpc_check", "rps"), get("grpc_introspect", "rps"))
+    a_f = ratio(get("mem_authz", "rps"), get("mem_form", "rps"))
+    if g_i is not None:
+        checks.append(("gRPC introspection from memory ÷ reference C (grpc-swift-2 empty call)", f"{g_i:.2f}", "≥ 0.8", verdict(g_i >= 0.8)))
+    if g_c is not None:
+        checks.append(("ext_authz `Check` from memory ÷ gRPC introspection", f"{g_c:.2f}", "≥ 0.8", verdict(g_c >= 0.8)))
+    if a_f is not None:
+        checks.append(("`/authz` from memory ÷ memory path (form)", f"{a_f:.2f}", "≥ 0.9", verdict(a_f >= 0.9)))
     if d_m is not None:
         checks.append(("database path ÷ memory path (form)", f"{d_m:.2f}", "≥ 0.5", verdict(d_m >= 0.5)))
     if d_b is not None:
@@ -405,6 +571,12 @@ def cmd_report(a):
     if ca and cp:
         checks.append(("CPU per request: reference A ÷ memory path (proto), tokend only", f"{ca / cp:.2f}",
                        "", f"{ca:.0f} vs {cp:.0f} µs"))
+    for label, x, y in (("gRPC: reference C ÷ Introspect, each server's own CPU", "grpc_baseline", "grpc_introspect"),
+                        ("gRPC: Introspect ÷ Check, tokend only", "grpc_introspect", "grpc_check"),
+                        ("memory path (form) ÷ `/authz`, tokend only", "mem_form", "mem_authz")):
+        cx, cy = get(x, "cpu_replica_us"), get(y, "cpu_replica_us")
+        if cx and cy:
+            checks.append((f"CPU per request: {label}", f"{cx / cy:.2f}", "", f"{cx:.0f} vs {cy:.0f} µs"))
     # --compare: the baseline binary's figures from the same run, and this build against them.
     bca, bcm, bcp = get("healthz_base", "cpu_replica_us"), get("mem_form_base", "cpu_replica_us"), get("mem_proto_base", "cpu_replica_us")
     for label, base, now in (("reference A", bca, ca), ("memory path (form)", bcm, cm), ("memory path (proto)", bcp, cp)):
@@ -502,13 +674,25 @@ def main():
     s.add_argument("--timeout", type=float, default=120)
     s.add_argument("--log")
     s.add_argument("--perf", help="perf record the first run into this file")
+    s = sub.add_parser("grpc-body")
+    s.add_argument("--kind", choices=("empty", "introspect", "check"), required=True)
+    s.add_argument("--token")
+    s.add_argument("--out", required=True)
+    s = sub.add_parser("grpc-verify")
+    s.add_argument("--kind", choices=("empty", "introspect", "check"), required=True)
+    s.add_argument("--body", required=True)
+    s.add_argument("--headers", required=True)
+    s = sub.add_parser("h2load")
+    s.add_argument("--output", required=True)
+    s.add_argument("--log", required=True)
     s = sub.add_parser("report")
     s.add_argument("--results", required=True)
     s.add_argument("--meta", required=True)
     s.add_argument("--out", required=True)
     a = p.parse_args()
     {"seed": cmd_seed, "revoke-all": cmd_revoke_all, "propagation": cmd_propagation,
-     "coldstart": cmd_coldstart, "report": cmd_report}[a.cmd](a)
+     "coldstart": cmd_coldstart, "grpc-body": cmd_grpc_body, "grpc-verify": cmd_grpc_verify,
+     "h2load": cmd_h2load, "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,16 @@
 --                    form       POST /oauth2/introspect, token=… (x-www-form-urlencoded)
 --                    proto      POST /tokend.v1.IntrospectionService/Introspect,
 --                               Content-Type: application/proto, body = IntrospectRequest{token}
+--                    authz      GET /authz (forward auth), Authorization: Bearer <token>, the
+--                               gateway's credentials in X-Tokend-Authorization (BENCH_AUTH)
 --   BENCH_TOKENS     file with one raw token per line
 --   BENCH_COUNT      use the first N tokens of the file (default: all)
 --   BENCH_ORDER      random (default): a uniformly random token of the N per request
 --                    seq: one pass over the N tokens, split between threads; each thread stops
 --                         when its share is done and writes BENCH_DONE_DIR/done.ID (used to warm
 --                         caches and to fill memory)
---   BENCH_AUTH       value of the Authorization header ("Basic …")
+--   BENCH_AUTH       value of the Authorization header ("Basic …"); in authz mode, of
+--                    X-Tokend-Authorization
 --   BENCH_THREADS    wrk's -t (so that seq mode can split the list)
 --   BENCH_GAP_MS     paced mode: mean gap in ms between a response and the next request on each
 --                    connection (exponential, randomised rounding to wrk's whole milliseconds).
@@ -76,10 +79,17 @@ function init(args)
       n = n + 1
       if mode == "proto" then
         bodies[n] = proto_body(line)
+      elseif mode == "authz" then
+        bodies[n] = "Bearer " .. line -- the per-request Authorization header, not a body
       else
         bodies[n] = "token=" .. line
       end
     end
+  end
+  if mode == "authz" then
+    path = "/authz"
+    headers["X-Tokend-Authorization"] = os.getenv("BENCH_AUTH")
+    return
   end
   if mode == "proto" then
     path = "/tokend.v1.IntrospectionService/Introspect"
@@ -112,6 +122,10 @@ function request()
     sent = sent + 1
   else
     i = math.random(n)
+  end
+  if mode == "authz" then
+    headers["Authorization"] = bodies[i]
+    return wrk.format("GET", path, headers)
   end
   return wrk.format("POST", path, headers, bodies[i])
 end
