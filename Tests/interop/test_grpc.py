@@ -1,8 +1,7 @@
 """tokend's gRPC listener against Python's grpcio, with stubs generated from proto/ at test time.
 
 - tokend.v1.IntrospectionService / TokenService: the Connect semantics, and every status code SPEC
-  names for the gRPC listener that a live server can be made to answer (UNAVAILABLE is covered by the
-  Swift tests, which can stop a store).
+  names for the gRPC listener (UNAVAILABLE from a second tokend whose PostgreSQL does not exist).
 - grpc.health.v1.Health with grpcio-health-checking's stubs; reflection with grpcio-reflection's own
   client (v1alpha) and with v1 stubs.
 - envoy.service.auth.v3.Authorization/Check with Envoy's own generated definitions (xds-protos).
@@ -305,3 +304,66 @@ def subprocess_revoke(token: str) -> None:
 
     subprocess.run([os.environ["INTEROP_TOKENCTL"], "revoke", "--token", "-"], input=token, check=True,
                    capture_output=True, text=True, timeout=30)
+
+
+# --- UNAVAILABLE: a tokend whose store cannot answer --------------------------------------------
+
+@pytest.fixture(scope="module")
+def storeless(tmp_path_factory):
+    """A second tokend whose PostgreSQL does not exist (port 1, migrations off): its listeners come
+    up, and every answer that needs the store must be UNAVAILABLE, never a guess."""
+    import json
+    import subprocess
+
+    directory = tmp_path_factory.mktemp("storeless")
+    tokend = os.path.join(os.path.dirname(os.environ["INTEROP_TOKENCTL"]), "tokend")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKEND_")}
+    env.update({
+        "TOKEND_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?sslmode=disable", "TOKEND_MIGRATE": "off",
+        "TOKEND_ADMIN_TOKEN": "storeless-admin", "TOKEND_STORE_TIMEOUT": "1s", "TOKEND_LOG_FORMAT": "json",
+        "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0", "TOKEND_GRPC_ADDR": "127.0.0.1:0",
+        "TOKEND_DATA_DIR": str(directory),
+    })
+    log = open(directory / "tokend.log", "w+", encoding="utf-8")
+    process = subprocess.Popen([tokend, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        address = None
+        deadline = time.monotonic() + 60
+        while address is None and time.monotonic() < deadline:
+            assert process.poll() is None, open(directory / "tokend.log", encoding="utf-8").read()[-2000:]
+            for line in open(directory / "tokend.log", encoding="utf-8"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("msg") == "gRPC listener ready":
+                    address = entry["address"].split("://", 1)[1]
+            time.sleep(0.05)  # polling the log for a condition, with a deadline
+        assert address, "the storeless tokend did not report its gRPC listener within 60 s"
+        with grpc.insecure_channel(address) as ch:
+            grpc.channel_ready_future(ch).result(timeout=TIMEOUT)
+            yield ch
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_a_store_that_cannot_answer_is_unavailable(storeless, main_client):
+    from envoy.service.auth.v3 import external_auth_pb2_grpc
+
+    credentials = basic(main_client)
+    introspection = tokend_pb2_grpc.IntrospectionServiceStub(storeless)
+    assert code_of(lambda: introspection.Introspect(tokend_pb2.IntrospectRequest(token="tkd_at_" + "U" * 43),
+                                                    metadata=credentials, timeout=TIMEOUT)) == grpc.StatusCode.UNAVAILABLE
+    assert code_of(lambda: introspection.Revoke(tokend_pb2.RevokeRequest(token="tkd_at_" + "U" * 43),
+                                                metadata=credentials, timeout=TIMEOUT)) == grpc.StatusCode.UNAVAILABLE
+    authz = external_auth_pb2_grpc.AuthorizationStub(storeless)
+    assert code_of(lambda: authz.Check(check_request("Bearer tkd_at_" + "U" * 43), metadata=credentials, timeout=TIMEOUT)) \
+        == grpc.StatusCode.UNAVAILABLE
+    health = health_pb2_grpc.HealthStub(storeless)
+    assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT).status \
+        == health_pb2.HealthCheckResponse.NOT_SERVING
