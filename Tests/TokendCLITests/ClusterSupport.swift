@@ -203,6 +203,7 @@ enum Cluster {
             for (index, process) in processes.enumerated() where !shutDown(process) {
                 Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(process.log.suffix(1500))")
             }
+            for process in processes { process.stop() }  // checks its log for secrets
             try? FileManager.default.removeItem(at: dataDir)
         }
         var env = environment

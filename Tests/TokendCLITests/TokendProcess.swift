@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TokendTestSupport
 
 #if canImport(FoundationNetworking)
@@ -163,6 +164,18 @@ final class TokendProcess {
             process.terminate()
             process.waitUntilExit()
         }
+        checkLogForSecrets()
+    }
+
+    private var logChecked = false
+
+    /// No raw token or secret in any line this process logged (issue 15: the whole suite's logs are
+    /// checked for every token and secret the tests created).
+    func checkLogForSecrets() {
+        guard !logChecked else { return }
+        logChecked = true
+        let found = secretsInLog(log)
+        if !found.isEmpty { Issue.record("tokend logged what looks like a token or secret: \(found)") }
     }
 
     deinit { stop() }
