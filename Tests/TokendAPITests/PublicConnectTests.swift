@@ -338,6 +338,33 @@ import TokendTestSupport
         }
     }
 
+    /// The 64 KiB limit applies to the body after gunzip: exactly 65,536 bytes are read, one more is
+    /// 413, however small the compressed body is.
+    @Test(arguments: StoreKind.allCases)
+    func gzipLimitIsExactlySixtyFourKiBAfterDecompression(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            try await withPublicRouter(h.services) { client in
+                func body(decompressed size: Int) throws -> ByteBuffer {
+                    let head = #"{"token":""#
+                    let tail = #""}"#
+                    let json = head + String(repeating: "A", count: size - head.utf8.count - tail.utf8.count) + tail
+                    #expect(json.utf8.count == size)
+                    return try gzip(Array(json.utf8))
+                }
+                let headers: HTTPFields = [.contentType: "application/json", .contentEncoding: "gzip", .authorization: rs.basic]
+                let atLimit = try await client.send(Self.introspectPath, headers: headers, body: try body(decompressed: 64 * 1024))
+                #expect(atLimit.status == .ok, "\(atLimit.status) \(atLimit.text)")
+                #expect(atLimit.json?["active"] == false)
+                let compressed = try body(decompressed: 64 * 1024 + 1)
+                #expect(compressed.readableBytes < 1024, "the bomb is small on the wire: \(compressed.readableBytes) bytes")
+                let over = try await client.send(Self.introspectPath, headers: headers, body: compressed)
+                #expect(over.status == .contentTooLarge)
+                #expect(over.json?["code"] == "resource_exhausted")
+            }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func storeOutageIs503Unavailable(kind: StoreKind) async throws {
         try await withHarness(kind) { h in

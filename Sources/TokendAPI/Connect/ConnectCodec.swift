@@ -62,7 +62,12 @@ enum ConnectCodec: Sendable {
             break
         case "gzip":
             do {
+                // One byte of room, so that a body of exactly one byte too many decompresses and is
+                // refused below, and larger ones stop at the overflow without inflating further.
                 body = try body.decompress(with: .gzip(), maxSize: RequestBody.maximumSize + 1)
+                guard body.readableBytes <= RequestBody.maximumSize else { throw TokendError.tooLarge }
+            } catch let error as TokendError {
+                throw error
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 throw TokendError.tooLarge
             } catch {
