@@ -161,3 +161,34 @@ private final class StubTokenStore: TokenStore, Sendable {
         }
     }
 }
+
+/// Bloom-filter confirmation: a hash that hits the filter (it shares the 16 leading bytes the
+/// filter's probes are read from with a revoked one) but is not revoked stays active, and the
+/// false-positive counter moves; the revoked one is revoked. Without the exact-set confirmation the
+/// first expectation fails.
+@Suite struct BloomConfirmationTests {
+    @Test func aFilterHitOnAnUnrevokedHashIsConfirmedAgainstTheExactSet() throws {
+        let view = RevocationView()
+        let revokedBytes = (0..<32).map { UInt8($0 &* 7 &+ 3) }
+        var twinBytes = revokedBytes
+        for index in 16..<32 { twinBytes[index] ^= 0xFF }  // same leading 16 bytes, different tail
+        let revoked = TokenHash(bytes: revokedBytes)
+        let twin = TokenHash(bytes: twinBytes)
+        #expect(revoked != twin)
+        view.apply([
+            RevocationEntry(
+                seq: 1, kind: .token, value: "jti-r", tokenHashes: [revoked], reason: "test", revokedCount: 1,
+                createdAt: now, expiresAt: now.addingTimeInterval(3600)
+            )
+        ])
+        var twinRecord = record()
+        twinRecord.hash = twin
+        var revokedRecord = record()
+        revokedRecord.hash = revoked
+        let before = view.figures.filterFalsePositives
+        #expect(view.verdict(for: twinRecord) == .notRevoked, "a filter hit must be confirmed against the exact set")
+        #expect(view.figures.filterFalsePositives == before + 1, "the false-positive counter moves on a confirmed miss")
+        #expect(view.verdict(for: revokedRecord) == .revoked)
+        #expect(view.figures.filterFalsePositives == before + 1)
+    }
+}
