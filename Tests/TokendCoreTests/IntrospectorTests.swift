@@ -192,3 +192,28 @@ private final class StubTokenStore: TokenStore, Sendable {
         #expect(view.figures.filterFalsePositives == before + 1)
     }
 }
+
+/// The audience restriction holds on the memory path too: a cached record answered from memory is
+/// inactive for a caller whose audiences it does not carry.
+@Suite struct MemoryPathAudienceTests {
+    @Test(arguments: StoreKind.allCases)
+    func aCachedTokenOutsideTheCallersAudiencesIsInactiveFromMemory(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let clock = ManualClock()
+            let replica = Replica(store: store, cacheEntries: 100, maxStaleness: 60, now: clock.now, logger: TestEnvironment.logger)
+            try await replica.feed?.sync()
+            _ = try await ClientRegistry(store: store, now: clock.now).create(id: "app", roles: ["introspect"], audiences: [])
+            let issuer = TokenIssuer(store: store, issuer: IssuerIdentifier("https://tokend.test"), now: clock.now, logger: TestEnvironment.logger)
+            let token = try await issuer.issue(IssueRequest(clientID: "app", subject: "alice", audiences: ["api"])).accessToken
+            let introspector = Introspector(replica: replica, logger: TestEnvironment.logger)
+            let first = try await introspector.answer(token: token, audiences: ["api"])
+            #expect(first.result.isActive && first.source == .store)
+            let cached = try await introspector.answer(token: token, audiences: ["api"])
+            #expect(cached.result.isActive && cached.source == .memory)
+            let outside = try await introspector.answer(token: token, audiences: ["billing"])
+            #expect(outside.result == .inactive && outside.source == .memory, "\(outside)")
+            let unrestricted = try await introspector.answer(token: token, audiences: [])
+            #expect(unrestricted.result.isActive && unrestricted.source == .memory)
+        }
+    }
+}
