@@ -320,6 +320,27 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
+    /// Deleting a client with live tokens revokes every one of them first (one `client` entry in the
+    /// log), so a deleted client's tokens never stay active; another client's tokens are untouched.
+    @Test(arguments: StoreKind.allCases)
+    func deletingAClientRevokesItsLiveTokens(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let registry = ClientRegistry(store: h.store, authenticator: h.authenticator, revoker: h.revoker, now: h.clock.now)
+            _ = try await h.client("app", roles: ["introspect"])
+            _ = try await h.client("keep", roles: ["introspect"])
+            let pair = try await h.issuer.issue(IssueRequest(clientID: "app", subject: "alice", refresh: true))
+            let second = try await h.issuer.issue(IssueRequest(clientID: "app", subject: "bob")).accessToken
+            let other = try await h.issuer.issue(IssueRequest(clientID: "keep", subject: "carol")).accessToken
+            for token in [pair.accessToken, pair.refreshToken!, second, other] { #expect(try await h.isActive(token)) }
+            h.clock.advance(by: 1)
+            try await registry.delete(id: "app")
+            for token in [pair.accessToken, pair.refreshToken!, second] { #expect(try await !h.isActive(token)) }
+            #expect(try await h.isActive(other))
+            let log = try await h.store.revocations(after: 0, limit: 10)
+            #expect(log.count == 1 && log.first?.kind == .client && log.first?.value == "app" && log.first?.reason == "client deleted", "\(log)")
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func registryValidatesAndSorts(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
