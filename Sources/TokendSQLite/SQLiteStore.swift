@@ -55,9 +55,12 @@ public final class SQLiteStore: TokendStore {
         return store
     }
 
-    /// Closes the database and releases the data directory.
+    /// Closes the database and releases the data directory. Also from a cancelled task (a service
+    /// group that failed, e.g. a listener whose port is taken, cancels its services): the future-based
+    /// close runs whatever the task's state, where the async one would throw `CancellationError` and
+    /// leave the connection open.
     public func shutdown() async throws {
-        try await connection.close()
+        try await connection.close().get()
     }
 
     // MARK: Schema

@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TokendTestSupport
 
@@ -21,6 +24,32 @@ final class AnswerCounter: Sendable {
         request.timeoutInterval = 5
         guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A listener whose port is taken ends `tokend serve` with exit status 1 and the reason, not a
+    /// crash: the failed group cancels its services, and the embedded store still closes (it used to
+    /// trip SQLiteNIO's "not closed before deinitializing" assertion).
+    @Test(arguments: ["TOKEND_HTTP_ADDR", "TOKEND_GRPC_ADDR"])
+    func aTakenPortEndsServeWithItsReason(variable: String) throws {
+        let taken = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(taken) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(taken, $0, length) == 0 && listen(taken, 1) == 0 && getsockname(taken, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-port-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        var env = ["TOKEND_DATA_DIR": dataDir.path, "TOKEND_HTTP_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0", "TOKEND_GRPC_ADDR": "127.0.0.1:0"]
+        env[variable] = "127.0.0.1:\(port)"
+        let result = try run(Binaries.tokend, ["serve"], environment: env, deadline: 60)
+        #expect(result.status == 1, "exit \(result.status): \(result.stderr.suffix(1500))")
+        #expect(result.stderr.contains("Address already in use"))
+        #expect(!result.stderr.contains("Assertion failed") && !result.stderr.contains("Fatal error"))
     }
 
     @Test func sigtermDrainsAndExitsZero() async throws {
