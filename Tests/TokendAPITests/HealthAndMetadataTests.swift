@@ -152,11 +152,13 @@ import TokendTestSupport
                 nil, ByteBuffer(string: "token=\(token)"), ByteBuffer(bytes: [0xFF, 0x00, 0xC3, 0x28, 0x0A, 0x80]),
                 ByteBuffer(string: #"{"token":"\#(token)","client_id":"x","roles":["issue"],"subject":"s"}"#),
             ]
-            var requests = 0
+            // The answers by status, over both listeners: the sweep must reach the handlers (answers
+            // of every kind, not only 404s), and nothing may be a 5xx (no store outage here).
+            var statuses: [Int: Int] = [:]
             for router in [h.services.publicRouter(), h.services.adminRouter()] {
                 let app = Application(router: router, logger: TestEnvironment.logger)
-                requests += try await app.test(.router) { client in
-                    var count = 0
+                let seen = try await app.test(.router) { client in
+                    var seen: [Int: Int] = [:]
                     for path in paths {
                         for method in methods {
                             for contentType in contentTypes {
@@ -167,16 +169,21 @@ import TokendTestSupport
                                         if let authorization { headers[.authorization] = authorization }
                                         let response = try await client.send(path, method: method, headers: headers, body: body)
                                         #expect(!response.text.contains(token), "\(method) \(path) echoes the token")
-                                        count += 1
+                                        seen[response.status.code, default: 0] += 1
                                     }
                                 }
                             }
                         }
                     }
-                    return count
+                    return seen
                 }
+                statuses.merge(seen, uniquingKeysWith: +)
             }
-            #expect(requests == 2 * paths.count * methods.count * contentTypes.count * authorizations.count * bodies.count)
+            #expect(statuses.values.reduce(0, +) == 2 * paths.count * methods.count * contentTypes.count * authorizations.count * bodies.count)
+            #expect(statuses.keys.allSatisfy { $0 < 500 }, "\(statuses.sorted { $0.key < $1.key })")
+            for expected in [200, 400, 401, 404, 415] {
+                #expect((statuses[expected] ?? 0) > 0, "no \(expected) in the sweep: \(statuses.sorted { $0.key < $1.key })")
+            }
         }
     }
 
