@@ -153,7 +153,6 @@ import Glibc
             try FileManager.default.copyItem(at: two.key, to: key)
             try FileManager.default.copyItem(at: two.certificate, to: certificate)
             try await poll(until: "the reloaded certificate served", within: .seconds(30)) {
-                try? await Task.sleep(for: .milliseconds(50))  // one TLS handshake per 50 ms at most
                 return (try? await check(trusting: second.caCertificate)) == .serving
             }
         }
