@@ -45,4 +45,15 @@ struct TokenServiceGRPC: Tokend_V1_TokenService.ServiceProtocol {
             return ServerResponse(message: Tokend_V1_IssueTokenResponse(issued))
         }
     }
+
+    func token(
+        request: ServerRequest<Tokend_V1_TokenRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Tokend_V1_TokenResponse> {
+        try await answering {
+            let caller = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
+            let granted = try await tokend.granter.grant(TokenRequest(request.message), caller: caller)
+            return ServerResponse(message: Tokend_V1_TokenResponse(granted))
+        }
+    }
 }

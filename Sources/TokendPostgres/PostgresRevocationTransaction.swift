@@ -90,4 +90,21 @@ struct PostgresRevocationTransaction: RevocationTransaction {
         try await connection.query("SELECT pg_notify(\(PostgresStore.notificationChannel), \(String(seq)))", logger: logger)
         return seq
     }
+
+    func markSpent(_ hash: TokenHash, at time: Date) async throws {
+        try await connection.query(
+            "UPDATE tokens SET spent_at = \(time) WHERE token_hash = \(Data(hash.bytes)) AND spent_at IS NULL",
+            logger: logger
+        )
+    }
+
+    func insertTokens(_ tokens: [TokenRecord]) async throws {
+        try await PostgresStore.insert(tokens, on: connection, logger: logger)
+    }
+
+    func grantAccessTTL(_ grantID: String) async throws -> Int64? {
+        let rows = try await connection.query("SELECT access_ttl FROM grants WHERE grant_id = \(grantID)", logger: logger)
+        for try await row in rows { return try row.decode(Int64?.self) }
+        return nil
+    }
 }

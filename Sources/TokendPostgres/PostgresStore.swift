@@ -80,8 +80,9 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             try await onConnection { [logger] connection in
                 try await connection.query(
                     """
-                    INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
-                    VALUES (\(c.id), \(c.sortedRoles), \(c.audiences), \(Data(c.secretSalt)), \(Data(c.secretHash)), \(c.createdAt), \(c.createdAt))
+                    INSERT INTO clients (client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at, updated_at)
+                    VALUES (\(c.id), \(c.sortedRoles), \(c.audiences), \(c.scopes), \(Data(c.secretSalt)), \(Data(c.secretHash)),
+                        \(c.createdAt), \(c.createdAt))
                     """,
                     logger: logger
                 )
@@ -94,7 +95,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     public func client(id: String) async throws -> ClientRecord? {
         try await onConnection { [logger] connection in
             let rows = try await connection.query(
-                "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients WHERE client_id = \(id)",
+                "SELECT client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at FROM clients WHERE client_id = \(id)",
                 logger: logger
             )
             for try await row in rows { return try Self.clientRecord(row) }
@@ -105,7 +106,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     public func listClients() async throws -> [ClientRecord] {
         try await onConnection { [logger] connection in
             let rows = try await connection.query(
-                "SELECT client_id, roles, audiences, secret_salt, secret_hash, created_at FROM clients ORDER BY client_id",
+                "SELECT client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at FROM clients ORDER BY client_id",
                 logger: logger
             )
             var result: [ClientRecord] = []
@@ -136,8 +137,22 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
+    public func updateClient(_ c: ClientRecord) async throws -> Bool {
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                """
+                UPDATE clients SET roles = \(c.sortedRoles), audiences = \(c.audiences), scopes = \(c.scopes), updated_at = now()
+                WHERE client_id = \(c.id) RETURNING client_id
+                """,
+                logger: logger
+            )
+            for try await _ in rows { return true }
+            return false
+        }
+    }
+
     private static func clientRecord(_ row: PostgresRow) throws -> ClientRecord {
-        let (id, roles, audiences, salt, hash, createdAt) = try row.decode((String, [String], [String], Data, Data, Date).self)
+        let (id, roles, audiences, scopes, salt, hash, createdAt) = try row.decode((String, [String], [String], [String], Data, Data, Date).self)
         let known = try roles.map { name in
             guard let role = Role(rawValue: name) else { throw StoreCorruption(table: "clients", column: "roles") }
             return role
@@ -146,6 +161,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             id: id,
             roles: Set(known),
             audiences: audiences,
+            scopes: scopes,
             secretSalt: Array(salt),
             secretHash: Array(hash),
             createdAt: createdAt
@@ -155,30 +171,35 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     // MARK: Tokens
 
     public func insertTokens(_ tokens: [TokenRecord]) async throws {
+        try await inTransaction { [logger] connection in try await Self.insert(tokens, on: connection, logger: logger) }
+    }
+
+    /// Inserts tokens and their grant (created, or its expiry extended), inside the caller's
+    /// transaction. A new grant keeps the lifetime of its access token, for redemptions.
+    static func insert(_ tokens: [TokenRecord], on connection: PostgresConnection, logger: Logger) async throws {
         guard let first = tokens.first else { return }
         let expiresAt = tokens.map(\.expiresAt).max() ?? first.expiresAt
-        try await inTransaction { [logger] connection in
+        let accessTTL = tokens.first { $0.kind == .access }.map { Int64($0.expiresAt.timeIntervalSince($0.issuedAt)) }
+        try await connection.query(
+            """
+            INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at, access_ttl)
+            VALUES (\(first.grantID), \(first.clientID), \(first.subject), \(first.issuedAt), \(expiresAt), \(accessTTL))
+            ON CONFLICT (grant_id) DO UPDATE SET expires_at = GREATEST(grants.expires_at, EXCLUDED.expires_at)
+            """,
+            logger: logger
+        )
+        for t in tokens {
+            let extra = String(decoding: try JSONEncoder().encode(t.extra), as: UTF8.self)
             try await connection.query(
                 """
-                INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at)
-                VALUES (\(first.grantID), \(first.clientID), \(first.subject), \(first.issuedAt), \(expiresAt))
-                ON CONFLICT (grant_id) DO UPDATE SET expires_at = GREATEST(grants.expires_at, EXCLUDED.expires_at)
+                INSERT INTO tokens (token_hash, kind, client_id, subject, username, scope, audiences, issuer,
+                    issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
+                VALUES (\(Data(t.hash.bytes)), \(Int16(t.kind.rawValue)), \(t.clientID), \(t.subject), \(t.username),
+                    \(t.scope), \(t.audiences), \(t.issuer), \(t.issuedAt), \(t.notBefore), \(t.expiresAt), \(t.jti),
+                    \(t.grantID), \(t.confirmation?.jkt), \(t.confirmation?.x5tS256), \(extra)::jsonb)
                 """,
                 logger: logger
             )
-            for t in tokens {
-                let extra = String(decoding: try JSONEncoder().encode(t.extra), as: UTF8.self)
-                try await connection.query(
-                    """
-                    INSERT INTO tokens (token_hash, kind, client_id, subject, username, scope, audiences, issuer,
-                        issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
-                    VALUES (\(Data(t.hash.bytes)), \(Int16(t.kind.rawValue)), \(t.clientID), \(t.subject), \(t.username),
-                        \(t.scope), \(t.audiences), \(t.issuer), \(t.issuedAt), \(t.notBefore), \(t.expiresAt), \(t.jti),
-                        \(t.grantID), \(t.confirmation?.jkt), \(t.confirmation?.x5tS256), \(extra)::jsonb)
-                    """,
-                    logger: logger
-                )
-            }
         }
     }
 
@@ -186,7 +207,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     /// into SQL `unescaped:` (a column list cannot be a bound parameter).
     static let tokenColumns = """
         token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
-        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra::text, revoked_at
+        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra::text, revoked_at, spent_at
         """
 
     public func token(hash: TokenHash) async throws -> TokenRecord? {
@@ -251,6 +272,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         let x5t = try cells.next(String?.self)
         let extra = try cells.next(String.self)
         let revokedAt = try cells.next(Date?.self)
+        let spentAt = try cells.next(Date?.self)
         let confirmation = (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t)
         guard let hash = TokenHash(validating: Array(hash.readableBytesView)) else { throw StoreCorruption(table: "tokens", column: "token_hash") }
         guard let kind = TokenKind(rawValue: Int(kind)) else { throw StoreCorruption(table: "tokens", column: "kind") }
@@ -270,7 +292,8 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             grantID: grantID,
             confirmation: confirmation,
             extra: try extraClaims(extra),
-            revokedAt: revokedAt
+            revokedAt: revokedAt,
+            spentAt: spentAt
         )
     }
 
@@ -361,6 +384,65 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
                 logger: logger
             )
             return count
+        }
+    }
+
+    // MARK: Signing keys
+
+    /// `pg_advisory_xact_lock` key serialising key rotations ("tkdkey" in ASCII).
+    static let keyLockKey: Int64 = 0x746B_646B_6579
+
+    public func signingKeys() async throws -> [StoredSigningKey] {
+        try await onConnection { [logger] connection in
+            let rows = try await connection.query(
+                """
+                SELECT kid, algorithm, private_key, created_at, retires_at FROM signing_keys
+                ORDER BY (retires_at IS NULL) DESC, created_at DESC
+                """,
+                logger: logger
+            )
+            var keys: [StoredSigningKey] = []
+            for try await row in rows {
+                let (kid, algorithm, key, createdAt, retiresAt) = try row.decode((String, String, Data, Date, Date?).self)
+                keys.append(StoredSigningKey(kid: kid, algorithm: algorithm, privateKey: Array(key), createdAt: createdAt, retiresAt: retiresAt))
+            }
+            return keys
+        }
+    }
+
+    public func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
+        try await inTransaction { [logger] connection in
+            // The partial unique index admits one current key: a concurrent first start waits for
+            // this one's commit, then inserts nothing.
+            let rows = try await connection.query(
+                """
+                INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                VALUES (\(key.kid), \(key.algorithm), \(Data(key.privateKey)), \(key.createdAt))
+                ON CONFLICT DO NOTHING RETURNING kid
+                """,
+                logger: logger
+            )
+            var inserted = false
+            for try await _ in rows { inserted = true }
+            if inserted { try await connection.query("SELECT pg_notify(\(Self.notificationChannel), 'keys')", logger: logger) }
+            return inserted
+        }
+    }
+
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+        try await inTransaction { [logger] connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.keyLockKey))", logger: logger)
+            try await connection.query("DELETE FROM signing_keys WHERE retires_at < \(key.createdAt)", logger: logger)
+            try await connection.query("UPDATE signing_keys SET retires_at = \(retiring) WHERE retires_at IS NULL", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                VALUES (\(key.kid), \(key.algorithm), \(Data(key.privateKey)), \(key.createdAt))
+                """,
+                logger: logger
+            )
+            // Delivered at commit: every replica's listener reloads the keys.
+            try await connection.query("SELECT pg_notify(\(Self.notificationChannel), 'keys')", logger: logger)
         }
     }
 }

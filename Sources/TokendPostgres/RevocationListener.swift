@@ -8,15 +8,34 @@ import TokendCore
 /// replica's `RevocationFeed`. A NOTIFY is only a wake-up: the revocation log is the truth, and a
 /// notification sent while this connection was down is simply lost, so every (re)connect also
 /// wakes the feed to re-read the log. Reconnects with exponential backoff (100 ms to 5 s).
+///
+/// The same channel carries signing key changes (payload `keys`, sent by a rotation): those wake
+/// `wakeUps.signingKeys` instead, and every (re)connect wakes both.
 public struct RevocationListener: Service {
+    /// Whom a notification wakes.
+    public struct WakeUps: Sendable {
+        public var revocations: @Sendable () -> Void
+        public var signingKeys: @Sendable () -> Void
+
+        public init(revocations: @escaping @Sendable () -> Void, signingKeys: @escaping @Sendable () -> Void) {
+            self.revocations = revocations
+            self.signingKeys = signingKeys
+        }
+    }
+
     private let configuration: PostgresConnection.Configuration
-    private let wake: @Sendable () -> Void
+    private let wakeUps: WakeUps
     private let logger: Logger
 
-    public init(configuration: PostgresConnection.Configuration, logger: Logger, wake: @escaping @Sendable () -> Void) {
+    public init(configuration: PostgresConnection.Configuration, logger: Logger, wakeUps: WakeUps) {
         self.configuration = configuration
         self.logger = logger
-        self.wake = wake
+        self.wakeUps = wakeUps
+    }
+
+    private func wake() {
+        wakeUps.revocations()
+        wakeUps.signingKeys()
     }
 
     public func run() async throws {
@@ -32,7 +51,9 @@ public struct RevocationListener: Service {
                         try await connection.listen(on: PostgresStore.notificationChannel) { notifications in
                             logger.debug("revocation feed listening")
                             wake()  // catch up on whatever was missed while not listening
-                            for try await _ in notifications { wake() }
+                            for try await notification in notifications {
+                                if notification.payload == "keys" { wakeUps.signingKeys() } else { wakeUps.revocations() }
+                            }
                         }
                         try? await connection.close()
                     } catch {

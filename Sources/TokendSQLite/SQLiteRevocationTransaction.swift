@@ -58,4 +58,19 @@ struct SQLiteRevocationTransaction: RevocationTransaction {
         guard let row = rows.first else { throw StoreCorruption(table: "revocations", column: "seq") }
         return Int64(try Cells(row, table: "revocations").integer("seq"))
     }
+
+    func markSpent(_ hash: TokenHash, at now: Date) async throws {
+        try await store.execute("UPDATE tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL", [time(now), blob(hash.bytes)])
+    }
+
+    func insertTokens(_ tokens: [TokenRecord]) async throws {
+        try await store.insert(tokens)
+    }
+
+    func grantAccessTTL(_ grantID: String) async throws -> Int64? {
+        let rows = try await store.select("SELECT access_ttl FROM grants WHERE grant_id = ?", [.text(grantID)])
+        guard let row = rows.first, let cell = row.column("access_ttl") else { return nil }
+        if case .integer(let seconds) = cell { return Int64(seconds) }
+        return nil
+    }
 }

@@ -105,11 +105,11 @@ public final class SQLiteStore: TokendStore {
             }
             try await self.execute(
                 """
-                INSERT INTO clients (client_id, roles, audiences, secret_salt, secret_hash, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO clients (client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
-                    .text(c.id), .text(json(c.sortedRoles)), .text(json(c.audiences)), blob(c.secretSalt), blob(c.secretHash),
+                    .text(c.id), .text(json(c.sortedRoles)), .text(json(c.audiences)), .text(json(c.scopes)), blob(c.secretSalt), blob(c.secretHash),
                     .float(c.createdAt.timeIntervalSince1970), .float(c.createdAt.timeIntervalSince1970),
                 ]
             )
@@ -141,7 +141,16 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    private static let clientColumns = "client_id, roles, audiences, secret_salt, secret_hash, created_at"
+    public func updateClient(_ c: ClientRecord) async throws -> Bool {
+        try await gate.run {
+            try await !self.select(
+                "UPDATE clients SET roles = ?, audiences = ?, scopes = ?, updated_at = ? WHERE client_id = ? RETURNING client_id",
+                [.text(json(c.sortedRoles)), .text(json(c.audiences)), .text(json(c.scopes)), .float(Date().timeIntervalSince1970), .text(c.id)]
+            ).isEmpty
+        }
+    }
+
+    private static let clientColumns = "client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at"
 
     private static func clientRecord(_ row: SQLiteRow) throws -> ClientRecord {
         let cells = Cells(row, table: "clients")
@@ -153,6 +162,7 @@ public final class SQLiteStore: TokendStore {
             id: try cells.text("client_id"),
             roles: Set(roles),
             audiences: try cells.json([String].self, "audiences"),
+            scopes: try cells.json([String].self, "scopes"),
             secretSalt: try cells.bytes("secret_salt"),
             secretHash: try cells.bytes("secret_hash"),
             createdAt: try cells.date("created_at")
@@ -162,31 +172,36 @@ public final class SQLiteStore: TokendStore {
     // MARK: Tokens
 
     public func insertTokens(_ tokens: [TokenRecord]) async throws {
+        try await transaction { try await self.insert(tokens) }
+    }
+
+    /// Inserts tokens and their grant (created, or its expiry extended), inside the caller's
+    /// transaction. A new grant keeps the lifetime of its access token, for redemptions.
+    func insert(_ tokens: [TokenRecord]) async throws {
         guard let first = tokens.first else { return }
         let expiresAt = tokens.map(\.expiresAt).max() ?? first.expiresAt
-        try await transaction {
-            try await self.execute(
+        let accessTTL = tokens.first { $0.kind == .access }.map { SQLiteData.integer(Int($0.expiresAt.timeIntervalSince($0.issuedAt))) }
+        try await execute(
+            """
+            INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at, access_ttl) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (grant_id) DO UPDATE SET expires_at = MAX(grants.expires_at, excluded.expires_at)
+            """,
+            [.text(first.grantID), .text(first.clientID), optional(first.subject), time(first.issuedAt), time(expiresAt), accessTTL ?? .null]
+        )
+        for t in tokens {
+            try await execute(
                 """
-                INSERT INTO grants (grant_id, client_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (grant_id) DO UPDATE SET expires_at = MAX(grants.expires_at, excluded.expires_at)
+                INSERT INTO tokens (token_hash, kind, client_id, subject, username, scope, audiences, issuer,
+                    issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                [.text(first.grantID), .text(first.clientID), optional(first.subject), time(first.issuedAt), time(expiresAt)]
+                [
+                    blob(t.hash.bytes), .integer(t.kind.rawValue), .text(t.clientID), optional(t.subject), optional(t.username),
+                    optional(t.scope), .text(json(t.audiences)), .text(t.issuer), time(t.issuedAt), t.notBefore.map(time) ?? .null,
+                    time(t.expiresAt), .text(t.jti), .text(t.grantID), optional(t.confirmation?.jkt),
+                    optional(t.confirmation?.x5tS256), .text(jsonObject(t.extra)),
+                ]
             )
-            for t in tokens {
-                try await self.execute(
-                    """
-                    INSERT INTO tokens (token_hash, kind, client_id, subject, username, scope, audiences, issuer,
-                        issued_at, not_before, expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        blob(t.hash.bytes), .integer(t.kind.rawValue), .text(t.clientID), optional(t.subject), optional(t.username),
-                        optional(t.scope), .text(json(t.audiences)), .text(t.issuer), time(t.issuedAt), t.notBefore.map(time) ?? .null,
-                        time(t.expiresAt), .text(t.jti), .text(t.grantID), optional(t.confirmation?.jkt),
-                        optional(t.confirmation?.x5tS256), .text(jsonObject(t.extra)),
-                    ]
-                )
-            }
         }
     }
 
@@ -204,7 +219,7 @@ public final class SQLiteStore: TokendStore {
 
     static let tokenColumns = """
         token_hash, kind, client_id, subject, username, scope, audiences, issuer, issued_at, not_before,
-        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra, revoked_at
+        expires_at, jti, grant_id, cnf_jkt, cnf_x5t_s256, extra, revoked_at, spent_at
         """
 
     static func tokenRecord(_ row: SQLiteRow) throws -> TokenRecord {
@@ -229,7 +244,8 @@ public final class SQLiteStore: TokendStore {
             grantID: try cells.text("grant_id"),
             confirmation: (jkt == nil && x5t == nil) ? nil : Confirmation(jkt: jkt, x5tS256: x5t),
             extra: try cells.json([String: String].self, "extra"),
-            revokedAt: try cells.optionalDate("revoked_at")
+            revokedAt: try cells.optionalDate("revoked_at"),
+            spentAt: try cells.optionalDate("spent_at")
         )
     }
 
@@ -286,6 +302,49 @@ public final class SQLiteStore: TokendStore {
             // The newest entry always stays, so that the log's head (AdminService/Status) never goes back.
             try await self.execute("DELETE FROM revocations WHERE expires_at < ? AND seq < (SELECT MAX(seq) FROM revocations)", [time(cutoff)])
             return deleted
+        }
+    }
+
+    // MARK: Signing keys
+
+    public func signingKeys() async throws -> [StoredSigningKey] {
+        try await gate.run {
+            try await self.select(
+                """
+                SELECT kid, algorithm, private_key, created_at, retires_at FROM signing_keys
+                ORDER BY (retires_at IS NULL) DESC, created_at DESC
+                """
+            ).map { row in
+                let cells = Cells(row, table: "signing_keys")
+                return StoredSigningKey(
+                    kid: try cells.text("kid"),
+                    algorithm: try cells.text("algorithm"),
+                    privateKey: try cells.bytes("private_key"),
+                    createdAt: try cells.date("created_at"),
+                    retiresAt: try cells.optionalDate("retires_at")
+                )
+            }
+        }
+    }
+
+    public func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
+        try await gate.run {
+            // The partial unique index admits one current key.
+            try await !self.select(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING kid",
+                [.text(key.kid), .text(key.algorithm), blob(key.privateKey), time(key.createdAt)]
+            ).isEmpty
+        }
+    }
+
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+        try await transaction {
+            try await self.execute("DELETE FROM signing_keys WHERE retires_at < ?", [time(key.createdAt)])
+            try await self.execute("UPDATE signing_keys SET retires_at = ? WHERE retires_at IS NULL", [time(retiring)])
+            try await self.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES (?, ?, ?, ?)",
+                [.text(key.kid), .text(key.algorithm), blob(key.privateKey), time(key.createdAt)]
+            )
         }
     }
 

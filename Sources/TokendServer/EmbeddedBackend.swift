@@ -13,7 +13,7 @@ struct EmbeddedBackend: StoreBackend {
 
     var store: any TokendStore { sqlite }
     var pool: (any StorePoolReporting)? { nil }
-    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service] { [] }
+    func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service] { [] }
     func migrate() async throws -> [Int] { [] }
     func migrationStatus() async throws -> MigrationStatus { try await sqlite.migrationStatus() }
     func checkConnection() async throws {}

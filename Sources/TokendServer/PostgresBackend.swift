@@ -28,9 +28,9 @@ struct PostgresBackend: StoreBackend {
     var store: any TokendStore { postgres }
     var pool: (any StorePoolReporting)? { postgres }
 
-    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service] {
-        guard let wakeUp else { return [client] }
-        return [client, RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wake: wakeUp)]
+    func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service] {
+        guard let wakeUps else { return [client] }
+        return [client, RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wakeUps: wakeUps)]
     }
 
     func migrate() async throws -> [Int] { try await PostgresMigrator(client: client, logger: logger).migrate() }

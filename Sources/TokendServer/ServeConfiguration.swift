@@ -18,6 +18,8 @@ public struct ServeConfiguration: Sendable {
     /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
     public var migrate = true
     public var gcInterval: TimeInterval = 600
+    /// How long a rotated-out signing key stays published (`TOKEND_SIGNING_KEY_OVERLAP`).
+    public var signingKeyOverlap: TimeInterval = SigningKeyRing.defaultOverlap
     public var shutdownDelay: TimeInterval = 0
     public var drainPeriod: TimeInterval = 30
     public var storeTimeout: TimeInterval = 2
@@ -72,6 +74,7 @@ public struct ServeConfiguration: Sendable {
             migrate = text == "auto"
         }
         gcInterval = try duration("TOKEND_GC_INTERVAL", minimum: 1, "a duration of at least 1s") ?? gcInterval
+        signingKeyOverlap = try duration("TOKEND_SIGNING_KEY_OVERLAP", "a duration such as 24h") ?? signingKeyOverlap
         shutdownDelay = try duration("TOKEND_SHUTDOWN_DELAY", "a duration such as 5s") ?? shutdownDelay
         drainPeriod = try duration("TOKEND_DRAIN_PERIOD", "a duration such as 5s") ?? drainPeriod
         storeTimeout = try duration("TOKEND_STORE_TIMEOUT", positive: true, "a positive duration such as 3s") ?? storeTimeout
@@ -111,7 +114,7 @@ public struct ServeConfiguration: Sendable {
     /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
     public static let names = [
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
-        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL", "TOKEND_SIGNING_KEY_OVERLAP",
         "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
         "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",

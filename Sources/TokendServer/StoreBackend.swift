@@ -12,9 +12,9 @@ public protocol StoreBackend: Sendable {
     var store: any TokendStore { get }
     /// The connection pool's figures, for `/metrics`; `nil` for a store without a pool.
     var pool: (any StorePoolReporting)? { get }
-    /// Services that must run while the store is in use: PostgreSQL's pool and, with `wakeUp`,
-    /// the LISTEN connection that calls it on every committed revocation.
-    func services(wakeUp: (@Sendable () -> Void)?, logger: Logger) throws -> [any Service]
+    /// Services that must run while the store is in use: PostgreSQL's pool and, with `wakeUps`,
+    /// the LISTEN connection that calls them on every committed revocation and key rotation.
+    func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service]
     /// Applies pending migrations; returns the versions applied.
     func migrate() async throws -> [Int]
     func migrationStatus() async throws -> MigrationStatus
@@ -37,7 +37,7 @@ extension StoreBackend {
     public func withRunning<T: Sendable>(logger: Logger, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
         do {
             let result = try await withThrowingTaskGroup(of: T?.self) { group in
-                for service in try services(wakeUp: nil, logger: logger) {
+                for service in try services(wakeUps: nil, logger: logger) {
                     group.addTask {
                         try await service.run()
                         return nil

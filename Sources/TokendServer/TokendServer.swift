@@ -6,6 +6,7 @@ import Synchronization
 import TokendAPI
 import TokendCore
 import TokendGRPC
+import TokendPostgres
 import UnixSignals
 
 /// A whole `tokend serve`, built in the order production uses: the store backend, the replica over
@@ -56,7 +57,14 @@ public func buildServiceGroup(
         pool: backend.pool
     )
     let metrics = TokendMetrics()
-    let tokend = Tokend(replica: replica, issuer: issuer, logger: logger, metrics: metrics, limits: configuration.guessLimits)
+    let tokend = Tokend(
+        replica: replica,
+        issuer: issuer,
+        logger: logger,
+        metrics: metrics,
+        limits: configuration.guessLimits,
+        signingKeyOverlap: configuration.signingKeyOverlap
+    )
     let listening = ListeningAddresses()
 
     func listener(
@@ -115,9 +123,12 @@ public func buildServiceGroup(
     // Started in this order and stopped in reverse: the store's own services first, so that they
     // outlive everything that uses them.
     var services: [any Service] = [StoreCloser(backend: backend)]
-    var wakeUp: (@Sendable () -> Void)?
-    if let feed = replica.feed { wakeUp = { feed.wakeUp() } }
-    services += try backend.services(wakeUp: wakeUp, logger: logger)
+    let keyService = SigningKeyService(ring: tokend.signingKeys, logger: logger)
+    let feed = replica.feed
+    services += try backend.services(
+        wakeUps: RevocationListener.WakeUps(revocations: { feed?.wakeUp() }, signingKeys: keyService.wakeUp),
+        logger: logger
+    )
     if let tls {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let interval = configuration.tlsReloadInterval
@@ -126,6 +137,7 @@ public func buildServiceGroup(
         )
     }
     if replica.feed != nil { services.append(ReplicaFeed(replica: replica)) }
+    services.append(keyService)
     services.append(ExpiryCollector(store: store, interval: configuration.gcInterval, logger: logger))
     services.append(publicApp)
     services.append(adminApp)

@@ -6,10 +6,18 @@
 /// optimised in this module.
 public struct FormBody: Sendable {
     private(set) var fields: [String: String]
+    /// Every value of the parameters that may repeat, in order.
+    private(set) var repeated: [String: [String]] = [:]
 
     /// Parses the bytes of a form body.
     public init(bytes: UnsafeRawBufferPointer) throws(WireError) {
         try self.init(bytes: bytes, only: nil)
+    }
+
+    /// Parses the bytes of a form body in which the parameters named in `repeatable` may occur
+    /// more than once (RFC 8707 `resource`); `values(_:)` has all of them.
+    public init(bytes: UnsafeRawBufferPointer, repeatable: Set<String>) throws(WireError) {
+        try self.init(bytes: bytes, only: nil, repeatable: repeatable)
     }
 
     /// Parses only the parameters named in `names`, as strictly as `init(bytes:)` does, and
@@ -20,7 +28,7 @@ public struct FormBody: Sendable {
         try self.init(bytes: bytes, only: Optional(names))
     }
 
-    private init(bytes: UnsafeRawBufferPointer, only names: Set<String>?) throws(WireError) {
+    private init(bytes: UnsafeRawBufferPointer, only names: Set<String>?, repeatable: Set<String> = []) throws(WireError) {
         fields = Dictionary(minimumCapacity: 4)
         let count = bytes.count
         var start = 0
@@ -44,7 +52,11 @@ public struct FormBody: Sendable {
                 }
                 let value = equals < end ? try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
                 guard !name.isEmpty else { throw .emptyParameterName }
-                guard fields[name] == nil else { throw .repeatedParameter(name) }
+                if repeatable.contains(name) {
+                    repeated[name, default: []].append(value)
+                } else {
+                    guard fields[name] == nil else { throw .repeatedParameter(name) }
+                }
                 fields[name] = value
             }
             start = end + 1
@@ -52,6 +64,12 @@ public struct FormBody: Sendable {
     }
 
     public subscript(name: String) -> String? { fields[name] }
+
+    /// Every value of a parameter named in `repeatable` (empty when absent); for any other
+    /// parameter, its one value.
+    public func values(_ name: String) -> [String] {
+        repeated[name] ?? fields[name].map { [$0] } ?? []
+    }
 
     /// Decodes one form component: `+` to space, `%XX` to a byte, then UTF-8 validation.
     static func decode(_ component: UnsafeRawBufferPointer) throws(WireError) -> String {

@@ -31,6 +31,14 @@ public struct JSONWriter {
         needsComma = false
     }
 
+    /// Writes `"key":` followed by `json`, a complete JSON value the caller vouches for (a nested
+    /// object written by another `JSONWriter`).
+    public mutating func field(_ key: StaticString, json: some Sequence<UInt8>) {
+        fieldKey(key)
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func field(_ key: StaticString, string value: String) {
         fieldKey(key)
         writeString(value)

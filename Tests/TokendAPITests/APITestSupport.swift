@@ -170,6 +170,22 @@ final class FaultyStore: TokendStore {
         try clients()
         return try await base.updateClientSecret(id: id, salt: salt, hash: hash)
     }
+    func updateClient(_ client: ClientRecord) async throws -> Bool {
+        try clients()
+        return try await base.updateClient(client)
+    }
+    func signingKeys() async throws -> [StoredSigningKey] {
+        try tokens()
+        return try await base.signingKeys()
+    }
+    func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
+        try tokens()
+        return try await base.insertFirstSigningKey(key)
+    }
+    func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+        try tokens()
+        try await base.rotateSigningKey(to: key, retiring: retiring)
+    }
 
     func insertTokens(_ tokens: [TokenRecord]) async throws {
         try self.tokens()

@@ -17,6 +17,11 @@ import TokendCore
         .alreadyExists: ((409, "conflict"), (409, "already_exists")),
         .unavailable: ((503, "temporarily_unavailable"), (503, "unavailable")),
         .tooManyRequests: ((429, "too_many_requests"), (429, "resource_exhausted")),
+        .invalidGrant: ((400, "invalid_grant"), (400, "invalid_argument")),
+        .invalidScope: ((400, "invalid_scope"), (400, "invalid_argument")),
+        .invalidTarget: ((400, "invalid_target"), (400, "invalid_argument")),
+        .unsupportedGrantType: ((400, "unsupported_grant_type"), (400, "invalid_argument")),
+        .unauthorizedClient: ((400, "unauthorized_client"), (403, "permission_denied")),
     ]
 
     @Test(arguments: TokendError.Code.allCases)
@@ -58,6 +63,11 @@ import TokendCore
         .alreadyExists: (409, "AlreadyExists"),
         .unavailable: (503, "ServiceUnavailable"),
         .tooManyRequests: (429, "TooManyRequests"),
+        .invalidGrant: (400, "BadRequest"),
+        .invalidScope: (400, "BadRequest"),
+        .invalidTarget: (400, "BadRequest"),
+        .unsupportedGrantType: (400, "BadRequest"),
+        .unauthorizedClient: (403, "Forbidden"),
     ]
 
     @Test(arguments: TokendError.Code.allCases)

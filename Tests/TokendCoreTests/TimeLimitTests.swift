@@ -155,6 +155,19 @@ final class ScriptedStore: TokendStore {
         try await act()
         return false
     }
+    func updateClient(_ client: ClientRecord) async throws -> Bool {
+        try await act()
+        return false
+    }
+    func signingKeys() async throws -> [StoredSigningKey] {
+        try await act()
+        return []
+    }
+    func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
+        try await act()
+        return false
+    }
+    func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws { try await act() }
     func insertTokens(_ tokens: [TokenRecord]) async throws { try await act() }
     func token(hash: TokenHash) async throws -> TokenRecord? {
         try await act()

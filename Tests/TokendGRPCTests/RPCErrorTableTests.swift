@@ -16,6 +16,11 @@ import TokendGRPC
         .alreadyExists: .alreadyExists,
         .unavailable: .unavailable,
         .tooManyRequests: .resourceExhausted,
+        .invalidGrant: .invalidArgument,
+        .invalidScope: .invalidArgument,
+        .invalidTarget: .invalidArgument,
+        .unsupportedGrantType: .invalidArgument,
+        .unauthorizedClient: .permissionDenied,
     ]
 
     @Test(arguments: TokendError.Code.allCases)

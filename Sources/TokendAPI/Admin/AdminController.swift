@@ -14,24 +14,53 @@ struct AdminController: Sendable {
     func register(on router: Router<TokendRequestContext>) {
         let prefix = "/tokend.v1.AdminService/"
         unary(router, prefix + "CreateClient", Tokend_V1_CreateClientRequest.self) { m in
-            let (client, secret) = try await tokend.registry.create(id: m.clientID, roles: m.roles, audiences: m.audiences)
+            let (client, secret) = try await tokend.registry.create(id: m.clientID, roles: m.roles, audiences: m.audiences, scopes: m.scopes)
             var out = Tokend_V1_CreateClientResponse()
             out.clientID = client.id
             out.clientSecret = secret
             out.roles = client.sortedRoles
             out.audiences = client.audiences
+            out.scopes = client.scopes
+            return out
+        }
+        unary(router, prefix + "UpdateClient", Tokend_V1_UpdateClientRequest.self) { m in
+            let client = try await tokend.registry.update(
+                id: m.clientID,
+                roles: m.hasRoles ? m.roles.values : nil,
+                audiences: m.hasAudiences ? m.audiences.values : nil,
+                scopes: m.hasScopes ? m.scopes.values : nil
+            )
+            var out = Tokend_V1_UpdateClientResponse()
+            out.client = Tokend_V1_Client(client)
+            return out
+        }
+        unary(router, prefix + "ListSigningKeys", Tokend_V1_ListSigningKeysRequest.self) { _ in
+            _ = try await tokend.signingKeys.current()  // a first start creates the first key
+            var out = Tokend_V1_ListSigningKeysResponse()
+            out.keys = try await tokend.signingKeys.list().map { k in
+                var key = Tokend_V1_SigningKey()
+                key.kid = k.kid
+                key.alg = k.algorithm
+                key.createdAt = Int64(k.createdAt.timeIntervalSince1970)
+                key.retiresAt = k.retiresAt.map { Int64($0.timeIntervalSince1970) } ?? 0
+                key.current = k.retiresAt == nil
+                return key
+            }
+            return out
+        }
+        unary(router, prefix + "RotateSigningKey", Tokend_V1_RotateSigningKeyRequest.self) { _ in
+            let (kid, previous) = try await tokend.signingKeys.rotate()
+            var out = Tokend_V1_RotateSigningKeyResponse()
+            out.kid = kid
+            out.previousKid = previous ?? ""
+            if let previous, let retired = try await tokend.signingKeys.list().first(where: { $0.kid == previous }) {
+                out.previousRetiresAt = retired.retiresAt.map { Int64($0.timeIntervalSince1970) } ?? 0
+            }
             return out
         }
         unary(router, prefix + "ListClients", Tokend_V1_ListClientsRequest.self) { _ in
             var out = Tokend_V1_ListClientsResponse()
-            out.clients = try await tokend.registry.list().map { c in
-                var client = Tokend_V1_Client()
-                client.clientID = c.id
-                client.roles = c.sortedRoles
-                client.audiences = c.audiences
-                client.createdAt = Int64(c.createdAt.timeIntervalSince1970)
-                return client
-            }
+            out.clients = try await tokend.registry.list().map(Tokend_V1_Client.init)
             return out
         }
         unary(router, prefix + "DeleteClient", Tokend_V1_DeleteClientRequest.self) { m in

@@ -44,7 +44,8 @@ public struct ConnectError: HTTPResponseError, Sendable {
             var headers = HTTPFields()
             if let challenge { headers[.wwwAuthenticate] = challenge }
             self.init(.unauthenticated, error.message, headers: headers)
-        case .missingRole, .notOwner: self.init(.permissionDenied, error.message)
+        case .missingRole, .notOwner, .unauthorizedClient: self.init(.permissionDenied, error.message)
+        case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType: self.init(.invalidArgument, error.message)
         case .notFound: self.init(.notFound, error.message)
         case .alreadyExists: self.init(.alreadyExists, error.message)
         case .unavailable: self.init(.unavailable, error.message, headers: [.retryAfter: "1"])

@@ -45,6 +45,34 @@ extension Tokend_V1_IssueTokenResponse {
     }
 }
 
+extension Tokend_V1_TokenResponse {
+    public init(_ issued: IssuedTokens) {
+        self.init()
+        accessToken = issued.accessToken
+        tokenType = issued.access.tokenType ?? "Bearer"
+        expiresIn = issued.expiresIn
+        refreshToken = issued.refreshToken ?? ""
+        scope = issued.access.scope ?? ""
+    }
+}
+
+extension TokenRequest {
+    public init(_ m: Tokend_V1_TokenRequest) {
+        self.init(grantType: m.grantType.nonEmpty, scope: m.scope.nonEmpty, refreshToken: m.refreshToken.nonEmpty, targets: m.audience + m.resource)
+    }
+}
+
+extension Tokend_V1_Client {
+    public init(_ c: ClientRecord) {
+        self.init()
+        clientID = c.id
+        roles = c.sortedRoles
+        audiences = c.audiences
+        scopes = c.scopes
+        createdAt = Int64(c.createdAt.timeIntervalSince1970)
+    }
+}
+
 extension IssueRequest {
     /// An issuance request from its message; an empty `client_id` stays empty (the caller itself,
     /// or required, as the operation decides).

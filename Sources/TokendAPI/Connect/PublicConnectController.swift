@@ -12,6 +12,7 @@ struct PublicConnectController: Sendable {
     let introspector: Introspector
     let revoker: Revoker
     let issuer: TokenIssuer
+    let granter: TokenGranter
 
     static let challenge = #"Basic realm="tokend""#
 
@@ -25,6 +26,9 @@ struct PublicConnectController: Sendable {
         }
         unary(router, "/tokend.v1.TokenService/IssueToken", Tokend_V1_IssueTokenRequest.self) { m, caller in
             Tokend_V1_IssueTokenResponse(try await issuer.issue(IssueRequest(m), caller: caller))
+        }
+        unary(router, "/tokend.v1.TokenService/Token", Tokend_V1_TokenRequest.self) { m, caller in
+            Tokend_V1_TokenResponse(try await granter.grant(TokenRequest(m), caller: caller))
         }
     }
 

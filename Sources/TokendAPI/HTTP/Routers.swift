@@ -18,13 +18,16 @@ public func buildPublicRouter(
         authenticator: tokend.authenticator,
         introspector: tokend.introspector,
         revoker: tokend.revoker,
+        granter: tokend.granter,
+        signingKeys: tokend.signingKeys,
         issuer: tokend.issuerIdentifier
     ).register(on: router)
     PublicConnectController(
         authenticator: tokend.authenticator,
         introspector: tokend.introspector,
         revoker: tokend.revoker,
-        issuer: tokend.issuer
+        issuer: tokend.issuer,
+        granter: tokend.granter
     ).register(on: router)
     connectUnknownMethods(router, services: ["IntrospectionService", "TokenService"])
     TokenReviewController(authenticator: tokend.authenticator, introspector: tokend.introspector, naming: kubernetes).register(on: router)

@@ -35,7 +35,10 @@ public struct KubernetesStatus: HTTPResponseError, Sendable {
                 message: error.message,
                 headers: [.wwwAuthenticate: #"Basic realm="tokend""#]
             )
-        case .missingRole, .notOwner:
+        case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType:
+            // Not produced by the webhook (these belong to /oauth2/token); a bad request if ever.
+            self.init(status: .badRequest, reason: "BadRequest", message: error.message)
+        case .missingRole, .notOwner, .unauthorizedClient:
             self.init(status: .forbidden, reason: "Forbidden", message: error.message)
         case .notFound:
             self.init(status: .notFound, reason: "NotFound", message: error.message)

@@ -11,13 +11,17 @@ struct OAuthController: Sendable {
     let authenticator: ClientAuthenticator
     let introspector: Introspector
     let revoker: Revoker
+    let granter: TokenGranter
+    let signingKeys: SigningKeyRing
     let issuer: IssuerIdentifier
 
     func register(on router: Router<TokendRequestContext>) {
         router.post("/oauth2/introspect", use: oauth(introspect))
         router.post("/oauth2/revoke", use: oauth(revoke))
+        router.post("/oauth2/token", use: oauth(token))
         router.get("/.well-known/oauth-authorization-server", use: metadata)
-        for path in ["/oauth2/introspect", "/oauth2/revoke"] {
+        router.get("/.well-known/jwks.json", use: oauth(jwks))
+        for path in ["/oauth2/introspect", "/oauth2/revoke", "/oauth2/token"] {
             for method in [HTTPRequest.Method.get, .put, .delete] {
                 router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.methodNotAllowed }
             }
@@ -35,7 +39,43 @@ struct OAuthController: Sendable {
     @Sendable func introspect(_ request: Request, context: TokendRequestContext) async throws -> Response {
         let form = try await Self.readForm(request)
         let caller = try await authenticate(request, form: form, context: context)
-        return IntrospectionJSON.response(try await introspector.introspect(form["token"], caller: caller))
+        let result = try await introspector.introspect(form["token"], caller: caller)
+        if Self.wantsJWT(request.headers[.accept]) {
+            return try await SignedIntrospection.response(result, caller: caller, issuer: issuer.current, keys: signingKeys)
+        }
+        return IntrospectionJSON.response(result)
+    }
+
+    /// RFC 9701 §4 by RFC 9110 q-values: the JWT only when the caller weighs it above JSON.
+    static func wantsJWT(_ accept: String?) -> Bool {
+        guard let accept else { return false }
+        return AcceptHeader.quality(of: SignedIntrospection.mediaType, in: accept) > AcceptHeader.quality(of: "application/json", in: accept)
+    }
+
+    /// RFC 6749 §5: `client_credentials` and `refresh_token` (rotated). RFC 8707 `resource` may
+    /// repeat, and so may `audience`; every other parameter only once.
+    @Sendable func token(_ request: Request, context: TokendRequestContext) async throws -> Response {
+        let form = try await Self.readForm(request, repeatable: ["resource", "audience"])
+        let caller = try await authenticate(request, form: form, context: context)
+        let granted = try await granter.grant(
+            TokenRequest(
+                grantType: form["grant_type"],
+                scope: form["scope"],
+                refreshToken: form["refresh_token"],
+                targets: form.values("audience") + form.values("resource")
+            ),
+            caller: caller
+        )
+        return TokenResponseJSON.response(granted)
+    }
+
+    /// RFC 7517 JWK Set of the keys that verify signed introspection answers.
+    @Sendable func jwks(_ request: Request, context: TokendRequestContext) async throws -> Response {
+        let keys = try await signingKeys.published()
+        var response = JSONBody.response(["keys": keys.map(\.publicJWK)])
+        // Short: a rotation must reach verifiers well within the overlap.
+        response.headers[.cacheControl] = "public, max-age=60"
+        return response
     }
 
     /// RFC 7009 §2.1–2.2: 200 with an empty body for revoked, already revoked and unknown tokens.
@@ -54,6 +94,11 @@ struct OAuthController: Sendable {
             let introspection_endpoint_auth_methods_supported: [String]
             let revocation_endpoint: String
             let revocation_endpoint_auth_methods_supported: [String]
+            let token_endpoint: String
+            let token_endpoint_auth_methods_supported: [String]
+            let grant_types_supported: [String]
+            let jwks_uri: String
+            let introspection_signing_alg_values_supported: [String]
         }
         let methods = ["client_secret_basic", "client_secret_post"]
         let issuerURL = issuer.current
@@ -64,7 +109,12 @@ struct OAuthController: Sendable {
                 introspection_endpoint: base + "/oauth2/introspect",
                 introspection_endpoint_auth_methods_supported: methods,
                 revocation_endpoint: base + "/oauth2/revoke",
-                revocation_endpoint_auth_methods_supported: methods
+                revocation_endpoint_auth_methods_supported: methods,
+                token_endpoint: base + "/oauth2/token",
+                token_endpoint_auth_methods_supported: methods,
+                grant_types_supported: TokenGranter.grantTypes,
+                jwks_uri: base + "/.well-known/jwks.json",
+                introspection_signing_alg_values_supported: [SigningKey.algorithm]
             )
         )
         response.headers[.cacheControl] = "public, max-age=300"
@@ -92,13 +142,13 @@ struct OAuthController: Sendable {
     }
 
     /// Reads a form body: the content type must be `application/x-www-form-urlencoded`.
-    static func readForm(_ request: Request) async throws -> FormBody {
+    static func readForm(_ request: Request, repeatable: Set<String> = []) async throws -> FormBody {
         guard MediaType.is(request.headers[.contentType], "application/x-www-form-urlencoded") else {
             throw TokendError.invalidRequest("the request body must be application/x-www-form-urlencoded")
         }
         let body = try await RequestBody.collect(request)
         do {
-            return try body.withUnsafeReadableBytes { try FormBody(bytes: $0) }
+            return try body.withUnsafeReadableBytes { repeatable.isEmpty ? try FormBody(bytes: $0) : try FormBody(bytes: $0, repeatable: repeatable) }
         } catch let error as WireError {
             throw TokendError.invalidRequest(error.description)
         }

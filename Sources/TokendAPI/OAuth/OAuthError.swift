@@ -48,6 +48,11 @@ public struct OAuthError: HTTPResponseError, Sendable {
                 description: error.message,
                 headers: [.retryAfter: "1"]
             )
+        case .invalidGrant: self.init(status: .badRequest, error: "invalid_grant", description: error.message)
+        case .invalidScope: self.init(status: .badRequest, error: "invalid_scope", description: error.message)
+        case .invalidTarget: self.init(status: .badRequest, error: "invalid_target", description: error.message)
+        case .unsupportedGrantType: self.init(status: .badRequest, error: "unsupported_grant_type", description: error.message)
+        case .unauthorizedClient: self.init(status: .badRequest, error: "unauthorized_client", description: error.message)
         case .tooManyRequests:
             // RFC 6585 §4; OAuth registers no error code for it.
             self.init(

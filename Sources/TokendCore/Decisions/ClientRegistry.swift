@@ -26,28 +26,69 @@ public struct ClientRegistry: Sendable {
     }
 
     /// Registers a client and returns it with its secret, which is not kept and cannot be shown again.
-    public func create(id: String, roles: [String], audiences: [String]) async throws -> (ClientRecord, secret: String) {
+    public func create(id: String, roles: [String], audiences: [String], scopes: [String] = []) async throws -> (ClientRecord, secret: String) {
         try Self.validate(clientID: id)
-        var parsedRoles = Set<Role>()
-        for name in roles {
-            guard let role = Role(rawValue: name) else {
-                throw TokendError.invalidRequest("unknown role \"\(name.prefix(32))\" (roles: introspect, issue, revoke)")
-            }
-            parsedRoles.insert(role)
-        }
+        let parsedRoles = try Self.roles(roles)
         try Validation.audiences(audiences)
+        let scopes = try Self.scopes(scopes)
         let secret = ClientSecret.generate()
         let hashed = ClientSecret.hash(secret)
         let record = ClientRecord(
             id: id,
             roles: parsedRoles,
             audiences: audiences,
+            scopes: scopes,
             secretSalt: hashed.salt,
             secretHash: hashed.hash,
             createdAt: now()
         )
         try await storeCall(logger, "creating a client") { try await store.createClient(record) }
         return (record, secret)
+    }
+
+    /// Replaces the attributes given (`nil` keeps one as it is) and returns the client as stored.
+    /// Takes effect on this replica at once; other replicas see it when their verified-credential
+    /// cache entry for the client expires (`ClientAuthenticator`).
+    public func update(id: String, roles: [String]?, audiences: [String]?, scopes: [String]?) async throws -> ClientRecord {
+        guard var client = try await storeCall(logger, "reading a client", { try await store.client(id: id) }) else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
+        if let roles { client.roles = try Self.roles(roles) }
+        if let audiences {
+            try Validation.audiences(audiences)
+            client.audiences = audiences
+        }
+        if let scopes { client.scopes = try Self.scopes(scopes) }
+        let updated = client
+        guard try await storeCall(logger, "updating a client", { try await store.updateClient(updated) }) else {
+            throw TokendError.notFound("no client \"\(id.prefix(128))\"")
+        }
+        authenticator?.invalidate(clientID: id)
+        logger.info("client updated", metadata: ["client_id": "\(id)", "roles": "\(client.sortedRoles)"])
+        return client
+    }
+
+    static func roles(_ names: [String]) throws -> Set<Role> {
+        var roles = Set<Role>()
+        for name in names {
+            guard let role = Role(rawValue: name) else {
+                throw TokendError.invalidRequest("unknown role \"\(name.prefix(32))\" (roles: \(Role.names))")
+            }
+            roles.insert(role)
+        }
+        return roles
+    }
+
+    /// Allowed scopes: RFC 6749 §3.3 scope tokens, each element possibly several space-separated
+    /// ones (`--scope "a b"`), without repeats, at most 64.
+    static func scopes(_ values: [String]) throws -> [String] {
+        var scopes: [String] = []
+        for value in values where !value.isEmpty {
+            try Validation.scope(value)
+            for token in value.split(separator: " ").map(String.init) where !scopes.contains(token) { scopes.append(token) }
+        }
+        guard scopes.count <= 64 else { throw TokendError.invalidRequest("at most 64 allowed scopes") }
+        return scopes
     }
 
     public func list() async throws -> [ClientRecord] {

@@ -104,7 +104,7 @@ public struct Introspector: Sendable {
 
     /// RFC 7662 policy on a known record: revocation, validity window and audience restriction.
     public static func evaluate(_ record: TokenRecord, audiences: [String], at now: Date) -> IntrospectionResult {
-        if record.revokedAt != nil { return .inactive }
+        if record.revokedAt != nil || record.spentAt != nil { return .inactive }
         if record.expiresAt <= now { return .inactive }
         if let nbf = record.notBefore, nbf > now { return .inactive }
         if !audiences.isEmpty, !record.audiences.contains(where: audiences.contains) { return .inactive }

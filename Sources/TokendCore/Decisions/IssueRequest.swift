@@ -51,4 +51,7 @@ public struct IssuedTokens: Sendable {
     public var refreshToken: String?
     public var refresh: TokenRecord?
     public var expiresIn: Int64
+
+    /// The records to store: the access token, then the refresh token if any.
+    public var records: [TokenRecord] { [access] + (refresh.map { [$0] } ?? []) }
 }

@@ -111,39 +111,57 @@ public struct Revoker: Sendable {
         at time: Date,
         to store: any TokenStore
     ) async throws -> RevocationOutcome {
-        let nothing = RevocationOutcome(revoked: 0, seq: 0)
-        return try await store.withRevocationTransaction { transaction in
-            let kind: RevocationEntry.Kind
-            let value: String
-            let match: TokenMatch
-            switch selector {
-            case .token(let hash):
-                guard let record = try await transaction.token(hash: hash) else { return nothing }
-                (kind, value, match) = target(record, named: .token)
-            case .jti(let jti):
-                guard let record = try await transaction.token(jti: jti) else { return nothing }
-                (kind, value, match) = target(record, named: .jti)
-            case .subject(let subject): (kind, value, match) = (.subject, subject, .subject(subject))
-            case .client(let clientID): (kind, value, match) = (.client, clientID, .client(clientID))
-            case .grant(let grantID): (kind, value, match) = (.grant, grantID, .grant(grantID))
-            }
-            let revoked = try await transaction.markRevoked(match, at: time)
-            let namesOneToken = selector.kind == .token || selector.kind == .jti
-            if namesOneToken && revoked.isEmpty { return nothing }
-            let isRule = kind == .subject || kind == .client
-            let seq = try await transaction.append(
-                NewRevocationEntry(
-                    kind: kind,
-                    value: value,
-                    tokenHashes: isRule ? [] : revoked.map(\.hash),
-                    reason: reason,
-                    revokedCount: Int64(revoked.count),
-                    createdAt: time,
-                    expiresAt: revoked.map(\.expiresAt).reduce(time, max)
-                )
-            )
-            return RevocationOutcome(revoked: Int64(revoked.count), seq: seq)
+        try await store.withRevocationTransaction { transaction in
+            try await commit(selector, reason: reason, at: time, in: transaction)
         }
+    }
+
+    /// `commit(_:reason:at:to:)` inside a transaction the caller holds (a refresh token's
+    /// redemption that turns out to be reuse revokes its grant in its own transaction).
+    public static func commit(
+        _ selector: RevocationSelector,
+        reason: String,
+        at time: Date,
+        in transaction: any RevocationTransaction
+    ) async throws -> RevocationOutcome {
+        let nothing = RevocationOutcome(revoked: 0, seq: 0)
+        let kind: RevocationEntry.Kind
+        let value: String
+        let match: TokenMatch
+        switch selector {
+        case .token(let hash):
+            guard let record = try await transaction.token(hash: hash) else { return nothing }
+            (kind, value, match) = target(record, named: .token)
+        case .jti(let jti):
+            guard let record = try await transaction.token(jti: jti) else { return nothing }
+            (kind, value, match) = target(record, named: .jti)
+        case .subject(let subject): (kind, value, match) = (.subject, subject, .subject(subject))
+        case .client(let clientID): (kind, value, match) = (.client, clientID, .client(clientID))
+        case .grant(let grantID): (kind, value, match) = (.grant, grantID, .grant(grantID))
+        }
+        let revoked = try await transaction.markRevoked(match, at: time)
+        let namesOneToken = selector.kind == .token || selector.kind == .jti
+        if namesOneToken && revoked.isEmpty { return nothing }
+        let isRule = kind == .subject || kind == .client
+        let seq = try await transaction.append(
+            NewRevocationEntry(
+                kind: kind,
+                value: value,
+                tokenHashes: isRule ? [] : revoked.map(\.hash),
+                reason: reason,
+                revokedCount: Int64(revoked.count),
+                createdAt: time,
+                expiresAt: revoked.map(\.expiresAt).reduce(time, max)
+            )
+        )
+        return RevocationOutcome(revoked: Int64(revoked.count), seq: seq)
+    }
+
+    /// What follows a revocation committed in a caller's own transaction (`commit(_:reason:at:in:)`):
+    /// this replica's memory learns it before the caller is answered, and the metrics count it.
+    public func didCommit(_ outcome: RevocationOutcome, at time: Date) async {
+        if outcome.seq != 0 { await afterCommit?(time) }
+        metrics?.revoked(count: outcome.revoked)
     }
 
     /// RFC 7009 §2.1: a refresh token is revoked with its whole grant, an access token alone.

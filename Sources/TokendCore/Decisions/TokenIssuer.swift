@@ -45,10 +45,30 @@ public struct TokenIssuer: Sendable {
         do { client = try await store.client(id: request.clientID) } catch { throw TokendError.unavailable }
         guard client != nil else { throw TokendError.notFound("no client \"\(request.clientID.prefix(128))\"") }
 
+        return try await mint(request)
+    }
+
+    /// Mints and stores a new grant's tokens for a validated request of a known client (the
+    /// token endpoint, which has both, calls this directly).
+    func mint(_ request: IssueRequest) async throws -> IssuedTokens {
+        let minted = make(request, grantID: Randomness.identifier(), at: now())
+        try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(minted.records) }
+        logger.info(
+            "tokens issued",
+            metadata: [
+                "client_id": "\(request.clientID)", "jti": "\(minted.access.jti)", "grant_id": "\(minted.access.grantID)",
+                "refresh": "\(request.refresh)",
+            ]
+        )
+        return minted
+    }
+
+    /// The tokens of `request` under `grantID`, not stored: an access token, and a refresh token
+    /// when asked for (expiring at `refreshExpiresAt`, else after the request's refresh lifetime).
+    func make(_ request: IssueRequest, grantID: String, at time: Date, refreshExpiresAt: Date? = nil) -> IssuedTokens {
         // Whole seconds: RFC 7662 times are NumericDate, and a record must read back as written.
-        let issuedAt = Date(timeIntervalSince1970: now().timeIntervalSince1970.rounded(.down))
+        let issuedAt = Date(timeIntervalSince1970: time.timeIntervalSince1970.rounded(.down))
         let ttl = (request.ttl ?? Self.defaultTTL).rounded(.down)
-        let grantID = Randomness.identifier()
         let accessToken = OpaqueToken.generate(.access)
         let access = record(
             for: accessToken,
@@ -58,7 +78,6 @@ public struct TokenIssuer: Sendable {
             expiresAt: issuedAt.addingTimeInterval(ttl),
             grantID: grantID
         )
-        var records = [access]
         var refreshToken: String?
         var refresh: TokenRecord?
         if request.refresh {
@@ -69,19 +88,13 @@ public struct TokenIssuer: Sendable {
                 kind: .refresh,
                 request: request,
                 issuedAt: issuedAt,
-                expiresAt: issuedAt.addingTimeInterval(refreshTTL),
+                expiresAt: refreshExpiresAt ?? issuedAt.addingTimeInterval(refreshTTL),
                 grantID: grantID
             )
             record.confirmation = request.confirmation
-            records.append(record)
             refreshToken = token
             refresh = record
         }
-        try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(records) }
-        logger.info(
-            "tokens issued",
-            metadata: ["client_id": "\(request.clientID)", "jti": "\(access.jti)", "grant_id": "\(grantID)", "refresh": "\(request.refresh)"]
-        )
         return IssuedTokens(accessToken: accessToken, access: access, refreshToken: refreshToken, refresh: refresh, expiresIn: Int64(ttl))
     }
 
@@ -105,7 +118,7 @@ public struct TokenIssuer: Sendable {
         )
     }
 
-    private func validate(_ request: IssueRequest) throws {
+    func validate(_ request: IssueRequest) throws {
         try ClientRegistry.validate(clientID: request.clientID)
         if let subject = request.subject { try Validation.text(subject, field: "subject") }
         if let username = request.username { try Validation.text(username, field: "username") }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// One replica's decisions, composed once over its `Replica`: what every wire dialect calls.
@@ -11,6 +12,10 @@ public struct Tokend: Sendable {
     public let revoker: Revoker
     public let issuer: TokenIssuer
     public let registry: ClientRegistry
+    /// `/oauth2/token`.
+    public let granter: TokenGranter
+    /// RFC 9701 signing keys, shared by the replica set through the store.
+    public let signingKeys: SigningKeyRing
     /// `iss` of issued tokens and of the RFC 8414 metadata.
     public let issuerIdentifier: IssuerIdentifier
 
@@ -22,7 +27,8 @@ public struct Tokend: Sendable {
         issuer: IssuerIdentifier,
         logger: Logger,
         metrics: (any DecisionMetrics)? = nil,
-        limits: GuessLimiter.Limits = GuessLimiter.Limits()
+        limits: GuessLimiter.Limits = GuessLimiter.Limits(),
+        signingKeyOverlap: TimeInterval = SigningKeyRing.defaultOverlap
     ) {
         self.replica = replica
         self.issuerIdentifier = issuer
@@ -33,7 +39,10 @@ public struct Tokend: Sendable {
         self.introspector = Introspector(replica: replica, logger: logger, metrics: metrics, limiter: limiter)
         let revoker = Revoker(replica: replica, logger: logger, metrics: metrics)
         self.revoker = revoker
-        self.issuer = TokenIssuer(store: replica.store, issuer: issuer, now: replica.now, logger: logger)
+        let tokenIssuer = TokenIssuer(store: replica.store, issuer: issuer, now: replica.now, logger: logger)
+        self.issuer = tokenIssuer
+        self.granter = TokenGranter(store: replica.store, issuer: tokenIssuer, revoker: revoker, now: replica.now, logger: logger)
+        self.signingKeys = SigningKeyRing(store: replica.store, overlap: signingKeyOverlap, now: replica.now, logger: logger)
         self.registry = ClientRegistry(store: replica.store, authenticator: authenticator, revoker: revoker, now: replica.now, logger: logger)
     }
 }

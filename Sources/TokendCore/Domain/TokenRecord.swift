@@ -46,6 +46,9 @@ public struct TokenRecord: Sendable, Equatable {
     public var extra: [String: String]
     /// Set once the token is revoked; never cleared.
     public var revokedAt: Date?
+    /// Refresh tokens only: set when the token was redeemed at `/oauth2/token` and rotated (RFC 9700
+    /// §4.14.2). A spent token is inactive; presenting it again is reuse.
+    public var spentAt: Date?
 
     public init(
         hash: TokenHash,
@@ -63,7 +66,8 @@ public struct TokenRecord: Sendable, Equatable {
         grantID: String,
         confirmation: Confirmation?,
         extra: [String: String],
-        revokedAt: Date? = nil
+        revokedAt: Date? = nil,
+        spentAt: Date? = nil
     ) {
         self.hash = hash
         self.kind = kind
@@ -81,6 +85,7 @@ public struct TokenRecord: Sendable, Equatable {
         self.confirmation = confirmation
         self.extra = extra
         self.revokedAt = revokedAt
+        self.spentAt = spentAt
     }
 
     /// RFC 7662 §2.2 `token_type`: `DPoP` for a DPoP-bound access token, `Bearer` for other access

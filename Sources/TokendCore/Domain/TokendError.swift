@@ -24,6 +24,20 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The caller (or its address) is guessing: too many failed authentications or never-issued
         /// tokens in the last minute (SPEC "Clients and roles"). `retryAfter` says when to come back.
         case tooManyRequests
+        /// `/oauth2/token`: the refresh token is unknown, expired, revoked, spent or another
+        /// client's (RFC 6749 §5.2 `invalid_grant`).
+        case invalidGrant
+        /// `/oauth2/token`: a requested scope is outside the client's allowed scopes or the grant's
+        /// (RFC 6749 §5.2 `invalid_scope`).
+        case invalidScope
+        /// `/oauth2/token`: a requested audience or resource is outside the client's audiences
+        /// (RFC 8707 §2 `invalid_target`).
+        case invalidTarget
+        /// `/oauth2/token`: a grant type tokend does not offer (RFC 6749 §5.2 `unsupported_grant_type`).
+        case unsupportedGrantType
+        /// `/oauth2/token`: the client may not use this grant type (RFC 6749 §5.2
+        /// `unauthorized_client`: 400 in OAuth, permission denied in the RPC dialects).
+        case unauthorizedClient
     }
 
     public let code: Code
@@ -46,6 +60,9 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let notOwner = TokendError(.notOwner, "the token was not issued to this client")
     public static let tooLarge = TokendError(.tooLarge, "request body exceeds 65536 bytes")
     public static let unavailable = TokendError(.unavailable, "the token store is temporarily unavailable")
+    public static func invalidGrant(_ message: String) -> TokendError { .init(.invalidGrant, message) }
+    public static func invalidScope(_ message: String) -> TokendError { .init(.invalidScope, message) }
+    public static func invalidTarget(_ message: String) -> TokendError { .init(.invalidTarget, message) }
     public static func tooManyRequests(_ message: String, retryAfter: Int) -> TokendError {
         var error = TokendError(.tooManyRequests, message)
         error.retryAfter = retryAfter

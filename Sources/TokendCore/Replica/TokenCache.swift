@@ -38,9 +38,11 @@ public final class TokenCache: Sendable {
         }
     }
 
-    /// Caches an unrevoked, unexpired record.
+    /// Caches an unrevoked, unexpired access token record. Refresh tokens are never cached: a
+    /// redemption spends one without a revocation log entry (RFC 9700 rotation), so only the
+    /// store knows whether it is still current.
     public func put(_ record: TokenRecord, now: Date) {
-        guard capacity > 0, record.revokedAt == nil, record.expiresAt > now else { return }
+        guard capacity > 0, record.kind == .access, record.revokedAt == nil, record.expiresAt > now else { return }
         state.withLock { state in
             if state.records[record.hash] == nil, state.records.count >= capacity, let victim = state.records.keys.first {
                 state.records.removeValue(forKey: victim)

@@ -9,4 +9,7 @@ public protocol ClientStore: Sendable {
     func deleteClient(id: String) async throws -> Bool
     /// Replaces the secret hash. `false` when no such client exists.
     func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool
+    /// Replaces the client's roles, audiences and scopes with `client`'s (the secret and creation
+    /// time stay). `false` when no such client exists.
+    func updateClient(_ client: ClientRecord) async throws -> Bool
 }

@@ -32,6 +32,14 @@ public struct TimeLimitedStore: TokendStore {
     public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
         try await limit { [base] in try await base.updateClientSecret(id: id, salt: salt, hash: hash) }
     }
+    public func updateClient(_ client: ClientRecord) async throws -> Bool { try await limit { [base] in try await base.updateClient(client) } }
+    public func signingKeys() async throws -> [StoredSigningKey] { try await limit { [base] in try await base.signingKeys() } }
+    public func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
+        try await limit { [base] in try await base.insertFirstSigningKey(key) }
+    }
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+        try await limit { [base] in try await base.rotateSigningKey(to: key, retiring: retiring) }
+    }
     public func insertTokens(_ tokens: [TokenRecord]) async throws { try await limit { [base] in try await base.insertTokens(tokens) } }
     public func token(hash: TokenHash) async throws -> TokenRecord? { try await limit { [base] in try await base.token(hash: hash) } }
     public func token(jti: String) async throws -> TokenRecord? { try await limit { [base] in try await base.token(jti: jti) } }

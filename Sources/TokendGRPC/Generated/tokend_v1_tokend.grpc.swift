@@ -558,9 +558,23 @@ public enum Tokend_V1_TokenService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Token" metadata.
+        public enum Token: Sendable {
+            /// Request type for "Token".
+            public typealias Input = Tokend_V1_TokenRequest
+            /// Response type for "Token".
+            public typealias Output = Tokend_V1_TokenResponse
+            /// Descriptor for "Token".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.TokenService"),
+                method: "Token",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "tokend.v1.TokenService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
-            IssueToken.descriptor
+            IssueToken.descriptor,
+            Token.descriptor
         ]
     }
 }
@@ -589,7 +603,8 @@ extension Tokend_V1_TokenService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Token minting for the authorization server (role `issue`). Public listener.
+    /// > Token minting for the authorization server (role `issue`), and RFC 6749's token endpoint
+    /// > (`/oauth2/token`) for clients. Public listener.
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "IssueToken" method.
         ///
@@ -604,6 +619,24 @@ extension Tokend_V1_TokenService {
             request: GRPCCore.StreamingServerRequest<Tokend_V1_IssueTokenRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_IssueTokenResponse>
+
+        /// Handle the "Token" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_TokenRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_TokenResponse` messages.
+        func token(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_TokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_TokenResponse>
     }
 
     /// Service protocol for the "tokend.v1.TokenService" service.
@@ -616,7 +649,8 @@ extension Tokend_V1_TokenService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Token minting for the authorization server (role `issue`). Public listener.
+    /// > Token minting for the authorization server (role `issue`), and RFC 6749's token endpoint
+    /// > (`/oauth2/token`) for clients. Public listener.
     public protocol ServiceProtocol: Tokend_V1_TokenService.StreamingServiceProtocol {
         /// Handle the "IssueToken" method.
         ///
@@ -631,6 +665,24 @@ extension Tokend_V1_TokenService {
             request: GRPCCore.ServerRequest<Tokend_V1_IssueTokenRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Tokend_V1_IssueTokenResponse>
+
+        /// Handle the "Token" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_TokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tokend_V1_TokenResponse` message.
+        func token(
+            request: GRPCCore.ServerRequest<Tokend_V1_TokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tokend_V1_TokenResponse>
     }
 
     /// Simple service protocol for the "tokend.v1.TokenService" service.
@@ -641,7 +693,8 @@ extension Tokend_V1_TokenService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Token minting for the authorization server (role `issue`). Public listener.
+    /// > Token minting for the authorization server (role `issue`), and RFC 6749's token endpoint
+    /// > (`/oauth2/token`) for clients. Public listener.
     public protocol SimpleServiceProtocol: Tokend_V1_TokenService.ServiceProtocol {
         /// Handle the "IssueToken" method.
         ///
@@ -656,6 +709,24 @@ extension Tokend_V1_TokenService {
             request: Tokend_V1_IssueTokenRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Tokend_V1_IssueTokenResponse
+
+        /// Handle the "Token" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_TokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tokend_V1_TokenResponse` to respond with.
+        func token(
+            request: Tokend_V1_TokenRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tokend_V1_TokenResponse
     }
 }
 
@@ -674,6 +745,17 @@ extension Tokend_V1_TokenService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Tokend_V1_TokenService.Method.Token.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_TokenRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_TokenResponse>(),
+            handler: { request, context in
+                try await self.token(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -685,6 +767,17 @@ extension Tokend_V1_TokenService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_IssueTokenResponse> {
         let response = try await self.issueToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func token(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_TokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_TokenResponse> {
+        let response = try await self.token(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -707,6 +800,19 @@ extension Tokend_V1_TokenService.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    public func token(
+        request: GRPCCore.ServerRequest<Tokend_V1_TokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tokend_V1_TokenResponse> {
+        return GRPCCore.ServerResponse<Tokend_V1_TokenResponse>(
+            message: try await self.token(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
 }
 
 // MARK: tokend.v1.TokenService (client)
@@ -720,7 +826,8 @@ extension Tokend_V1_TokenService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Token minting for the authorization server (role `issue`). Public listener.
+    /// > Token minting for the authorization server (role `issue`), and RFC 6749's token endpoint
+    /// > (`/oauth2/token`) for clients. Public listener.
     public protocol ClientProtocol: Sendable {
         /// Call the "IssueToken" method.
         ///
@@ -740,6 +847,29 @@ extension Tokend_V1_TokenService {
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_IssueTokenResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
+
+        /// Call the "Token" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_TokenRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_TokenRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_TokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func token<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_TokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_TokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_TokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_TokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
     }
 
     /// Generated client for the "tokend.v1.TokenService" service.
@@ -750,7 +880,8 @@ extension Tokend_V1_TokenService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Token minting for the authorization server (role `issue`). Public listener.
+    /// > Token minting for the authorization server (role `issue`), and RFC 6749's token endpoint
+    /// > (`/oauth2/token`) for clients. Public listener.
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
@@ -791,6 +922,40 @@ extension Tokend_V1_TokenService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Token" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_TokenRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_TokenRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_TokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func token<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_TokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_TokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_TokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_TokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tokend_V1_TokenService.Method.Token.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -817,6 +982,35 @@ extension Tokend_V1_TokenService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_IssueTokenRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_IssueTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Token" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_TokenRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func token<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_TokenRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_TokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.token(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_TokenRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_TokenResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -849,6 +1043,39 @@ extension Tokend_V1_TokenService.ClientProtocol {
             metadata: metadata
         )
         return try await self.issueToken(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Token" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > grant_type client_credentials (role `client_credentials`) or refresh_token (rotation).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func token<Result>(
+        _ message: Tokend_V1_TokenRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_TokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_TokenRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.token(
             request: request,
             options: options,
             onResponse: handleResponse
@@ -917,6 +1144,19 @@ public enum Tokend_V1_AdminService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "UpdateClient" metadata.
+        public enum UpdateClient: Sendable {
+            /// Request type for "UpdateClient".
+            public typealias Input = Tokend_V1_UpdateClientRequest
+            /// Response type for "UpdateClient".
+            public typealias Output = Tokend_V1_UpdateClientResponse
+            /// Descriptor for "UpdateClient".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.AdminService"),
+                method: "UpdateClient",
+                type: .unary
+            )
+        }
         /// Namespace for "IssueToken" metadata.
         public enum IssueToken: Sendable {
             /// Request type for "IssueToken".
@@ -982,17 +1222,46 @@ public enum Tokend_V1_AdminService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListSigningKeys" metadata.
+        public enum ListSigningKeys: Sendable {
+            /// Request type for "ListSigningKeys".
+            public typealias Input = Tokend_V1_ListSigningKeysRequest
+            /// Response type for "ListSigningKeys".
+            public typealias Output = Tokend_V1_ListSigningKeysResponse
+            /// Descriptor for "ListSigningKeys".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.AdminService"),
+                method: "ListSigningKeys",
+                type: .unary
+            )
+        }
+        /// Namespace for "RotateSigningKey" metadata.
+        public enum RotateSigningKey: Sendable {
+            /// Request type for "RotateSigningKey".
+            public typealias Input = Tokend_V1_RotateSigningKeyRequest
+            /// Response type for "RotateSigningKey".
+            public typealias Output = Tokend_V1_RotateSigningKeyResponse
+            /// Descriptor for "RotateSigningKey".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.AdminService"),
+                method: "RotateSigningKey",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "tokend.v1.AdminService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateClient.descriptor,
             ListClients.descriptor,
             DeleteClient.descriptor,
             RotateClientSecret.descriptor,
+            UpdateClient.descriptor,
             IssueToken.descriptor,
             Introspect.descriptor,
             Revoke.descriptor,
             ListRevocations.descriptor,
-            Status.descriptor
+            Status.descriptor,
+            ListSigningKeys.descriptor,
+            RotateSigningKey.descriptor
         ]
     }
 }
@@ -1079,6 +1348,20 @@ extension Tokend_V1_AdminService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateClientSecretResponse>
 
+        /// Handle the "UpdateClient" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_UpdateClientRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_UpdateClientResponse` messages.
+        func updateClient(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_UpdateClientRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_UpdateClientResponse>
+
         /// Handle the "IssueToken" method.
         ///
         /// - Parameters:
@@ -1148,6 +1431,34 @@ extension Tokend_V1_AdminService {
             request: GRPCCore.StreamingServerRequest<Tokend_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_StatusResponse>
+
+        /// Handle the "ListSigningKeys" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_ListSigningKeysRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_ListSigningKeysResponse` messages.
+        func listSigningKeys(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_ListSigningKeysRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_ListSigningKeysResponse>
+
+        /// Handle the "RotateSigningKey" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_RotateSigningKeyRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_RotateSigningKeyResponse` messages.
+        func rotateSigningKey(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_RotateSigningKeyRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateSigningKeyResponse>
     }
 
     /// Service protocol for the "tokend.v1.AdminService" service.
@@ -1218,6 +1529,20 @@ extension Tokend_V1_AdminService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateClientSecretResponse>
 
+        /// Handle the "UpdateClient" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_UpdateClientRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tokend_V1_UpdateClientResponse` message.
+        func updateClient(
+            request: GRPCCore.ServerRequest<Tokend_V1_UpdateClientRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tokend_V1_UpdateClientResponse>
+
         /// Handle the "IssueToken" method.
         ///
         /// - Parameters:
@@ -1287,6 +1612,34 @@ extension Tokend_V1_AdminService {
             request: GRPCCore.ServerRequest<Tokend_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Tokend_V1_StatusResponse>
+
+        /// Handle the "ListSigningKeys" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListSigningKeysRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tokend_V1_ListSigningKeysResponse` message.
+        func listSigningKeys(
+            request: GRPCCore.ServerRequest<Tokend_V1_ListSigningKeysRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tokend_V1_ListSigningKeysResponse>
+
+        /// Handle the "RotateSigningKey" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_RotateSigningKeyRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tokend_V1_RotateSigningKeyResponse` message.
+        func rotateSigningKey(
+            request: GRPCCore.ServerRequest<Tokend_V1_RotateSigningKeyRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse>
     }
 
     /// Simple service protocol for the "tokend.v1.AdminService" service.
@@ -1354,6 +1707,20 @@ extension Tokend_V1_AdminService {
             request: Tokend_V1_RotateClientSecretRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Tokend_V1_RotateClientSecretResponse
+
+        /// Handle the "UpdateClient" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_UpdateClientRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tokend_V1_UpdateClientResponse` to respond with.
+        func updateClient(
+            request: Tokend_V1_UpdateClientRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tokend_V1_UpdateClientResponse
 
         /// Handle the "IssueToken" method.
         ///
@@ -1424,6 +1791,34 @@ extension Tokend_V1_AdminService {
             request: Tokend_V1_StatusRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Tokend_V1_StatusResponse
+
+        /// Handle the "ListSigningKeys" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_ListSigningKeysRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tokend_V1_ListSigningKeysResponse` to respond with.
+        func listSigningKeys(
+            request: Tokend_V1_ListSigningKeysRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tokend_V1_ListSigningKeysResponse
+
+        /// Handle the "RotateSigningKey" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_RotateSigningKeyRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tokend_V1_RotateSigningKeyResponse` to respond with.
+        func rotateSigningKey(
+            request: Tokend_V1_RotateSigningKeyRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tokend_V1_RotateSigningKeyResponse
     }
 }
 
@@ -1470,6 +1865,17 @@ extension Tokend_V1_AdminService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RotateClientSecretResponse>(),
             handler: { request, context in
                 try await self.rotateClientSecret(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tokend_V1_AdminService.Method.UpdateClient.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_UpdateClientRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_UpdateClientResponse>(),
+            handler: { request, context in
+                try await self.updateClient(
                     request: request,
                     context: context
                 )
@@ -1530,6 +1936,28 @@ extension Tokend_V1_AdminService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Tokend_V1_AdminService.Method.ListSigningKeys.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_ListSigningKeysRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_ListSigningKeysResponse>(),
+            handler: { request, context in
+                try await self.listSigningKeys(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tokend_V1_AdminService.Method.RotateSigningKey.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_RotateSigningKeyRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RotateSigningKeyResponse>(),
+            handler: { request, context in
+                try await self.rotateSigningKey(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1574,6 +2002,17 @@ extension Tokend_V1_AdminService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateClientSecretResponse> {
         let response = try await self.rotateClientSecret(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func updateClient(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_UpdateClientRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_UpdateClientResponse> {
+        let response = try await self.updateClient(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1634,6 +2073,28 @@ extension Tokend_V1_AdminService.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func listSigningKeys(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_ListSigningKeysRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_ListSigningKeysResponse> {
+        let response = try await self.listSigningKeys(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func rotateSigningKey(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_RotateSigningKeyRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateSigningKeyResponse> {
+        let response = try await self.rotateSigningKey(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -1684,6 +2145,19 @@ extension Tokend_V1_AdminService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateClientSecretResponse> {
         return GRPCCore.ServerResponse<Tokend_V1_RotateClientSecretResponse>(
             message: try await self.rotateClientSecret(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func updateClient(
+        request: GRPCCore.ServerRequest<Tokend_V1_UpdateClientRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tokend_V1_UpdateClientResponse> {
+        return GRPCCore.ServerResponse<Tokend_V1_UpdateClientResponse>(
+            message: try await self.updateClient(
                 request: request.message,
                 context: context
             ),
@@ -1749,6 +2223,32 @@ extension Tokend_V1_AdminService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Tokend_V1_StatusResponse> {
         return GRPCCore.ServerResponse<Tokend_V1_StatusResponse>(
             message: try await self.status(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listSigningKeys(
+        request: GRPCCore.ServerRequest<Tokend_V1_ListSigningKeysRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tokend_V1_ListSigningKeysResponse> {
+        return GRPCCore.ServerResponse<Tokend_V1_ListSigningKeysResponse>(
+            message: try await self.listSigningKeys(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func rotateSigningKey(
+        request: GRPCCore.ServerRequest<Tokend_V1_RotateSigningKeyRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse> {
+        return GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse>(
+            message: try await self.rotateSigningKey(
                 request: request.message,
                 context: context
             ),
@@ -1846,6 +2346,25 @@ extension Tokend_V1_AdminService {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateClientSecretResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
+        /// Call the "UpdateClient" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_UpdateClientRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_UpdateClientRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_UpdateClientResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func updateClient<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_UpdateClientRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_UpdateClientRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_UpdateClientResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_UpdateClientResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
         /// Call the "IssueToken" method.
         ///
         /// - Parameters:
@@ -1939,6 +2458,44 @@ extension Tokend_V1_AdminService {
             deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_StatusResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_StatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListSigningKeys" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListSigningKeysRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_ListSigningKeysRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_ListSigningKeysResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listSigningKeys<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_ListSigningKeysRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_ListSigningKeysRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_ListSigningKeysResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListSigningKeysResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RotateSigningKey" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_RotateSigningKeyRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_RotateSigningKeyRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_RotateSigningKeyResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func rotateSigningKey<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_RotateSigningKeyRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_RotateSigningKeyRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_RotateSigningKeyResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateSigningKeyResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2075,6 +2632,36 @@ extension Tokend_V1_AdminService {
             try await self.client.unary(
                 request: request,
                 descriptor: Tokend_V1_AdminService.Method.RotateClientSecret.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "UpdateClient" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_UpdateClientRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_UpdateClientRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_UpdateClientResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func updateClient<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_UpdateClientRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_UpdateClientRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_UpdateClientResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_UpdateClientResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tokend_V1_AdminService.Method.UpdateClient.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2231,6 +2818,66 @@ extension Tokend_V1_AdminService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListSigningKeys" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListSigningKeysRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_ListSigningKeysRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_ListSigningKeysResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listSigningKeys<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_ListSigningKeysRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_ListSigningKeysRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_ListSigningKeysResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListSigningKeysResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tokend_V1_AdminService.Method.ListSigningKeys.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RotateSigningKey" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_RotateSigningKeyRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_RotateSigningKeyRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_RotateSigningKeyResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func rotateSigningKey<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_RotateSigningKeyRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_RotateSigningKeyRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_RotateSigningKeyResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateSigningKeyResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tokend_V1_AdminService.Method.RotateSigningKey.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2332,6 +2979,31 @@ extension Tokend_V1_AdminService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RotateClientSecretRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_RotateClientSecretResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UpdateClient" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_UpdateClientRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func updateClient<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_UpdateClientRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_UpdateClientResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.updateClient(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_UpdateClientRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_UpdateClientResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2461,6 +3133,56 @@ extension Tokend_V1_AdminService.ClientProtocol {
             onResponse: handleResponse
         )
     }
+
+    /// Call the "ListSigningKeys" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_ListSigningKeysRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSigningKeys<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_ListSigningKeysRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListSigningKeysResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listSigningKeys(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_ListSigningKeysRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_ListSigningKeysResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RotateSigningKey" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_RotateSigningKeyRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rotateSigningKey<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_RotateSigningKeyRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateSigningKeyResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.rotateSigningKey(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RotateSigningKeyRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_RotateSigningKeyResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
 }
 
 // Helpers providing sugared APIs for 'ClientProtocol' methods.
@@ -2576,6 +3298,35 @@ extension Tokend_V1_AdminService.ClientProtocol {
             metadata: metadata
         )
         return try await self.rotateClientSecret(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UpdateClient" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func updateClient<Result>(
+        _ message: Tokend_V1_UpdateClientRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_UpdateClientResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_UpdateClientRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.updateClient(
             request: request,
             options: options,
             onResponse: handleResponse
@@ -2721,6 +3472,64 @@ extension Tokend_V1_AdminService.ClientProtocol {
             metadata: metadata
         )
         return try await self.status(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSigningKeys" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSigningKeys<Result>(
+        _ message: Tokend_V1_ListSigningKeysRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListSigningKeysResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_ListSigningKeysRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listSigningKeys(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RotateSigningKey" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rotateSigningKey<Result>(
+        _ message: Tokend_V1_RotateSigningKeyRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateSigningKeyResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_RotateSigningKeyRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.rotateSigningKey(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -12,16 +12,17 @@ extension Clients {
             case .json:
                 Output.json([
                     "clients": response.clients.map { c in
-                        ["client_id": c.clientID, "roles": c.roles, "audiences": c.audiences, "created_at": c.createdAt] as [String: Any]
+                        ClientAttributes.json(c)
                     }
                 ])
             case .table:
                 Output.table(
-                    ["CLIENT_ID", "ROLES", "AUDIENCES", "CREATED"],
+                    ["CLIENT_ID", "ROLES", "AUDIENCES", "SCOPES", "CREATED"],
                     response.clients.map { c in
                         [
                             c.clientID, c.roles.isEmpty ? "-" : c.roles.joined(separator: ","),
-                            c.audiences.isEmpty ? "-" : c.audiences.joined(separator: ","), Output.time(c.createdAt),
+                            c.audiences.isEmpty ? "-" : c.audiences.joined(separator: ","),
+                            c.scopes.isEmpty ? "-" : c.scopes.joined(separator: " "), Output.time(c.createdAt),
                         ]
                     }
                 )
