@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import pytest
 
@@ -57,6 +58,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 class Client:
     client_id: str
     client_secret: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A client a test registered for itself with `tokenctl clients create`: what it asked for, and
+    tokenctl's JSON answer."""
+    client_id: str
+    client_secret: str
+    roles: tuple[str, ...]
+    audiences: tuple[str, ...]
+    scope: str | None
+    created: dict
 
 
 @dataclass(frozen=True)
@@ -117,3 +130,35 @@ def gateway() -> tuple[str, str]:
 def app_client(main_client) -> str:
     """The client the gateway tests' tokens are issued to (any registered client will do)."""
     return main_client.client_id
+
+
+def tokenctl_json(*args: str) -> Any:
+    """Runs `tokenctl ARGS --output json` (against the tokend under test) and returns its parsed
+    output; a non-zero exit fails the calling test with tokenctl's message."""
+    out = subprocess.run([os.environ["INTEROP_TOKENCTL"], *args, "--output", "json"],
+                         capture_output=True, text=True, timeout=30)
+    # Only the subcommand is named: the other arguments may hold tokens.
+    assert out.returncode == 0, f"tokenctl {' '.join(args[:2])} exited {out.returncode}: {out.stderr.strip()[:500]}"
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def make_client() -> Callable[..., Registered]:
+    """make_client(prefix, roles, audiences=(), scope=None) -> Registered: a new client, registered
+    with `tokenctl clients create interop-PREFIX-<random> --role R... [--audience A...] [--scope S]`,
+    unique per call so that a reused database never collides with an earlier run's clients."""
+
+    def _make(prefix: str, roles: list[str] | tuple[str, ...], audiences: list[str] | tuple[str, ...] = (),
+              scope: str | None = None) -> Registered:
+        args = ["clients", "create", f"interop-{prefix}-{secrets.token_hex(4)}"]
+        for role in roles:
+            args += ["--role", role]
+        for audience in audiences:
+            args += ["--audience", audience]
+        if scope is not None:
+            args += ["--scope", scope]
+        created = tokenctl_json(*args)
+        return Registered(created["client_id"], created["client_secret"], tuple(roles), tuple(audiences), scope,
+                          created)
+
+    return _make
