@@ -85,6 +85,11 @@ import TokendTestSupport
                         "introspection_endpoint_auth_methods_supported": methods,
                         "revocation_endpoint": .string(testIssuerURL + "/oauth2/revoke"),
                         "revocation_endpoint_auth_methods_supported": methods,
+                        "token_endpoint": .string(testIssuerURL + "/oauth2/token"),
+                        "token_endpoint_auth_methods_supported": methods,
+                        "grant_types_supported": ["client_credentials", "refresh_token"],
+                        "jwks_uri": .string(testIssuerURL + "/.well-known/jwks.json"),
+                        "introspection_signing_alg_values_supported": ["ES256"],
                     ],
                     "\(response.text)"
                 )
@@ -104,7 +109,7 @@ import TokendTestSupport
     func unknownRoutesAre404WithAJSONBody(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let cases: [(String, HTTPRequest.Method)] = [
-                ("/", .get), ("/nope", .get), ("/oauth2/token", .post), ("/oauth2/introspect/extra", .post),
+                ("/", .get), ("/nope", .get), ("/oauth2/authorize", .get), ("/oauth2/introspect/extra", .post),
                 ("/.well-known/openid-configuration", .get), ("/tokend.v1.Nope/Nope", .post), ("/metrics/x", .get),
             ]
             try await withPublicRouter(h.services) { client in

@@ -109,6 +109,8 @@ public struct TokenGranter: Sendable {
                     return .refused(invalid)
                 }
                 if record.spentAt != nil {
+                    // Revoked already (an earlier reuse revoked the grant): nothing more to do.
+                    if record.revokedAt != nil { return .refused(invalid) }
                     let outcome = try await Revoker.commit(.grant(record.grantID), reason: "refresh token reuse", at: time, in: transaction)
                     return .reused(outcome, grantID: record.grantID)
                 }
