@@ -73,6 +73,39 @@ def test_introspect_revoke_and_issue_over_grpc(introspection, channel, main_clie
     assert again.active and again.sub == "grpc-bob"
 
 
+def test_token_over_grpc(channel, introspection, main_client, make_client, issue):
+    """TokenService/Token: RFC 6749's token endpoint with the RFC's field names; its errors map as
+    everywhere (invalid_scope / invalid_grant -> INVALID_ARGUMENT, unauthorized_client -> PERMISSION_DENIED)."""
+    tokens = tokend_pb2_grpc.TokenServiceStub(channel)
+    job = make_client("grpc-cc", ["client_credentials"], scope="jobs:run jobs:read")
+    job_md = (("authorization", "Basic " + base64.b64encode(f"{job.client_id}:{job.client_secret}".encode()).decode()),)
+    granted = tokens.Token(tokend_pb2.TokenRequest(grant_type="client_credentials", scope="jobs:read"), metadata=job_md,
+                           timeout=TIMEOUT)
+    assert granted.access_token.startswith("tkd_at_") and granted.token_type == "Bearer" and granted.scope == "jobs:read"
+    assert granted.refresh_token == "" and granted.expires_in > 0
+    seen = introspection.Introspect(tokend_pb2.IntrospectRequest(token=granted.access_token), metadata=basic(main_client),
+                                    timeout=TIMEOUT)
+    assert seen.active and seen.sub == job.client_id and seen.client_id == job.client_id
+    assert code_of(lambda: tokens.Token(tokend_pb2.TokenRequest(grant_type="client_credentials", scope="admin"),
+                                        metadata=job_md, timeout=TIMEOUT)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: tokens.Token(tokend_pb2.TokenRequest(grant_type="client_credentials"),
+                                        metadata=basic(main_client), timeout=TIMEOUT)) == grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: tokens.Token(tokend_pb2.TokenRequest(grant_type="password"), metadata=job_md,
+                                        timeout=TIMEOUT)) == grpc.StatusCode.INVALID_ARGUMENT
+
+    # refresh_token: rotated; the spent one presented again is reuse and ends the grant.
+    issued = issue(main_client.client_id, "grpc-dave", "read write")
+    rotated = tokens.Token(tokend_pb2.TokenRequest(grant_type="refresh_token", refresh_token=issued.refresh_token),
+                           metadata=basic(main_client), timeout=TIMEOUT)
+    assert rotated.refresh_token.startswith("tkd_rt_") and rotated.refresh_token != issued.refresh_token
+    assert code_of(lambda: tokens.Token(tokend_pb2.TokenRequest(grant_type="refresh_token",
+                                                                refresh_token=issued.refresh_token),
+                                        metadata=basic(main_client), timeout=TIMEOUT)) == grpc.StatusCode.INVALID_ARGUMENT
+    after = introspection.Introspect(tokend_pb2.IntrospectRequest(token=rotated.access_token), metadata=basic(main_client),
+                                     timeout=TIMEOUT)
+    assert after.HasField("active") and not after.active
+
+
 def test_unknown_and_malformed_tokens_are_inactive(introspection, main_client):
     for token in ("tkd_at_" + "A" * 43, "not-a-token", "x" * 5000):
         answer = introspection.Introspect(tokend_pb2.IntrospectRequest(token=token), metadata=basic(main_client),
