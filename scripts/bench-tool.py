@@ -491,12 +491,15 @@ def cmd_report(a):
         ("mem_form_base", "baseline (`--compare`): introspection from memory, form"),
         ("mem_form", "introspection from memory, form `POST /oauth2/introspect`"),
         ("mem_authz", "forward auth from memory, `GET /authz` (Bearer + gateway Basic)"),
+        ("mem_jwt", "RFC 9701 signed introspection from memory (ES256 JWS per answer)"),
         ("mem_proto_base", "baseline (`--compare`): introspection from memory, Connect proto"),
         ("mem_proto", "introspection from memory, Connect proto"),
         ("grpc_baseline", "reference C: grpc-swift-2 empty unary call (h2load)"),
         ("grpc_introspect", "gRPC `Introspect` from memory, one warm token (h2load)"),
         ("grpc_check", "gRPC ext_authz `Check` from memory, one warm token (h2load)"),
         ("db_form", "introspection through PostgreSQL (`TOKEND_CACHE_ENTRIES=0`), form"),
+        ("issue_admin", "issuing: `AdminService/IssueToken` (operator, Connect JSON)"),
+        ("issue_cc", "issuing: `POST /oauth2/token` client_credentials"),
         ("pgbench_prepared", "reference B: pgbench PK lookup, `-M prepared`"),
         ("pgbench_extended", "pgbench, `-M extended` (parse and plan on every query)"),
         ("pgbench_simple", "pgbench, `-M simple`"),
@@ -557,6 +560,12 @@ def cmd_report(a):
         checks.append(("ext_authz `Check` from memory ÷ gRPC introspection", f"{g_c:.2f}", "≥ 0.8", verdict(g_c >= 0.8)))
     if a_f is not None:
         checks.append(("`/authz` from memory ÷ memory path (form)", f"{a_f:.2f}", "≥ 0.9", verdict(a_f >= 0.9)))
+    j_f = ratio(get("mem_jwt", "rps"), get("mem_form", "rps"))
+    if j_f is not None:
+        checks.append(("signed (RFC 9701) ÷ unsigned introspection from memory", f"{j_f:.2f}", "≥ 0.5", verdict(j_f >= 0.5)))
+    c_i = ratio(get("issue_cc", "cpu_replica_us"), get("issue_admin", "cpu_replica_us"))
+    if c_i is not None:
+        checks.append(("CPU per token: client_credentials ÷ admin IssueToken, tokend only", f"{c_i:.2f}", "≤ 2", verdict(c_i <= 2)))
     if d_m is not None:
         checks.append(("database path ÷ memory path (form)", f"{d_m:.2f}", "≥ 0.5", verdict(d_m >= 0.5)))
     if d_b is not None:

@@ -8,6 +8,10 @@
 --                               Content-Type: application/proto, body = IntrospectRequest{token}
 --                    authz      GET /authz (forward auth), Authorization: Bearer <token>, the
 --                               gateway's credentials in X-Tokend-Authorization (BENCH_AUTH)
+--                    jwt        as form, with Accept: application/token-introspection+jwt (RFC 9701)
+--                    cc         POST /oauth2/token, grant_type=client_credentials (no token file)
+--                    issue      POST /tokend.v1.AdminService/IssueToken, Connect JSON
+--                               {"client_id": BENCH_CLIENT} (no token file; BENCH_AUTH: "Bearer …")
 --   BENCH_TOKENS     file with one raw token per line
 --   BENCH_COUNT      use the first N tokens of the file (default: all)
 --   BENCH_ORDER      random (default): a uniformly random token of the N per request
@@ -71,6 +75,20 @@ function init(args)
     path = wrk.path
     return
   end
+  if mode == "cc" or mode == "issue" then
+    n = 1
+    headers["Authorization"] = os.getenv("BENCH_AUTH")
+    if mode == "cc" then
+      path = "/oauth2/token"
+      headers["Content-Type"] = "application/x-www-form-urlencoded"
+      bodies[1] = "grant_type=client_credentials"
+    else
+      path = "/tokend.v1.AdminService/IssueToken"
+      headers["Content-Type"] = "application/json"
+      bodies[1] = '{"client_id":"' .. os.getenv("BENCH_CLIENT") .. '"}'
+    end
+    return
+  end
   local file = os.getenv("BENCH_TOKENS")
   local limit = tonumber(os.getenv("BENCH_COUNT") or "") or math.huge
   for line in io.lines(file) do
@@ -97,6 +115,7 @@ function init(args)
   else
     path = "/oauth2/introspect"
     headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if mode == "jwt" then headers["Accept"] = "application/token-introspection+jwt" end
   end
   headers["Authorization"] = os.getenv("BENCH_AUTH")
   if order == "seq" then
