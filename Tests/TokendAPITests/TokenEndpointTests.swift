@@ -137,6 +137,16 @@ import TokendTestSupport
                 let reuse = try await token(client, ["grant_type": "refresh_token", "refresh_token": third], as: app)
                 reuse.expectOAuthError(.badRequest, "invalid_grant")
             }
+            // Operators see reuse apart from ordinary refusals (the second presentation found the
+            // grant revoked already: refused, not reuse again).
+            let metrics = h.services.metrics.exposition()
+            for line in [
+                #"tokend_token_requests_total{grant_type="refresh_token",outcome="granted"} 2"#,
+                #"tokend_token_requests_total{grant_type="refresh_token",outcome="reuse"} 1"#,
+                #"tokend_token_requests_total{grant_type="refresh_token",outcome="refused"} 1"#,
+            ] {
+                #expect(metrics.contains(line), "\(line) in\n\(metrics)")
+            }
         }
     }
 

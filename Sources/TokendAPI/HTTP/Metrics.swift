@@ -21,6 +21,26 @@ public final class TokendMetrics: DecisionMetrics {
             _ = registry.makeCounter(descriptor: Self.guesses, labels: [("kind", kind.rawValue)])
             _ = registry.makeCounter(descriptor: Self.guessRefusals, labels: [("kind", kind.rawValue)])
         }
+        for grantType in TokenGranter.grantTypes {
+            for outcome in TokenRequestOutcome.allCases where outcome != .reuse || grantType == "refresh_token" {
+                _ = registry.makeCounter(descriptor: Self.tokenRequests, labels: [("grant_type", grantType), ("outcome", outcome.rawValue)])
+            }
+        }
+    }
+
+    static var tokenRequests: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "tokend",
+            metricName: "token_requests",
+            unitName: "total",
+            helpText: "Token endpoint requests by grant type and outcome (reuse: a spent refresh token came back; its grant was revoked)"
+        )
+    }
+
+    public func tokenRequest(grantType: String, outcome: TokenRequestOutcome) {
+        // Only the grant types tokend offers become label values: a client cannot mint series.
+        guard TokenGranter.grantTypes.contains(grantType) else { return }
+        registry.makeCounter(descriptor: Self.tokenRequests, labels: [("grant_type", grantType), ("outcome", outcome.rawValue)]).increment()
     }
 
     static var requests: MetricNameDescriptor {

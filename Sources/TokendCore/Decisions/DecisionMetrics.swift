@@ -8,6 +8,14 @@ public protocol DecisionMetrics: Sendable {
     func guessCounted(_ kind: GuessLimiter.Kind)
     /// A request refused by the `GuessLimiter` with `tooManyRequests`.
     func guessRefused(_ kind: GuessLimiter.Kind)
+    /// `/oauth2/token` answered: `outcome` is `granted`, `refused` or `reuse` (a spent refresh
+    /// token came back and its grant was revoked).
+    func tokenRequest(grantType: String, outcome: TokenRequestOutcome)
+}
+
+/// How a token request ended, as counted.
+public enum TokenRequestOutcome: String, Sendable, CaseIterable {
+    case granted, refused, reuse
 }
 
 /// An introspection's outcome, as counted.
@@ -18,4 +26,5 @@ public enum IntrospectionOutcome: String, Sendable {
 extension DecisionMetrics {
     public func guessCounted(_ kind: GuessLimiter.Kind) {}
     public func guessRefused(_ kind: GuessLimiter.Kind) {}
+    public func tokenRequest(grantType: String, outcome: TokenRequestOutcome) {}
 }

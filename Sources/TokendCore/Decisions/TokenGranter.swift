@@ -29,13 +29,27 @@ public struct TokenGranter: Sendable {
     private let revoker: Revoker
     private let now: Now
     private let logger: Logger
+    private let metrics: (any DecisionMetrics)?
+    private let limiter: GuessLimiter?
 
-    public init(store: any TokenStore, issuer: TokenIssuer, revoker: Revoker, now: @escaping Now = { Date() }, logger: Logger) {
+    /// With a `limiter`, never-issued refresh tokens count as guesses of the caller, as never-issued
+    /// tokens at introspection do (SPEC "Clients and roles").
+    public init(
+        store: any TokenStore,
+        issuer: TokenIssuer,
+        revoker: Revoker,
+        now: @escaping Now = { Date() },
+        logger: Logger,
+        metrics: (any DecisionMetrics)? = nil,
+        limiter: GuessLimiter? = nil
+    ) {
         self.store = store
         self.issuer = issuer
         self.revoker = revoker
         self.now = now
         self.logger = logger
+        self.metrics = metrics
+        self.limiter = limiter
     }
 
     /// Answers a token request of an authenticated client.
@@ -58,6 +72,28 @@ public struct TokenGranter: Sendable {
     /// RFC 6749 §4.4: tokens for the client itself (`sub` = `client_id`), within its allowed
     /// scopes (all of them when none is asked for) and audiences; no refresh token (§4.4.3).
     public func clientCredentials(scope: String?, targets: [String], caller: ClientRecord) async throws -> IssuedTokens {
+        try await counted("client_credentials") { try await mintForClient(scope: scope, targets: targets, caller: caller) }
+    }
+
+    /// A spent refresh token came back (its grant is revoked by now).
+    private struct Reuse: Error {}
+
+    /// Runs one grant's decision and counts its outcome; `Reuse` becomes `invalid_grant`.
+    private func counted(_ grantType: String, _ body: () async throws -> IssuedTokens) async throws -> IssuedTokens {
+        do {
+            let granted = try await body()
+            metrics?.tokenRequest(grantType: grantType, outcome: .granted)
+            return granted
+        } catch is Reuse {
+            metrics?.tokenRequest(grantType: grantType, outcome: .reuse)
+            throw TokendError.invalidGrant("the refresh token was already used; its grant is revoked")
+        } catch {
+            metrics?.tokenRequest(grantType: grantType, outcome: .refused)
+            throw error
+        }
+    }
+
+    private func mintForClient(scope: String?, targets: [String], caller: ClientRecord) async throws -> IssuedTokens {
         guard caller.roles.contains(.clientCredentials) else {
             throw TokendError(.unauthorizedClient, "this client may not use the client_credentials grant")
         }
@@ -84,6 +120,8 @@ public struct TokenGranter: Sendable {
     private enum Redemption: Sendable {
         case redeemed(IssuedTokens)
         case refused(TokendError)
+        /// The store has no record of the token: a guess, as the limiter counts them.
+        case neverIssued
         /// A spent token came back: its grant is revoked.
         case reused(RevocationOutcome, grantID: String)
     }
@@ -93,6 +131,10 @@ public struct TokenGranter: Sendable {
     /// the access token may have a narrower scope). A spent token presented again is reuse: the
     /// whole grant is revoked through the revocation log, and the answer is `invalid_grant`.
     public func refresh(_ token: String?, scope: String?, caller: ClientRecord) async throws -> IssuedTokens {
+        try await counted("refresh_token") { try await redeem(token, scope: scope, caller: caller) }
+    }
+
+    private func redeem(_ token: String?, scope: String?, caller: ClientRecord) async throws -> IssuedTokens {
         guard let token, !token.isEmpty else { throw TokendError.invalidRequest("refresh_token is required") }
         let invalid = TokendError.invalidGrant("the refresh token is invalid, expired, revoked or was issued to another client")
         guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token), token.hasPrefix(TokenKind.refresh.prefix) else {
@@ -100,14 +142,14 @@ public struct TokenGranter: Sendable {
         }
         let narrowed = (scope?.isEmpty ?? true) ? nil : scope
         if let narrowed { try Self.syntax(narrowed) }
+        try limiter?.checkUnknownTokens(caller: caller.id)
         let hash = TokenHash(token: token)
         let time = now()
         let issuer = issuer
         let outcome = try await storeCall(logger, "redeeming a refresh token") {
             try await store.withRevocationTransaction { transaction -> Redemption in
-                guard let record = try await transaction.token(hash: hash), record.kind == .refresh, record.clientID == caller.id else {
-                    return .refused(invalid)
-                }
+                guard let record = try await transaction.token(hash: hash) else { return .neverIssued }
+                guard record.kind == .refresh, record.clientID == caller.id else { return .refused(invalid) }
                 if record.spentAt != nil {
                     // Revoked already (an earlier reuse revoked the grant): nothing more to do.
                     if record.revokedAt != nil { return .refused(invalid) }
@@ -156,13 +198,16 @@ public struct TokenGranter: Sendable {
             return minted
         case .refused(let error):
             throw error
+        case .neverIssued:
+            limiter?.askedNeverIssuedToken(caller: caller.id)
+            throw invalid
         case .reused(let outcome, let grantID):
             await revoker.didCommit(outcome, at: time)
             logger.warning(
                 "refresh token reuse: grant revoked",
                 metadata: ["client_id": "\(caller.id)", "grant_id": "\(grantID)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"]
             )
-            throw TokendError.invalidGrant("the refresh token was already used; its grant is revoked")
+            throw Reuse()
         }
     }
 

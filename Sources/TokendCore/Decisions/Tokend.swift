@@ -41,7 +41,15 @@ public struct Tokend: Sendable {
         self.revoker = revoker
         let tokenIssuer = TokenIssuer(store: replica.store, issuer: issuer, now: replica.now, logger: logger)
         self.issuer = tokenIssuer
-        self.granter = TokenGranter(store: replica.store, issuer: tokenIssuer, revoker: revoker, now: replica.now, logger: logger)
+        self.granter = TokenGranter(
+            store: replica.store,
+            issuer: tokenIssuer,
+            revoker: revoker,
+            now: replica.now,
+            logger: logger,
+            metrics: metrics,
+            limiter: limiter
+        )
         self.signingKeys = SigningKeyRing(store: replica.store, overlap: signingKeyOverlap, now: replica.now, logger: logger)
         self.registry = ClientRegistry(store: replica.store, authenticator: authenticator, revoker: revoker, now: replica.now, logger: logger)
     }
