@@ -19,6 +19,7 @@ public struct GRPCListener: Service {
     public static let serviceNames = [
         "tokend.v1.IntrospectionService",
         "tokend.v1.TokenService",
+        "tokend.v1.RevocationService",
         "envoy.service.auth.v3.Authorization",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
@@ -54,6 +55,7 @@ public struct GRPCListener: Service {
         let services: [any RegistrableRPCService] = [
             IntrospectionServiceGRPC(tokend: tokend),
             TokenServiceGRPC(tokend: tokend),
+            RevocationServiceGRPC(tokend: tokend),
             ExtAuthzServiceGRPC(tokend: tokend),
             HealthServiceGRPC(replica: tokend.replica, services: Set(Self.serviceNames)),
             ReflectionServiceGRPC(index: index),

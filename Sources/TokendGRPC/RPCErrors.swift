@@ -10,6 +10,8 @@ extension RPCError {
         case .unauthenticated: self.init(code: .unauthenticated, message: error.message)
         case .missingRole, .notOwner, .unauthorizedClient: self.init(code: .permissionDenied, message: error.message)
         case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType: self.init(code: .invalidArgument, message: error.message)
+        case .outOfRange: self.init(code: .outOfRange, message: error.message)
+        case .subscriberTooSlow: self.init(code: .resourceExhausted, message: error.message)
         case .notFound: self.init(code: .notFound, message: error.message)
         case .alreadyExists: self.init(code: .alreadyExists, message: error.message)
         case .unavailable: self.init(code: .unavailable, message: error.message)

@@ -22,6 +22,8 @@ import TokendCore
         .invalidTarget: ((400, "invalid_target"), (400, "invalid_argument")),
         .unsupportedGrantType: ((400, "unsupported_grant_type"), (400, "invalid_argument")),
         .unauthorizedClient: ((400, "unauthorized_client"), (403, "permission_denied")),
+        .outOfRange: ((400, "invalid_request"), (400, "out_of_range")),
+        .subscriberTooSlow: ((429, "too_many_requests"), (429, "resource_exhausted")),
     ]
 
     @Test(arguments: TokendError.Code.allCases)
@@ -68,6 +70,8 @@ import TokendCore
         .invalidTarget: (400, "BadRequest"),
         .unsupportedGrantType: (400, "BadRequest"),
         .unauthorizedClient: (403, "Forbidden"),
+        .outOfRange: (400, "BadRequest"),
+        .subscriberTooSlow: (429, "TooManyRequests"),
     ]
 
     @Test(arguments: TokendError.Code.allCases)

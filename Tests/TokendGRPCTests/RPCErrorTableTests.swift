@@ -21,6 +21,8 @@ import TokendGRPC
         .invalidTarget: .invalidArgument,
         .unsupportedGrantType: .invalidArgument,
         .unauthorizedClient: .permissionDenied,
+        .outOfRange: .outOfRange,
+        .subscriberTooSlow: .resourceExhausted,
     ]
 
     @Test(arguments: TokendError.Code.allCases)

@@ -46,6 +46,8 @@ public struct ConnectError: HTTPResponseError, Sendable {
             self.init(.unauthenticated, error.message, headers: headers)
         case .missingRole, .notOwner, .unauthorizedClient: self.init(.permissionDenied, error.message)
         case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType: self.init(.invalidArgument, error.message)
+        case .outOfRange: self.init(.outOfRange, error.message)
+        case .subscriberTooSlow: self.init(.resourceExhausted, error.message)
         case .notFound: self.init(.notFound, error.message)
         case .alreadyExists: self.init(.alreadyExists, error.message)
         case .unavailable: self.init(.unavailable, error.message, headers: [.retryAfter: "1"])

@@ -45,6 +45,20 @@ extension Tokend_V1_IssueTokenResponse {
     }
 }
 
+extension Tokend_V1_RevocationEvent {
+    /// SPEC's `RevocationEvent`: hashes as 32 raw bytes, times as Unix seconds; `issued_before`
+    /// is the entry's cutoff (its commit time).
+    public init(_ entry: RevocationEntry) {
+        self.init()
+        seq = entry.seq
+        kind = entry.kind.rawValue
+        tokenHashes = entry.tokenHashes.map { Data($0.bytes) }
+        selector = entry.value
+        issuedBefore = Int64(entry.createdAt.timeIntervalSince1970)
+        expiresAt = Int64(entry.expiresAt.timeIntervalSince1970)
+    }
+}
+
 extension Tokend_V1_TokenResponse {
     public init(_ issued: IssuedTokens) {
         self.init()

@@ -29,7 +29,8 @@ public func buildPublicRouter(
         issuer: tokend.issuer,
         granter: tokend.granter
     ).register(on: router)
-    connectUnknownMethods(router, services: ["IntrospectionService", "TokenService"])
+    ConnectWatchController(tokend: tokend).register(on: router)
+    connectUnknownMethods(router, services: ["IntrospectionService", "TokenService", "RevocationService"])
     TokenReviewController(authenticator: tokend.authenticator, introspector: tokend.introspector, naming: kubernetes).register(on: router)
     HealthController(replica: tokend.replica).register(on: router)
     // Last: it takes every method, so it stands in front of the not-found answer (see its `Route`).

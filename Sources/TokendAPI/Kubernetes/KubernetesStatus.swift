@@ -35,8 +35,8 @@ public struct KubernetesStatus: HTTPResponseError, Sendable {
                 message: error.message,
                 headers: [.wwwAuthenticate: #"Basic realm="tokend""#]
             )
-        case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType:
-            // Not produced by the webhook (these belong to /oauth2/token); a bad request if ever.
+        case .invalidGrant, .invalidScope, .invalidTarget, .unsupportedGrantType, .outOfRange:
+            // Not produced by the webhook (these belong to /oauth2/token and Watch); a bad request if ever.
             self.init(status: .badRequest, reason: "BadRequest", message: error.message)
         case .missingRole, .notOwner, .unauthorizedClient:
             self.init(status: .forbidden, reason: "Forbidden", message: error.message)
@@ -46,7 +46,7 @@ public struct KubernetesStatus: HTTPResponseError, Sendable {
             self.init(status: .conflict, reason: "AlreadyExists", message: error.message)
         case .unavailable:
             self.init(status: .serviceUnavailable, reason: "ServiceUnavailable", message: error.message, headers: [.retryAfter: "1"])
-        case .tooManyRequests:
+        case .tooManyRequests, .subscriberTooSlow:
             self.init(
                 status: .tooManyRequests,
                 reason: "TooManyRequests",

@@ -53,6 +53,8 @@ public struct OAuthError: HTTPResponseError, Sendable {
         case .invalidTarget: self.init(status: .badRequest, error: "invalid_target", description: error.message)
         case .unsupportedGrantType: self.init(status: .badRequest, error: "unsupported_grant_type", description: error.message)
         case .unauthorizedClient: self.init(status: .badRequest, error: "unauthorized_client", description: error.message)
+        case .outOfRange: self.init(status: .badRequest, error: "invalid_request", description: error.message)
+        case .subscriberTooSlow: self.init(status: .tooManyRequests, error: "too_many_requests", description: error.message)
         case .tooManyRequests:
             // RFC 6585 §4; OAuth registers no error code for it.
             self.init(

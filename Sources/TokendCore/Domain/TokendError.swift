@@ -38,6 +38,10 @@ public struct TokendError: Error, Sendable, Equatable, CustomStringConvertible {
         /// `/oauth2/token`: the client may not use this grant type (RFC 6749 §5.2
         /// `unauthorized_client`: 400 in OAuth, permission denied in the RPC dialects).
         case unauthorizedClient
+        /// `Watch`: `after_seq` lies before the retained log; restart from a snapshot (`after_seq` 0).
+        case outOfRange
+        /// `Watch`: the subscriber fell too far behind the live entries and was cut off.
+        case subscriberTooSlow
     }
 
     public let code: Code

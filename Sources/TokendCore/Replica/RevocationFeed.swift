@@ -12,6 +12,8 @@ import Logging
 /// last one.
 public final class RevocationFeed: Sendable {
     public let view: RevocationView
+    /// What the feed reads, for `Watch` subscribers; published before it is applied to `view`.
+    public let broadcast = RevocationBroadcast()
     private let store: any TokenStore
     private let now: Now
     private let pollInterval: Duration
@@ -54,9 +56,11 @@ public final class RevocationFeed: Sendable {
         // A full page means there may be more: the next page is read while this one is applied.
         while page.count == pageSize, let last = page.last {
             async let next = store.revocations(after: last.seq, limit: pageSize)
+            broadcast.publish(page)
             view.apply(page)
             page = try await next
         }
+        broadcast.publish(page)
         view.apply(page)
         // Once per read, not per page: a cold start over a long log builds its filter once.
         view.refitFilter()

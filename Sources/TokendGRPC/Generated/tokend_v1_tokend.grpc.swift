@@ -1083,6 +1083,377 @@ extension Tokend_V1_TokenService.ClientProtocol {
     }
 }
 
+// MARK: - tokend.v1.RevocationService
+
+/// Namespace containing generated types for the "tokend.v1.RevocationService" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Tokend_V1_RevocationService: Sendable {
+    /// Service descriptor for the "tokend.v1.RevocationService" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.RevocationService")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "Watch" metadata.
+        public enum Watch: Sendable {
+            /// Request type for "Watch".
+            public typealias Input = Tokend_V1_WatchRequest
+            /// Response type for "Watch".
+            public typealias Output = Tokend_V1_RevocationEvent
+            /// Descriptor for "Watch".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.RevocationService"),
+                method: "Watch",
+                type: .serverStreaming
+            )
+        }
+        /// Descriptors for all methods in the "tokend.v1.RevocationService" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            Watch.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "tokend.v1.RevocationService" service.
+    public static let tokend_v1_RevocationService = GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.RevocationService")
+}
+
+// MARK: tokend.v1.RevocationService (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService {
+    /// Streaming variant of the service protocol for the "tokend.v1.RevocationService" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revocation log as a stream, for gateways, resource-server caches and replicas that follow
+    /// > another tokend (TOKEND_REVOCATION_UPSTREAM). Callers need role `introspect`. gRPC listener, and
+    /// > Connect server-streaming on the public listener.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+        /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+        /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_WatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_RevocationEvent` messages.
+        func watch(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_WatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RevocationEvent>
+    }
+
+    /// Service protocol for the "tokend.v1.RevocationService" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revocation log as a stream, for gateways, resource-server caches and replicas that follow
+    /// > another tokend (TOKEND_REVOCATION_UPSTREAM). Callers need role `introspect`. gRPC listener, and
+    /// > Connect server-streaming on the public listener.
+    public protocol ServiceProtocol: Tokend_V1_RevocationService.StreamingServiceProtocol {
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+        /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+        /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_WatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_RevocationEvent` messages.
+        func watch(
+            request: GRPCCore.ServerRequest<Tokend_V1_WatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RevocationEvent>
+    }
+
+    /// Simple service protocol for the "tokend.v1.RevocationService" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revocation log as a stream, for gateways, resource-server caches and replicas that follow
+    /// > another tokend (TOKEND_REVOCATION_UPSTREAM). Callers need role `introspect`. gRPC listener, and
+    /// > Connect server-streaming on the public listener.
+    public protocol SimpleServiceProtocol: Tokend_V1_RevocationService.ServiceProtocol {
+        /// Handle the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+        /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+        /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_WatchRequest` message.
+        ///   - response: A response stream of `Tokend_V1_RevocationEvent` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watch(
+            request: Tokend_V1_WatchRequest,
+            response: GRPCCore.RPCWriter<Tokend_V1_RevocationEvent>,
+            context: GRPCCore.ServerContext
+        ) async throws
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Tokend_V1_RevocationService.Method.Watch.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_WatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RevocationEvent>(),
+            handler: { request, context in
+                try await self.watch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService.ServiceProtocol {
+    public func watch(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_WatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RevocationEvent> {
+        let response = try await self.watch(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService.SimpleServiceProtocol {
+    public func watch(
+        request: GRPCCore.ServerRequest<Tokend_V1_WatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RevocationEvent> {
+        return GRPCCore.StreamingServerResponse<Tokend_V1_RevocationEvent>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watch(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+}
+
+// MARK: tokend.v1.RevocationService (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService {
+    /// Generated client protocol for the "tokend.v1.RevocationService" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revocation log as a stream, for gateways, resource-server caches and replicas that follow
+    /// > another tokend (TOKEND_REVOCATION_UPSTREAM). Callers need role `introspect`. gRPC listener, and
+    /// > Connect server-streaming on the public listener.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+        /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+        /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_WatchRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_WatchRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_RevocationEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watch<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_WatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_WatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_RevocationEvent>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tokend_V1_RevocationEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "tokend.v1.RevocationService" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revocation log as a stream, for gateways, resource-server caches and replicas that follow
+    /// > another tokend (TOKEND_REVOCATION_UPSTREAM). Callers need role `introspect`. gRPC listener, and
+    /// > Connect server-streaming on the public listener.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "Watch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+        /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+        /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_WatchRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_WatchRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_RevocationEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func watch<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_WatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_WatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_RevocationEvent>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tokend_V1_RevocationEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Tokend_V1_RevocationService.Method.Watch.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService.ClientProtocol {
+    /// Call the "Watch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+    /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+    /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_WatchRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watch<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_WatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tokend_V1_RevocationEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watch(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_WatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_RevocationEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tokend_V1_RevocationService.ClientProtocol {
+    /// Call the "Watch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every committed entry with seq > after_seq in seq order, then live entries as they commit;
+    /// > after_seq = 0 first streams a snapshot of every live entry. OUT_OF_RANGE when after_seq lies
+    /// > before the retained log; UNAVAILABLE once the serving replica's own view is stale.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watch<Result>(
+        _ message: Tokend_V1_WatchRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tokend_V1_RevocationEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_WatchRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watch(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
 // MARK: - tokend.v1.AdminService
 
 /// Namespace containing generated types for the "tokend.v1.AdminService" service.
