@@ -83,3 +83,20 @@ import Testing
         #expect(hash.hex.hasPrefix(hash.description))
     }
 }
+
+@Suite struct Base64URLTests {
+    /// The table-driven encoder agrees with Foundation's base64, translated to RFC 4648 §5 and
+    /// unpadded, for every length up to 100 (every tail case) and random contents.
+    @Test func agreesWithFoundationForEveryLength() {
+        for length in 0...100 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255) }
+            let expected = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == expected, "length \(length)")
+        }
+        #expect(Base64URL.encode([0xFB, 0xFF]) == "-_8")
+        var out = Array("x.".utf8)
+        Base64URL.encode([UInt8]("hi".utf8)[...], into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "x.aGk")
+    }
+}

@@ -32,13 +32,13 @@ enum SignedIntrospection {
 
     static func response(_ result: IntrospectionResult, caller: ClientRecord, issuer: String, keys: SigningKeyRing) async throws -> Response {
         let key = try await keys.current()
-        let jws: String
+        let jws: [UInt8]
         do {
             jws = try key.sign(payload: payload(result, audience: caller.id, issuer: issuer, issuedAt: Date()))
         } catch {
             throw TokendError.unavailable
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: jws)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: jws)))
     }
 }
 

@@ -73,20 +73,24 @@ public final class RevocationBroadcast: Sendable {
     /// those published already.
     public func publish(_ entries: [RevocationEntry]) {
         guard let last = entries.last else { return }
-        state.withLock { state in
-            guard last.seq > state.watermark else { return }
+        let cutOff: [Subscriber] = state.withLock { state in
+            guard last.seq > state.watermark else { return [] }
             let fresh = entries.drop { $0.seq <= state.watermark }
             state.watermark = last.seq
+            var cutOff: [Subscriber] = []
             for (id, subscriber) in state.subscribers {
                 for entry in fresh {
                     if case .dropped = subscriber.continuation.yield(entry) {
-                        subscriber.end(.overflow)
+                        cutOff.append(subscriber)
                         state.subscribers[id] = nil
                         break
                     }
                 }
             }
+            return cutOff
         }
+        // Outside the lock: finishing a stream runs its termination handler, which takes it.
+        for subscriber in cutOff { subscriber.end(.overflow) }
     }
 
     /// A new subscription; it ends when the consuming task is cancelled or stops iterating.

@@ -60,15 +60,16 @@ public struct SigningKey: Sendable {
         return ["kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": Self.algorithm]
     }
 
-    /// The JWS Compact Serialization (RFC 7515 §7.1) of `payload` under this key: ES256, the
-    /// signature as R || S (RFC 7518 §3.4).
-    public func sign(payload: [UInt8]) throws -> String {
+    /// The JWS Compact Serialization (RFC 7515 §7.1) of `payload` under this key, as UTF-8 bytes:
+    /// ES256, the signature as R || S (RFC 7518 §3.4).
+    public func sign(payload: [UInt8]) throws -> [UInt8] {
         var input = headerPrefix
-        input.append(contentsOf: Base64URL.encode(payload).utf8)
+        input.reserveCapacity(headerPrefix.count + payload.count * 4 / 3 + 90)
+        Base64URL.encode(payload, into: &input)
         let signature = try privateKey.signature(for: input)
         input.append(UInt8(ascii: "."))
-        input.append(contentsOf: Base64URL.encode(Array(signature.rawRepresentation)).utf8)
-        return String(decoding: input, as: UTF8.self)
+        Base64URL.encode(signature.rawRepresentation, into: &input)
+        return input
     }
 }
 
