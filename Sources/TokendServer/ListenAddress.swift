@@ -42,3 +42,20 @@ public func parseDuration(_ text: String) -> Double? {
     if let value = Double(text), value >= 0 { return value }
     return nil
 }
+
+/// Parses sizes such as `256MiB`, `1GiB`, `512KiB` (powers of 1024), `64MB`, `1GB`, `512KB`
+/// (powers of 1000), `100B` or a bare number of bytes: a whole number and at most one unit.
+public func parseByteSize(_ text: String) -> Int? {
+    let units: [(String, Int)] = [
+        ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1),
+    ]
+    var digits = Substring(text)
+    var factor = 1
+    if let (suffix, unit) = units.first(where: { text.hasSuffix($0.0) }) {
+        digits = digits.dropLast(suffix.count)
+        factor = unit
+    }
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits) else { return nil }
+    let (bytes, overflow) = value.multipliedReportingOverflow(by: factor)
+    return overflow ? nil : bytes
+}

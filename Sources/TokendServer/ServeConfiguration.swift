@@ -15,6 +15,9 @@ public struct ServeConfiguration: Sendable {
     public var issuer: String?
     public var maxStaleness: TimeInterval = 5
     public var cacheEntries = 1_000_000
+    /// The bound on the token cache's estimate of its bytes (`TOKEND_CACHE_MEMORY`); with
+    /// `cacheEntries`, whichever is reached first limits the cache.
+    public var cacheMemory = TokenCache.defaultMemoryLimit
     /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
     public var migrate = true
     public var gcInterval: TimeInterval = 600
@@ -69,6 +72,12 @@ public struct ServeConfiguration: Sendable {
             guard let entries = Int(text), entries >= 0 else { throw ConfigurationError("TOKEND_CACHE_ENTRIES must be a whole number") }
             cacheEntries = entries
         }
+        if let text = value("TOKEND_CACHE_MEMORY") {
+            guard let bytes = parseByteSize(text) else {
+                throw ConfigurationError("TOKEND_CACHE_MEMORY must be a size such as 256MiB, 1GiB, 512KiB, 64MB or a number of bytes")
+            }
+            cacheMemory = bytes
+        }
         if let text = value("TOKEND_MIGRATE") {
             guard ["auto", "off"].contains(text) else { throw ConfigurationError("TOKEND_MIGRATE must be auto or off") }
             migrate = text == "auto"
@@ -114,8 +123,8 @@ public struct ServeConfiguration: Sendable {
     /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
     public static let names = [
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
-        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL", "TOKEND_SIGNING_KEY_OVERLAP",
-        "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
+        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_CACHE_MEMORY", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_SIGNING_KEY_OVERLAP", "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
         "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",
     ]

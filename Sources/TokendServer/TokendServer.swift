@@ -51,6 +51,7 @@ public func buildServiceGroup(
     let replica = Replica(
         store: store,
         cacheEntries: configuration.cacheEntries,
+        cacheMemory: configuration.cacheMemory,
         maxStaleness: configuration.maxStaleness,
         logger: logger,
         storeCalls: store.calls,

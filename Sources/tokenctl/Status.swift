@@ -15,6 +15,7 @@ struct Status: AsyncParsableCommand {
         case .json:
             Output.json([
                 "watermark": r.watermark, "head": r.head, "lag_seconds": r.lagSeconds, "cache_entries": r.cacheEntries,
+                "cache_bytes": r.cacheBytes,
                 "filter_entries": r.filterEntries, "store": r.store, "version": r.version,
                 "cache_hit_ratio": r.cacheHitRatio, "filter_bits_per_entry": r.filterBitsPerEntry,
                 "filter_false_positives": r.filterFalsePositives,
@@ -23,6 +24,7 @@ struct Status: AsyncParsableCommand {
             Output.fields([
                 ("store", r.store), ("version", r.version), ("watermark", "\(r.watermark)"), ("head", "\(r.head)"),
                 ("lag_seconds", String(format: "%.3f", r.lagSeconds)), ("cache_entries", "\(r.cacheEntries)"),
+                ("cache_bytes", "\(r.cacheBytes)"),
                 ("cache_hit_ratio", String(format: "%.3f", r.cacheHitRatio)),
                 ("filter_entries", "\(r.filterEntries)"),
                 ("filter_bits_per_entry", String(format: "%.1f", r.filterBitsPerEntry)),

@@ -24,6 +24,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "iss of issued tokens and metadata (env TOKEND_ISSUER, default http(s)://<http-addr>).") var issuer: String?
     @Option(help: "How long answers may come from memory without a confirmed sync (env TOKEND_MAX_STALENESS, default 5s).") var maxStaleness: String?
     @Option(help: "Token records kept in memory (env TOKEND_CACHE_ENTRIES, default 1000000).") var cacheEntries: String?
+    @Option(help: "Memory bound of the token cache, e.g. 256MiB or 1GiB (env TOKEND_CACHE_MEMORY, default 256MiB).") var cacheMemory: String?
     @Option(help: "Apply pending migrations at start-up: auto or off (env TOKEND_MIGRATE, default auto).") var migrate: String?
     @Option(help: "How often expired tokens are deleted (env TOKEND_GC_INTERVAL, default 10m).") var gcInterval: String?
     @Option(help: "After SIGTERM, keep serving this long with /readyz at 503 before closing the listeners (env TOKEND_SHUTDOWN_DELAY, default 0s).")
@@ -44,6 +45,7 @@ struct Serve: AsyncParsableCommand {
             "TOKEND_DATABASE_URL": global.databaseURL, "TOKEND_DATA_DIR": global.dataDir,
             "TOKEND_HTTP_ADDR": httpAddr, "TOKEND_ADMIN_ADDR": adminAddr, "TOKEND_ADMIN_TOKEN": adminToken,
             "TOKEND_ISSUER": issuer, "TOKEND_MAX_STALENESS": maxStaleness, "TOKEND_CACHE_ENTRIES": cacheEntries,
+            "TOKEND_CACHE_MEMORY": cacheMemory,
             "TOKEND_MIGRATE": migrate, "TOKEND_GC_INTERVAL": gcInterval, "TOKEND_SHUTDOWN_DELAY": shutdownDelay,
             "TOKEND_DRAIN_PERIOD": drainPeriod, "TOKEND_STORE_TIMEOUT": storeTimeout, "TOKEND_TLS_CERT_FILE": tlsCertFile,
             "TOKEND_TLS_KEY_FILE": tlsKeyFile, "TOKEND_TLS_RELOAD_INTERVAL": tlsReloadInterval,

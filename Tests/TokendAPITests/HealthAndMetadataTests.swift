@@ -256,7 +256,8 @@ import TokendTestSupport
                     #expect(text.contains(#"source="memory""#), "the second and third answers came from memory")
                     for name in [
                         "tokend_revocation_watermark", "tokend_revocation_sync_age_seconds", "tokend_memory_fresh 1",
-                        "tokend_cache_entries 1", "tokend_filter_bits_per_entry", "tokend_http_request_duration_seconds_bucket",
+                        "tokend_cache_entries 1", "tokend_cache_bytes ", "tokend_filter_bits_per_entry",
+                        "tokend_http_request_duration_seconds_bucket",
                     ] {
                         #expect(text.contains(name), "missing \(name)")
                     }

@@ -90,7 +90,7 @@ import TokendTestSupport
             #expect(status_.status == 0)
             let statusObject = try #require(status_.json)
             for key in [
-                "watermark", "head", "lag_seconds", "cache_entries", "filter_entries", "cache_hit_ratio",
+                "watermark", "head", "lag_seconds", "cache_entries", "cache_bytes", "filter_entries", "cache_hit_ratio",
                 "filter_bits_per_entry", "filter_false_positives",
             ] {
                 #expect(statusObject[key] != nil, "status lacks \(key)")

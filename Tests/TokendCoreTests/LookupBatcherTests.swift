@@ -100,6 +100,75 @@ import TokendTestSupport
         }
     }
 
+    /// Issue 14, within one batch: its leader (the newest waiter) times out while fetching, and the
+    /// nine other lookups of that batch, whose limits have not passed, are answered by a fetch of
+    /// their keys that one of them makes.
+    @Test func aLeaderThatTimesOutHandsItsBatchToTheOthersInIt() async throws {
+        let clock = TestClock()
+        let source = Source()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { keys in
+            let values = try await source.fetch(keys, wait: true)
+            try Task.checkCancellation()
+            return values
+        }
+        let blocker = Task { try await withTimeLimit(.seconds(30), clock: clock) { try await batcher.get(0) } }
+        try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) == 1 }
+        let patient = (1...9).map { key in
+            Task { try await withTimeLimit(.seconds(30), clock: clock) { try await batcher.get(key) } }
+        }
+        try await Self.waitUntilQueued(batcher, 9)
+        // Queued last, so it leads the next batch; its limit is the shortest.
+        let hasty = Task { try await withTimeLimit(.seconds(2), clock: clock) { try await batcher.get(10) } }
+        try await Self.waitUntilQueued(batcher, 10)
+        await clock.waitForSleepers(11)
+        source.open.yield()  // the blocker's fetch returns; the hasty lookup fetches keys 1...10
+        #expect(try await blocker.value == 0)
+        try await poll(until: "the second batch started") { source.batches.withLock({ $0.count }) == 2 }
+        clock.advance(by: .seconds(2))
+        await #expect(throws: StoreTimeout.self) { try await hasty.value }
+        source.open.yield()
+        for (index, lookup) in patient.enumerated() {
+            #expect(try await lookup.value == (index + 1) * 10)
+        }
+        #expect(source.batches.withLock { $0 } == [[0], Array(1...10), Array(1...9)])
+    }
+
+    /// A fetch runs in the task of a lookup that waits for it (its batch's leader), never in a task
+    /// of its own: for a batch of one and for the batches formed in the queue.
+    @Test func everyFetchRunsInTheTaskOfALookupThatWaitsForIt() async throws {
+        /// Identities of the tasks that fetched, and of those that called `get`.
+        final class Tasks: Sendable {
+            let fetching = Mutex<[Int]>([])
+            let calling = Mutex<[Int]>([])
+        }
+        let source = Source()
+        let tasks = Tasks()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 2) { keys in
+            tasks.fetching.withLock { $0.append(withUnsafeCurrentTask { $0?.hashValue } ?? 0) }
+            return try await source.fetch(keys, wait: true)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for key in 0..<7 {
+                group.addTask {
+                    tasks.calling.withLock { $0.append(withUnsafeCurrentTask { $0?.hashValue } ?? -1) }
+                    let value = try await batcher.get(key)
+                    #expect(value == key * 10)
+                }
+                // One at a time: the first fetches, the others queue.
+                if key == 0 {
+                    try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) == 1 }
+                } else {
+                    try await Self.waitUntilQueued(batcher, key)
+                }
+            }
+            for _ in 0..<4 { source.open.yield() }
+            try await group.waitForAll()
+        }
+        let callers = Set(tasks.calling.withLock { $0 })
+        let fetchers = tasks.fetching.withLock { $0 }
+        #expect(fetchers.count == 4 && fetchers.allSatisfy(callers.contains), "\(fetchers) \(callers)")
+    }
+
     @Test func aCancelledLookupLeavesTheQueueAndTheOthersAreAnswered() async throws {
         let source = Source()
         let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { try await source.fetch($0, wait: true) }

@@ -130,6 +130,7 @@ struct AdminController: Sendable {
             out.store = tokend.replica.storeName
             out.version = TokendVersion.current
             out.cacheHitRatio = status.cacheHitRatio
+            out.cacheBytes = status.cacheBytes
             out.filterBitsPerEntry = status.filterBitsPerEntry
             out.filterFalsePositives = status.filterFalsePositives
             return out

@@ -188,6 +188,7 @@ public final class TokendMetrics: DecisionMetrics {
             memory.view.isFresh(now: now, maxStaleness: memory.maxStaleness) ? 1 : 0
         )
         gauge("cache_entries", "Token records cached by this replica", Double(memory.cache.count))
+        gauge("cache_bytes", "Bytes the token cache holds, by its own estimate (bounded by TOKEND_CACHE_MEMORY)", Double(memory.cache.bytes))
         gauge("cache_hit_ratio", "Cache hits per lookup since start", memory.cache.hitRatio)
         gauge("filter_entries", "Revoked token hashes in the Bloom filter", Double(figures.filterEntries))
         gauge("filter_bits_per_entry", "Bloom filter bits per entry", figures.filterBitsPerEntry)

@@ -23,12 +23,15 @@ public final class Replica: Sendable {
 
     /// - Parameters:
     ///   - cacheEntries: token records kept in memory; 0 disables memory (and the feed).
+    ///   - cacheMemory: the bound on the cache's estimate of its bytes (`TokenCache.bytes`); the
+    ///     cache stops at whichever of it and `cacheEntries` it reaches first; 0 disables memory too.
     ///   - maxStaleness: how long after the last confirmed sync memory may still answer.
     ///   - storeCalls: the counters of the time limit around `store`, for `/metrics`.
     ///   - pool: the store's connection pool figures, for `/metrics`.
     public init(
         store: any TokendStore,
         cacheEntries: Int,
+        cacheMemory: Int = TokenCache.defaultMemoryLimit,
         maxStaleness: TimeInterval,
         now: @escaping Now = { Date() },
         logger: Logger,
@@ -40,9 +43,10 @@ public final class Replica: Sendable {
         self.logger = logger
         self.storeCalls = storeCalls
         self.pool = pool
-        if cacheEntries > 0 {
+        if cacheEntries > 0, cacheMemory > 0 {
             let view = RevocationView()
-            self.memory = ReplicaMemory(cache: TokenCache(capacity: cacheEntries), view: view, maxStaleness: maxStaleness)
+            let cache = TokenCache(capacity: cacheEntries, memoryLimit: cacheMemory)
+            self.memory = ReplicaMemory(cache: cache, view: view, maxStaleness: maxStaleness)
             // Poll at least three times per staleness bound, so that a lost wake-up never makes
             // the replica stale on its own; never more than once per 50 ms.
             let poll = Duration.milliseconds(Int(min(1000, max(50, maxStaleness * 1000 / 3))))
@@ -122,6 +126,7 @@ public final class Replica: Sendable {
             filterEntries: Int64(figures.filterEntries)
         )
         status.cacheHitRatio = memory.cache.hitRatio
+        status.cacheBytes = Int64(memory.cache.bytes)
         status.filterBitsPerEntry = figures.filterBitsPerEntry
         status.filterFalsePositives = Int64(figures.filterFalsePositives)
         return status

@@ -6,6 +6,8 @@ public struct ReplicaStatus: Sendable {
     public var cacheEntries: Int64
     public var filterEntries: Int64
     public var cacheHitRatio: Double = 0
+    /// The cache's estimate of the bytes it holds (`TokenCache.bytes`).
+    public var cacheBytes: Int64 = 0
     public var filterBitsPerEntry: Double = 0
     public var filterFalsePositives: Int64 = 0
 

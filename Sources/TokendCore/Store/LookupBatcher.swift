@@ -2,48 +2,59 @@ import Synchronization
 
 /// Coalesces concurrent point lookups into batched ones.
 ///
-/// Up to `maxConcurrentBatches` fetches run at a time. A lookup that arrives while fewer run starts
-/// one for its key at once; others queue their keys, and when a fetch returns, the queue's next
-/// keys (up to `maxBatchSize`) are fetched together. Under light load every lookup is its own
-/// batch of one; under heavy load one query answers many requests, which is what lifts a
-/// database-bound path above one-query-per-request rates.
+/// Up to `maxConcurrentBatches` fetches run at a time. A lookup that arrives while fewer run and
+/// none is queued fetches its key at once, itself; others queue their keys, and when a fetch
+/// returns, the queue's next keys (up to `maxBatchSize`) become a batch that one of its own waiters
+/// fetches. Under light load every lookup is its own batch of one, fetched in its caller's task
+/// with nothing in between; under heavy load one query answers many requests, which is what lifts
+/// a database-bound path above one-query-per-request rates.
 ///
-/// A fetch belongs to its batch, not to the caller whose lookup started it: each runs in a task of
-/// its own, so a caller that is cancelled (its store call timed out) only leaves its batch, and
-/// the fetch goes on for the others; a fetch whose every waiter has left is cancelled (for
-/// PostgreSQL that closes its connection). Those tasks are bounded: at most `maxConcurrentBatches`
-/// exist at a time, and each ends with its fetch. A slot is given up only under the lock and only
-/// when the queue is empty, so no queued key is ever left without a fetch to come.
+/// Every fetch runs in the task of a caller that waits for one of its keys (the batch's leader),
+/// so no task outlives the lookups it serves. The batch does not belong to that caller alone,
+/// though: a leader that is cancelled (its store call timed out) and whose fetch then fails is
+/// answered `CancellationError` and hands the batch to another of its waiters, who fetches it
+/// again; with none left, its slot passes to the queue's next batch. The newest waiter leads,
+/// since with equal time limits it has the most time left. A fetch that succeeds answers every
+/// waiter, whatever became of its leader. Slots and batches pass only under the lock, so no queued
+/// key is ever left without a leader to come.
 public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public typealias Fetch = @Sendable ([Key]) async throws -> [Key: Value]
 
-    private struct Waiter {
-        var id: UInt64
-        var continuation: CheckedContinuation<Value?, any Error>
+    /// What a waiting lookup is resumed with: its value, or the lead of a batch.
+    private enum Outcome {
+        case value(Value?)
+        case lead(UInt64, keys: [Key])
     }
 
-    /// A fetch under way: the waiters it will answer, and its task once started.
-    private struct Batch {
-        var waiters: [Key: [Waiter]]
-        var task: Task<Void, Never>?
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Outcome, any Error>
+    }
+
+    /// A waiter to resume, outside the lock, with the lead of a batch.
+    private struct Promotion {
+        var leader: CheckedContinuation<Outcome, any Error>
+        var outcome: Outcome
+
+        func resume() { leader.resume(returning: outcome) }
     }
 
     private enum Arrival {
-        case cancelled
-        case queued
-        case startsBatch(UInt64, keys: [Key])
+        case leads(UInt64)
+        case waits
     }
 
     private struct State {
-        var nextID: UInt64 = 0
         var queue: [Key: [Waiter]] = [:]
-        var running: [UInt64: Batch] = [:]
+        /// Batches being fetched: the waiters each will answer besides its leader.
+        var running: [UInt64: [Key: [Waiter]]] = [:]
     }
 
     private let fetch: Fetch
     private let maxConcurrentBatches: Int
     private let maxBatchSize: Int
     private let state = Mutex(State())
+    private let ids = Atomic<UInt64>(0)
     private let fetches = Atomic<Int64>(0)
     private let fetchedKeys = Atomic<Int64>(0)
 
@@ -64,93 +75,120 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
     /// The value for `key`, `nil` when the fetch did not return one. Throws `CancellationError`
     /// when the calling task is cancelled before its batch is answered.
     public func get(_ key: Key) async throws -> Value? {
-        let id = state.withLock { state in
-            state.nextID += 1
-            return state.nextID
+        try Task.checkCancellation()
+        let arrival = state.withLock { state -> Arrival in
+            guard state.queue.isEmpty, state.running.count < maxConcurrentBatches else { return .waits }
+            let batch = newID()
+            state.running[batch] = [:]
+            return .leads(batch)
         }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value?, any Error>) in
-                let arrival = state.withLock { state -> Arrival in
+        if case .leads(let batch) = arrival { return try await lead(batch, keys: [key], own: key) }
+
+        let id = newID()
+        let outcome = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcome, any Error>) in
+                let (cancelled, promotion) = state.withLock { state -> (Bool, Promotion?) in
                     // Checked under the lock: a cancellation handler that ran before this found
                     // nothing to remove, and one that runs after will find this waiter.
-                    if Task.isCancelled { return .cancelled }
+                    if Task.isCancelled { return (true, nil) }
                     state.queue[key, default: []].append(Waiter(id: id, continuation: continuation))
-                    guard state.running.count < maxConcurrentBatches, let batch = takeBatch(&state) else { return .queued }
-                    return .startsBatch(batch.id, keys: batch.keys)
+                    // A slot may have come free since the look above.
+                    return (false, takeBatch(&state))
                 }
-                switch arrival {
-                case .cancelled: continuation.resume(throwing: CancellationError())
-                case .queued: break
-                case .startsBatch(let batch, let keys): start(batch, keys: keys)
-                }
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+                promotion?.resume()
             }
         } onCancel: {
             self.leave(id)
         }
+        switch outcome {
+        case .value(let value): return value
+        case .lead(let batch, let keys): return try await lead(batch, keys: keys, own: key)
+        }
     }
 
-    /// Moves up to `maxBatchSize` queued keys into a new running batch; its id and keys.
-    private func takeBatch(_ state: inout State) -> (id: UInt64, keys: [Key])? {
-        guard !state.queue.isEmpty else { return nil }
+    private func newID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+
+    /// Fetches a running batch in this (its leader's) task and answers its waiters; the value for
+    /// `own`, the leader's key. A cancelled leader whose fetch fails hands the batch on instead.
+    private func lead(_ batch: UInt64, keys: [Key], own: Key) async throws -> Value? {
+        var result: Result<[Key: Value], any Error> = .failure(CancellationError())
+        if !Task.isCancelled {
+            fetches.add(1, ordering: .relaxed)
+            fetchedKeys.add(Int64(keys.count), ordering: .relaxed)
+            do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
+        }
+        if case .failure = result, Task.isCancelled {
+            // This caller gave up, and that may be what failed the fetch: its waiters are not
+            // answered with the failure, but one of them fetches again.
+            let promotion = state.withLock { state -> Promotion? in
+                guard let waiters = state.running.removeValue(forKey: batch), !waiters.isEmpty else { return takeBatch(&state) }
+                return start(waiters, &state)
+            }
+            promotion?.resume()
+            throw CancellationError()
+        }
+        let (waiters, promotion) = state.withLock { state in
+            (state.running.removeValue(forKey: batch) ?? [:], takeBatch(&state))
+        }
+        for (key, keyWaiters) in waiters {
+            for waiter in keyWaiters { waiter.continuation.resume(with: result.map { .value($0[key]) }) }
+        }
+        promotion?.resume()
+        return try result.get()[own]
+    }
+
+    /// When a slot is free and keys are queued, moves up to `maxBatchSize` of them into a new
+    /// running batch; its leader, to resume outside the lock.
+    private func takeBatch(_ state: inout State) -> Promotion? {
+        guard state.running.count < maxConcurrentBatches, !state.queue.isEmpty else { return nil }
         var taken: [Key: [Waiter]] = [:]
         while taken.count < maxBatchSize, let entry = state.queue.first {
             taken[entry.key] = entry.value
             state.queue.removeValue(forKey: entry.key)
         }
-        state.nextID += 1
-        state.running[state.nextID] = Batch(waiters: taken, task: nil)
-        return (state.nextID, Array(taken.keys))
+        return start(taken, &state)
     }
 
-    /// Starts the fetch of a batch just taken, in a task of its own (see the type's comment).
-    private func start(_ batch: UInt64, keys: [Key]) {
-        let task = Task { await self.run(batch, keys: keys) }
-        let abandoned = state.withLock { state -> Bool in
-            guard state.running[batch] != nil else { return false }  // already done
-            state.running[batch]?.task = task
-            return state.running[batch]?.waiters.isEmpty ?? false
-        }
-        if abandoned { task.cancel() }
-    }
-
-    private func run(_ batch: UInt64, keys: [Key]) async {
-        fetches.add(1, ordering: .relaxed)
-        fetchedKeys.add(Int64(keys.count), ordering: .relaxed)
-        let result: Result<[Key: Value], any Error>
-        do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
-        let (waiters, next) = state.withLock { state -> ([Key: [Waiter]], (id: UInt64, keys: [Key])?) in
-            let waiters = state.running.removeValue(forKey: batch)?.waiters ?? [:]
-            return (waiters, takeBatch(&state))
-        }
+    /// Makes `waiters` (not empty) a running batch led by the newest of them, for all their keys.
+    private func start(_ waiters: [Key: [Waiter]], _ state: inout State) -> Promotion {
+        var waiters = waiters
+        var newest: (key: Key, index: Int, id: UInt64)?
         for (key, keyWaiters) in waiters {
-            for waiter in keyWaiters { waiter.continuation.resume(with: result.map { $0[key] }) }
+            for (index, waiter) in keyWaiters.enumerated() where waiter.id > newest?.id ?? 0 {
+                newest = (key, index, waiter.id)
+            }
         }
-        if let next { start(next.id, keys: next.keys) }
+        let keys = Array(waiters.keys)
+        let (key, index, _) = newest!
+        let leader = waiters[key]!.remove(at: index)
+        if waiters[key]!.isEmpty { waiters.removeValue(forKey: key) }
+        let batch = newID()
+        state.running[batch] = waiters
+        return Promotion(leader: leader.continuation, outcome: .lead(batch, keys: keys))
     }
 
-    /// A cancelled lookup leaves its queue or batch and is answered `CancellationError`; a running
-    /// batch left without waiters has its fetch cancelled.
+    /// A cancelled lookup leaves its queue or batch and is answered `CancellationError`. (A leader
+    /// is not found here: its own task is what is cancelled, which its fetch sees.)
     private func leave(_ id: UInt64) {
-        let (waiter, abandoned) = state.withLock { state -> (Waiter?, Task<Void, Never>?) in
+        let waiter = state.withLock { state -> Waiter? in
             for (key, waiters) in state.queue {
                 if let index = waiters.firstIndex(where: { $0.id == id }) {
                     let waiter = state.queue[key]!.remove(at: index)
                     if state.queue[key]!.isEmpty { state.queue.removeValue(forKey: key) }
-                    return (waiter, nil)
+                    return waiter
                 }
             }
-            for (batchID, batch) in state.running {
-                for (key, waiters) in batch.waiters {
+            for (batch, batchWaiters) in state.running {
+                for (key, waiters) in batchWaiters {
                     guard let index = waiters.firstIndex(where: { $0.id == id }) else { continue }
-                    let waiter = state.running[batchID]!.waiters[key]!.remove(at: index)
-                    if state.running[batchID]!.waiters[key]!.isEmpty { state.running[batchID]!.waiters.removeValue(forKey: key) }
-                    let abandoned = state.running[batchID]!.waiters.isEmpty ? state.running[batchID]!.task : nil
-                    return (waiter, abandoned)
+                    let waiter = state.running[batch]![key]!.remove(at: index)
+                    if state.running[batch]![key]!.isEmpty { state.running[batch]!.removeValue(forKey: key) }
+                    return waiter
                 }
             }
-            return (nil, nil)
+            return nil
         }
         waiter?.continuation.resume(throwing: CancellationError())
-        abandoned?.cancel()
     }
 }

@@ -757,6 +757,9 @@ public nonisolated struct Tokend_V1_StatusResponse: Sendable {
 
   public var filterFalsePositives: Int64 = 0
 
+  /// The token cache's estimate of the bytes it holds, which TOKEND_CACHE_MEMORY bounds.
+  public var cacheBytes: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2186,7 +2189,7 @@ nonisolated extension Tokend_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0\u{3}cache_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2204,6 +2207,7 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.cacheHitRatio) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.filterBitsPerEntry) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.filterFalsePositives) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.cacheBytes) }()
       default: break
       }
     }
@@ -2240,6 +2244,9 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if self.filterFalsePositives != 0 {
       try visitor.visitSingularInt64Field(value: self.filterFalsePositives, fieldNumber: 10)
     }
+    if self.cacheBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.cacheBytes, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2254,6 +2261,7 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.cacheHitRatio != rhs.cacheHitRatio {return false}
     if lhs.filterBitsPerEntry != rhs.filterBitsPerEntry {return false}
     if lhs.filterFalsePositives != rhs.filterFalsePositives {return false}
+    if lhs.cacheBytes != rhs.cacheBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+@testable import TokendCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+/// A copy of `text` in storage of its own, as a string decoded from a database row is.
+private func fresh(_ text: String) -> String { String(decoding: Array(text.utf8), as: UTF8.self) }
+
+/// The record shape these tests measure, stated in the README's sizing note: `client_id` 18 bytes,
+/// `sub` 41, `username` about 24, `scope` 45 (5 scopes), one audience of 30, `iss` 24, `jti` and
+/// `grant_id` 22 each, one extra claim (`tenant`, 14 bytes), no `cnf`. Every string is a separate
+/// allocation, as when decoded from the store.
+private func realisticRecord(_ index: Int) -> TokenRecord {
+    var random = SystemRandomNumberGenerator()
+    let hash = TokenHash(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
+    let serial = String(index, radix: 36)
+    return TokenRecord(
+        hash: hash,
+        kind: .access,
+        clientID: fresh("orders-gateway-eu1"),
+        subject: fresh("user:" + UUID().uuidString.lowercased()),
+        username: fresh("user\(serial)@example.com"),
+        scope: fresh("openid profile email orders:read orders:write"),
+        audiences: [fresh("https://api.example.com/orders")],
+        issuer: fresh("https://auth.example.com"),
+        issuedAt: now,
+        notBefore: nil,
+        expiresAt: now.addingTimeInterval(3600),
+        jti: fresh(String(repeating: "j", count: 22 - serial.count) + serial),
+        grantID: fresh(String(repeating: "g", count: 22 - serial.count) + serial),
+        confirmation: nil,
+        extra: [fresh("tenant"): fresh("acme-corp-emea")]
+    )
+}
+
+@Suite struct TokenCacheMemoryTests {
+    @Test func theByteBoundEvictsAndHoldsAboutAsManyRecordsAsFit() {
+        // The estimate of exactly 1,000 records of one shape is the limit; 10,000 are inserted.
+        let probe = TokenCache(capacity: 1_000_000, memoryLimit: .max)
+        for index in 0..<1_000 { probe.put(realisticRecord(index), now: now) }
+        let limit = probe.bytes
+        let cache = TokenCache(capacity: 1_000_000, memoryLimit: limit)
+        for index in 0..<10_000 {
+            cache.put(realisticRecord(index), now: now)
+            #expect(cache.bytes <= limit)
+        }
+        #expect((990...1_000).contains(cache.count), "\(cache.count) records in \(limit) bytes")
+        print("estimate of 1,000 records: \(limit) bytes, \(limit / 1_000) per record")
+    }
+
+    @Test func theEntryBoundStillLimitsWhenTheByteBoundIsFarAway() {
+        let cache = TokenCache(capacity: 100, memoryLimit: 1 << 30)
+        for index in 0..<1_000 { cache.put(realisticRecord(index), now: now) }
+        #expect(cache.count == 100)
+        #expect(cache.bytes < 1 << 20)
+    }
+
+    @Test func removalsGiveBackWhatInsertsCounted() {
+        let cache = TokenCache(capacity: 1_000, memoryLimit: .max)
+        let records = (0..<500).map(realisticRecord)
+        for record in records { cache.put(record, now: now) }
+        let full = cache.bytes
+        // The table stays allocated when emptied one by one; the records' own bytes go.
+        for record in records { cache.remove(record.hash) }
+        let emptied = cache.bytes
+        #expect(emptied < full && emptied == TokenCache.tableBytes(capacity: 768))
+        for record in records { cache.put(record, now: now) }
+        #expect(cache.bytes == full)
+        // Replacing a record counts it once; an expired one read is dropped with its bytes.
+        cache.put(records[0], now: now)
+        #expect(cache.bytes == full)
+        #expect(cache.get(records[1].hash, now: now.addingTimeInterval(3600)) == nil)
+        #expect(cache.bytes == full - TokenCache.heapBytes(of: records[1]))
+        #expect(cache.removeExpired(now: now.addingTimeInterval(3600)) == 499)
+        #expect(cache.count == 0 && cache.bytes == 0)
+    }
+
+    @Test func aRecordLargerThanTheWholeBoundIsNotCached() {
+        let cache = TokenCache(capacity: 10, memoryLimit: 1_024)
+        cache.put(realisticRecord(0), now: now)
+        #expect(cache.count == 0 && cache.bytes == 0)
+    }
+
+    @Test func theEstimateFollowsTheStandardLibrarysLayouts() {
+        #expect(TokenCache.heapBytes("fifteen bytes!!") == 0)  // inline
+        #expect(TokenCache.heapBytes("sixteen bytes!!!") == 64)  // 32 + 16 + 1 + 8, in 16s
+        #expect(TokenCache.heapBytes([String]()) == 0)  // the empty singleton
+        #expect(TokenCache.bucketCount(capacity: 1) == 2 && TokenCache.bucketCount(capacity: 768) == 1024)
+        #expect(TokenCache.bucketCount(capacity: 769) == 2048)
+        #expect([Int: Int](minimumCapacity: 1000).capacity == TokenCache.tableCapacity(buckets: 2048))
+        var grown: [TokenHash: TokenRecord] = [:]
+        for record in (0..<769).map(realisticRecord) {
+            if grown.count == 768 { #expect(grown.capacity == 768 && TokenCache.capacityAfterInserting(into: grown) == 1536) }
+            grown[record.hash] = record
+        }
+        #expect(grown.capacity == 1536)
+    }
+
+    /// Compares the estimate with what the process's resident set grew by while the cache filled.
+    /// RSS is noisy (other tests run in this process at the same time, and malloc keeps what it
+    /// frees), so only a generous factor is asserted; the figures are printed.
+    @Test func theEstimateTracksResidentMemoryGrowth() throws {
+        let records = 200_000
+        let cache = TokenCache(capacity: 1_000_000, memoryLimit: .max)
+        let before = try residentBytes()
+        for index in 0..<records { cache.put(realisticRecord(index), now: now) }
+        let grown = try residentBytes() - before
+        let estimate = cache.bytes
+        let recordBytes = TokenCache.heapBytes(of: realisticRecord(records - 1)) * records
+        let ratio = Double(estimate) / Double(max(grown, 1))
+        print(
+            "\(records) records (TokenRecord stride \(MemoryLayout<TokenRecord>.stride) B): estimate \(estimate) B "
+                + "(\(estimate / records) B/record, of which the table \(estimate - recordBytes) B), "
+                + "RSS growth \(grown) B (\(grown / records) B/record), estimate/RSS \(String(format: "%.2f", ratio))"
+        )
+        #expect(cache.count == records)
+        #expect((0.5...2).contains(ratio), "estimate \(estimate) B vs RSS growth \(grown) B")
+    }
+}
+
+/// This process's resident set, from `/proc/self/statm` (its second field, in pages).
+private func residentBytes() throws -> Int {
+    let statm = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8)
+    let fields = statm.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { throw CocoaError(.fileReadCorruptFile) }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
