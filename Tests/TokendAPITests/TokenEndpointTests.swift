@@ -244,6 +244,17 @@ import TokendTestSupport
                     )
                 }
 
+                // A signed answer is reused for the same caller and record (one signature per 30 s),
+                // never once the token is revoked.
+                let again = try await signed(issued.accessToken)
+                #expect(again.text == before.text)
+                let other = try await h.issue(IssueRequest(clientID: "rs", subject: "bob"))
+                let beforeRevocation = try await signed(other.accessToken)
+                #expect(try verify(beforeRevocation.text, with: jwks).payload["token_introspection"]?["active"] == true)
+                _ = try await h.services.revoker.revoke(.token(TokenHash(token: other.accessToken)), reason: "test")
+                let afterRevocation = try await signed(other.accessToken)
+                #expect(try verify(afterRevocation.text, with: jwks).payload["token_introspection"] == ["active": false])
+
                 let (kid, previous) = try await h.services.tokend.signingKeys.rotate()
                 let after = try await signed(issued.accessToken)
                 let rotatedJWKS = try #require(try await client.send("/.well-known/jwks.json", method: .get).json)

@@ -14,6 +14,8 @@ struct OAuthController: Sendable {
     let granter: TokenGranter
     let signingKeys: SigningKeyRing
     let issuer: IssuerIdentifier
+    /// Signed answers for reuse (`SignedAnswerCache`); one per router, so per replica.
+    let signedAnswers = SignedAnswerCache()
 
     func register(on router: Router<TokendRequestContext>) {
         router.post("/oauth2/introspect", use: oauth(introspect))
@@ -41,7 +43,13 @@ struct OAuthController: Sendable {
         let caller = try await authenticate(request, form: form, context: context)
         let result = try await introspector.introspect(form["token"], caller: caller)
         if Self.wantsJWT(request.headers[.accept]) {
-            return try await SignedIntrospection.response(result, caller: caller, issuer: issuer.current, keys: signingKeys)
+            return try await SignedIntrospection.response(
+                result,
+                caller: caller,
+                issuer: issuer.current,
+                keys: signingKeys,
+                cache: signedAnswers
+            )
         }
         return IntrospectionJSON.response(result)
     }
