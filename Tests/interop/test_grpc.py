@@ -201,7 +201,7 @@ def test_health_check_and_watch(channel):
 # --- server reflection ------------------------------------------------------------------------
 
 SERVED = {
-    "tokend.v1.IntrospectionService", "tokend.v1.TokenService", "envoy.service.auth.v3.Authorization",
+    "tokend.v1.IntrospectionService", "tokend.v1.TokenService", "tokend.v1.RevocationService", "envoy.service.auth.v3.Authorization",
     "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
 }
 
