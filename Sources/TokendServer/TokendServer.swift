@@ -124,10 +124,10 @@ public func buildServiceGroup(
     // Started in this order and stopped in reverse: the store's own services first, so that they
     // outlive everything that uses them.
     var services: [any Service] = [StoreCloser(backend: backend)]
-    let keyService = SigningKeyService(ring: tokend.signingKeys, logger: logger)
     let feed = replica.feed
+    let signingKeys = tokend.signingKeys
     services += try backend.services(
-        wakeUps: RevocationListener.WakeUps(revocations: { feed?.wakeUp() }, signingKeys: keyService.wakeUp),
+        wakeUps: RevocationListener.WakeUps(revocations: { feed?.wakeUp() }, signingKeys: { signingKeys.markStale() }),
         logger: logger
     )
     if let tls {
@@ -138,7 +138,6 @@ public func buildServiceGroup(
         )
     }
     if replica.feed != nil { services.append(ReplicaFeed(replica: replica)) }
-    services.append(keyService)
     services.append(ExpiryCollector(store: store, interval: configuration.gcInterval, logger: logger))
     services.append(publicApp)
     services.append(adminApp)

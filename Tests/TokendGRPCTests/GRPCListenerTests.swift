@@ -29,8 +29,18 @@ import Glibc
     /// or any regression past a second, fails all three.
     @Test func healthWatchReportsNotServingWithinASecondOfADrain() async throws {
         var rounds: [[Duration]] = []
-        for _ in 0..<3 {
-            let latencies = try await Self.drainRound(watchers: 20)
+        for round in 0..<3 {
+            // A round that has not ended after 60 s (seen twice under a full parallel test run:
+            // the round's server never finished; cause not found yet, see issue 15) counts as a
+            // failed round, and the next one runs on a fresh server.
+            let latencies: [Duration]
+            do {
+                latencies = try await withDeadline("drain round \(round)", .seconds(60)) { try await Self.drainRound(watchers: 20) }
+            } catch let error as TestSetupError {
+                print("health watch: \(error)")
+                rounds.append(Array(repeating: .seconds(3600), count: 20))
+                continue
+            }
             rounds.append(latencies)
             let p95 = latencies[Int(Double(latencies.count) * 0.95) - 1]
             print("health watch: NOT_SERVING after drain: p50 \(latencies[latencies.count / 2]), p95 \(p95), max \(latencies.last!)")
@@ -53,18 +63,13 @@ import Glibc
                 result = try await withThrowingTaskGroup(of: Duration.self) { group in
                     for _ in 0..<watchers {
                         group.addTask {
-                            try await health.watch(Grpc_Health_V1_HealthCheckRequest.with { $0.service = "" }) { response in
-                                var sawServing = false
-                                for try await message in response.messages {
-                                    if message.status == .serving, !sawServing {
-                                        sawServing = true
-                                        started.continuation.yield()
-                                    }
-                                    if message.status == .notServing, sawServing, let drained = drainedAt.value {
-                                        return ContinuousClock.now - drained
-                                    }
-                                }
-                                throw TestSetupError("the watch ended without NOT_SERVING")
+                            // A watcher that fails ends `started`, so that the wait below ends and
+                            // the group reports the failure instead of waiting forever.
+                            do {
+                                return try await Self.watchUntilNotServing(health, started: started.continuation, drainedAt: drainedAt)
+                            } catch {
+                                started.continuation.finish()
+                                throw error
                             }
                         }
                     }
@@ -86,6 +91,28 @@ import Glibc
             #expect(check.status == .notServing)
         }
         return result
+    }
+
+    /// One Watch: signals `started` at its first SERVING, returns the time from the drain to its
+    /// NOT_SERVING.
+    static func watchUntilNotServing(
+        _ health: Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>,
+        started: AsyncStream<Void>.Continuation,
+        drainedAt: DrainMoment
+    ) async throws -> Duration {
+        try await health.watch(Grpc_Health_V1_HealthCheckRequest.with { $0.service = "" }) { response in
+            var sawServing = false
+            for try await message in response.messages {
+                if message.status == .serving, !sawServing {
+                    sawServing = true
+                    started.yield()
+                }
+                if message.status == .notServing, sawServing, let drained = drainedAt.value {
+                    return ContinuousClock.now - drained
+                }
+            }
+            throw TestSetupError("the watch ended without NOT_SERVING")
+        }
     }
 
     @Test func aStoreThatStopsAnsweringIsUnavailableNeverAGuess() async throws {

@@ -85,16 +85,25 @@ private final class KeyBox: @unchecked Sendable {
 ///
 /// Keys live in the store, shared by every replica. The first replica to start creates the first
 /// key (the store admits exactly one current key); `rotate` makes a new one current and keeps the
-/// previous one published for `overlap`. Every replica reloads when told (`reload`, wired to the
-/// store's NOTIFY) and at least every `SigningKeyService` interval. Private keys never reach a log.
+/// previous one published for `overlap`. A replica re-reads the keys on its next use after
+/// `markStale()` (wired to the store's NOTIFY `keys`, sent by a rotation on any replica) and after
+/// `refreshInterval`, in case a notification was lost; while one caller re-reads, the others go
+/// on with the keys already loaded. No task of its own. Private keys never reach a log.
 public final class SigningKeyRing: Sendable {
     public static let defaultOverlap: TimeInterval = 24 * 3600
+    public static let refreshInterval: TimeInterval = 60
+
+    private struct State {
+        var keys: [SigningKey] = []
+        var loadedAt: Date?
+        var stale = true
+    }
 
     private let store: any SigningKeyStore
     private let overlap: TimeInterval
     private let now: Now
     private let logger: Logger
-    private let keys = Mutex<[SigningKey]>([])
+    private let state = Mutex(State())
 
     public init(store: any SigningKeyStore, overlap: TimeInterval = defaultOverlap, now: @escaping Now = { Date() }, logger: Logger) {
         self.store = store
@@ -103,11 +112,38 @@ public final class SigningKeyRing: Sendable {
         self.logger = logger
     }
 
-    /// The key that signs now, loading (and on a first start, creating) the keys when none is known.
+    /// The keys changed in the store (a rotation elsewhere): the next use re-reads them.
+    public func markStale() {
+        state.withLock { $0.stale = true }
+    }
+
+    /// The key that signs now; re-reads the keys when they are stale or old (on a first start,
+    /// creating the first one).
     public func current() async throws -> SigningKey {
-        if let key = keys.withLock({ $0.first }) { return key }
+        let time = now()
+        let (known, claimed): (SigningKey?, Bool) = state.withLock { state in
+            let due = state.stale || state.loadedAt.map { time.timeIntervalSince($0) >= Self.refreshInterval } ?? true
+            guard due else { return (state.keys.first, false) }
+            // This caller re-reads; the others keep using what is loaded meanwhile.
+            state.stale = false
+            state.loadedAt = time
+            return (state.keys.first, true)
+        }
+        if let known, !claimed { return known }
+        if claimed {
+            do {
+                try await reload()
+            } catch {
+                state.withLock { $0.stale = true }
+                guard let known else { throw error }
+                logger.warning("signing keys not re-read; signing with the loaded key", metadata: ["kid": "\(known.kid)"])
+                return known
+            }
+        }
+        if let key = state.withLock({ $0.keys.first }) { return key }
+        // Another caller is loading the very first keys: read them here too.
         try await reload()
-        guard let key = keys.withLock({ $0.first }) else { throw TokendError.unavailable }
+        guard let key = state.withLock({ $0.keys.first }) else { throw TokendError.unavailable }
         return key
     }
 
@@ -115,7 +151,7 @@ public final class SigningKeyRing: Sendable {
     public func published() async throws -> [SigningKey] {
         _ = try await current()
         let time = now()
-        return keys.withLock { $0.filter { ($0.retiresAt ?? .distantFuture) > time } }
+        return state.withLock { $0.keys.filter { ($0.retiresAt ?? .distantFuture) > time } }
     }
 
     /// Re-reads the keys from the store; creates the first key when the store has no current one.
@@ -134,9 +170,13 @@ public final class SigningKeyRing: Sendable {
                 throw TokendError.unavailable
             }
         }
-        let previous = keys.withLock { keys in
-            defer { keys = loaded }
-            return keys.first?.kid
+        let time = now()
+        let previous = state.withLock { state in
+            defer {
+                state.keys = loaded
+                state.loadedAt = time
+            }
+            return state.keys.first?.kid
         }
         if let kid = loaded.first?.kid, kid != previous {
             logger.info("signing key in use", metadata: ["kid": "\(kid)", "published": "\(loaded.count)"])
