@@ -322,18 +322,22 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     public func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
         try await onConnection { [logger] connection in
-            let rows = try await connection.query(
-                """
-                SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
-                WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
-                """,
-                logger: logger
-            )
-            var entries: [RevocationEntry] = []
-            entries.reserveCapacity(min(limit, 10_000))
-            for try await row in rows { entries.append(try Self.revocationEntry(row)) }
-            return entries
+            try await Self.revocations(after: after, limit: limit, on: connection, logger: logger)
         }
+    }
+
+    static func revocations(after: Int64, limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [RevocationEntry] {
+        let rows = try await connection.query(
+            """
+            SELECT seq, kind, value, token_hashes, reason, revoked_count, created_at, expires_at FROM revocations
+            WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
+            """,
+            logger: logger
+        )
+        var entries: [RevocationEntry] = []
+        entries.reserveCapacity(min(limit, 10_000))
+        for try await row in rows { entries.append(try Self.revocationEntry(row)) }
+        return entries
     }
 
     /// One `revocations` row, through `RowCells` (at a cold start over 1,000,000 entries a tuple

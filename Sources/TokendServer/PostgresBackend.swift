@@ -7,14 +7,19 @@ import TokendPostgres
 import TokendSQLite
 
 /// PostgreSQL: a connection pool, a dedicated LISTEN connection, migrations under an advisory lock.
+/// With a read URL (`TOKEND_READ_DATABASE_URL`), a second pool on the hot standby for lookups and
+/// the log's tail, and no LISTEN connection (NOTIFY never reaches a standby; the log is polled).
 struct PostgresBackend: StoreBackend {
     let url: String
     let client: PostgresClient
     let postgres: PostgresStore
     let observer: PostgresPoolObserver
     let logger: Logger
+    /// The standby's pool and what it reads; `nil` without a read URL.
+    let standbyClient: PostgresClient?
+    let standbyReads: (any StandbyReads)?
 
-    init(url: String, logger: Logger) throws {
+    init(url: String, readURL: String? = nil, logger: Logger) throws {
         let configuration = try DatabaseURL.configuration(url)
         var pgLogger = logger
         pgLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(url))"
@@ -23,14 +28,40 @@ struct PostgresBackend: StoreBackend {
         self.observer = PostgresPoolObserver(maxConnections: configuration.options.maximumConnections)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: observer.backgroundLogger(wrapping: pgLogger))
         self.postgres = PostgresStore(client: client, logger: logger, pool: observer)
+        if let readURL {
+            var standbyLogger = logger
+            standbyLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(readURL))"
+            let standbyConfiguration: PostgresClient.Configuration
+            do {
+                standbyConfiguration = try DatabaseURL.configuration(readURL)
+            } catch {
+                throw ConfigurationError("TOKEND_READ_DATABASE_URL: \(error)")
+            }
+            let standbyClient = PostgresClient(configuration: standbyConfiguration, backgroundLogger: standbyLogger)
+            self.standbyClient = standbyClient
+            self.standbyReads = PostgresStandbyReads(
+                standby: PostgresStore(client: standbyClient, logger: standbyLogger),
+                primary: client,
+                logger: standbyLogger
+            )
+        } else {
+            self.standbyClient = nil
+            self.standbyReads = nil
+        }
     }
 
     var store: any TokendStore { postgres }
     var pool: (any StorePoolReporting)? { postgres }
 
     func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service] {
-        guard let wakeUps else { return [client] }
-        return [client, RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wakeUps: wakeUps)]
+        var services: [any Service] = [client]
+        if let standbyClient {
+            // Polled instead of LISTEN: signing keys are then re-read every minute (SigningKeyRing).
+            services.append(standbyClient)
+        } else if let wakeUps {
+            services.append(RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wakeUps: wakeUps))
+        }
+        return services
     }
 
     func migrate() async throws -> [Int] { try await PostgresMigrator(client: client, logger: logger).migrate() }

@@ -18,6 +18,11 @@ public struct ServeConfiguration: Sendable {
     /// The bound on the token cache's estimate of its bytes (`TOKEND_CACHE_MEMORY`); with
     /// `cacheEntries`, whichever is reached first limits the cache.
     public var cacheMemory = TokenCache.defaultMemoryLimit
+    /// A hot standby (or a pooler in front of standbys) for token lookups and the revocation log's
+    /// tail (`TOKEND_READ_DATABASE_URL`); `nil`: the primary answers everything.
+    public var readDatabaseURL: String?
+    /// How often the log is polled on the standby (`TOKEND_LOG_POLL_INTERVAL`).
+    public var logPollInterval: TimeInterval = 0.02
     /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
     public var migrate = true
     public var gcInterval: TimeInterval = 600
@@ -78,6 +83,19 @@ public struct ServeConfiguration: Sendable {
             }
             cacheMemory = bytes
         }
+        readDatabaseURL = value("TOKEND_READ_DATABASE_URL")
+        logPollInterval = try duration("TOKEND_LOG_POLL_INTERVAL", minimum: 0.001, "a duration of at least 1ms, such as 20ms") ?? logPollInterval
+        if let readURL = readDatabaseURL {  // parsed with the primary's URL, when the store opens
+            guard case .postgres = store else {
+                throw ConfigurationError("TOKEND_READ_DATABASE_URL needs TOKEND_DATABASE_URL (the primary, for writes)")
+            }
+            guard !readURL.isEmpty else { throw ConfigurationError("TOKEND_READ_DATABASE_URL must be a postgres:// URL") }
+            guard cacheEntries > 0, cacheMemory > 0 else {
+                throw ConfigurationError(
+                    "TOKEND_READ_DATABASE_URL needs the token cache (TOKEND_CACHE_ENTRIES and TOKEND_CACHE_MEMORY above 0): a standby's answers are trusted only as far as the revocation feed is confirmed"
+                )
+            }
+        }
         if let text = value("TOKEND_MIGRATE") {
             guard ["auto", "off"].contains(text) else { throw ConfigurationError("TOKEND_MIGRATE must be auto or off") }
             migrate = text == "auto"
@@ -123,7 +141,8 @@ public struct ServeConfiguration: Sendable {
     /// Every `TOKEND_*` name `init(_:)` reads, for the command line to offer each as a flag.
     public static let names = [
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
-        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_CACHE_MEMORY", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_CACHE_MEMORY", "TOKEND_READ_DATABASE_URL",
+        "TOKEND_LOG_POLL_INTERVAL", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SIGNING_KEY_OVERLAP", "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
         "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",

@@ -12,6 +12,8 @@ public protocol StoreBackend: Sendable {
     var store: any TokendStore { get }
     /// The connection pool's figures, for `/metrics`; `nil` for a store without a pool.
     var pool: (any StorePoolReporting)? { get }
+    /// The hot standby for lookups and the log's tail (`TOKEND_READ_DATABASE_URL`); `nil`: none.
+    var standbyReads: (any StandbyReads)? { get }
     /// Services that must run while the store is in use: PostgreSQL's pool and, with `wakeUps`,
     /// the LISTEN connection that calls them on every committed revocation and key rotation.
     func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service]
@@ -24,15 +26,17 @@ public protocol StoreBackend: Sendable {
     func close() async throws
 }
 
-/// Opens the configured store.
-public func openStoreBackend(_ configuration: StoreConfiguration, logger: Logger) async throws -> any StoreBackend {
+/// Opens the configured store; `readURL` (PostgreSQL only) names a hot standby for reads.
+public func openStoreBackend(_ configuration: StoreConfiguration, readURL: String? = nil, logger: Logger) async throws -> any StoreBackend {
     switch configuration {
-    case .postgres(let url, _): return try PostgresBackend(url: url, logger: logger)
+    case .postgres(let url, _): return try PostgresBackend(url: url, readURL: readURL, logger: logger)
     case .embedded(let dataDir): return EmbeddedBackend(store: try await SQLiteStore.open(directory: dataDir, logger: logger))
     }
 }
 
 extension StoreBackend {
+    public var standbyReads: (any StandbyReads)? { nil }
+
     /// Runs `body` with the store usable (its services running, without wake-ups), then releases it.
     public func withRunning<T: Sendable>(logger: Logger, _ body: @Sendable @escaping () async throws -> T) async throws -> T {
         do {

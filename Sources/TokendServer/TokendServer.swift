@@ -46,8 +46,17 @@ public func buildServiceGroup(
         (adminToken, generatedTokenPath) = try DevSecrets.adminToken(dataDir: configuration.store.dataDir)
     }
 
-    let backend = try await openStoreBackend(configuration.store, logger: logger)
+    let backend = try await openStoreBackend(configuration.store, readURL: configuration.readDatabaseURL, logger: logger)
     let store = TimeLimitedStore(backend.store, seconds: configuration.storeTimeout)
+    let standby = backend.standbyReads.map { reads in
+        Standby(
+            reads: reads,
+            pollInterval: .microseconds(Int64(configuration.logPollInterval * 1_000_000)),
+            maxStaleness: configuration.maxStaleness,
+            timeLimit: configuration.storeTimeout,
+            logger: logger
+        )
+    }
     let replica = Replica(
         store: store,
         cacheEntries: configuration.cacheEntries,
@@ -55,7 +64,8 @@ public func buildServiceGroup(
         maxStaleness: configuration.maxStaleness,
         logger: logger,
         storeCalls: store.calls,
-        pool: backend.pool
+        pool: backend.pool,
+        standby: standby
     )
     let metrics = TokendMetrics()
     let tokend = Tokend(

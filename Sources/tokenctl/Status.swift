@@ -13,13 +13,16 @@ struct Status: AsyncParsableCommand {
         let r: Tokend_V1_StatusResponse = try await connection.call("Status", Tokend_V1_StatusRequest())
         switch connection.output {
         case .json:
-            Output.json([
+            var standby: [String: Any] = [:]
+            if r.hasStandbyReplayLagSeconds { standby["standby_replay_lag_seconds"] = r.standbyReplayLagSeconds }
+            Output.json(standby.merging([
+                "feed": r.feed,
                 "watermark": r.watermark, "head": r.head, "lag_seconds": r.lagSeconds, "cache_entries": r.cacheEntries,
                 "cache_bytes": r.cacheBytes,
                 "filter_entries": r.filterEntries, "store": r.store, "version": r.version,
                 "cache_hit_ratio": r.cacheHitRatio, "filter_bits_per_entry": r.filterBitsPerEntry,
                 "filter_false_positives": r.filterFalsePositives,
-            ])
+            ]) { a, _ in a })
         case .table:
             Output.fields([
                 ("store", r.store), ("version", r.version), ("watermark", "\(r.watermark)"), ("head", "\(r.head)"),
@@ -29,7 +32,8 @@ struct Status: AsyncParsableCommand {
                 ("filter_entries", "\(r.filterEntries)"),
                 ("filter_bits_per_entry", String(format: "%.1f", r.filterBitsPerEntry)),
                 ("filter_false_positives", "\(r.filterFalsePositives)"),
-            ])
+                ("feed", r.feed),
+            ] + (r.hasStandbyReplayLagSeconds ? [("standby_replay_lag_seconds", String(format: "%.3f", r.standbyReplayLagSeconds))] : []))
         }
     }
 }

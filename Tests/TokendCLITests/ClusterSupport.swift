@@ -190,11 +190,13 @@ enum Cluster {
         try result.get()
     }
 
-    /// Starts `count` replicas on `databaseURL`, runs `body`, stops them.
+    /// Starts `count` replicas on `databaseURL`, runs `body`, stops them. `perReplica[i]`, when
+    /// given, adds to (or overrides) `environment` for replica `i`.
     static func run(
         replicas count: Int,
         databaseURL: String,
         environment: [String: String] = [:],
+        perReplica: [[String: String]] = [],
         _ body: (_ replicas: [Replica]) async throws -> Void
     ) async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-cluster-\(UUID().uuidString)")
@@ -212,7 +214,8 @@ enum Cluster {
         env["TOKEND_LOG_LEVEL"] = env["TOKEND_LOG_LEVEL"] ?? "notice"
         var replicas: [Replica] = []
         for index in 0..<count {
-            let process = try TokendProcess(dataDir: dataDir.appendingPathComponent("r\(index)"), environment: env)
+            let own = index < perReplica.count ? env.merging(perReplica[index]) { $1 } : env
+            let process = try TokendProcess(dataDir: dataDir.appendingPathComponent("r\(index)"), environment: own)
             processes.append(process)
             replicas.append(
                 Replica(

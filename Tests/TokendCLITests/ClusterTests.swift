@@ -70,7 +70,8 @@ import TokendTestSupport
         _ token: String,
         _ client: ClientCredentials,
         since: ContinuousClock.Instant,
-        deadline: Duration = .seconds(2)
+        deadline: Duration = .seconds(2),
+        every pause: Duration? = nil
     ) async throws -> Duration? {
         while true {
             let answer = try await replica.introspect(token, as: client)
@@ -81,6 +82,7 @@ import TokendTestSupport
                 return nil
             }
             if now - since > deadline { return nil }
+            if let pause { try await Task.sleep(for: pause) }  // between polls, to leave the replicas the CPU
         }
     }
 

@@ -151,6 +151,49 @@ public final class PrivatePostgres: Sendable {
         try handle.close()
     }
 
+    /// A hot standby of this server, streaming from it: `pg_basebackup -R -X stream` into a
+    /// server of its own (its own port and directory), started; returns when it accepts
+    /// connections. Destroy it before this one.
+    public func startStandby() async throws -> PrivatePostgres {
+        let standby = try PrivatePostgres()
+        do {
+            let copied = try await standby.serverCommand(
+                "pg_basebackup",
+                ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-D", standby.dataDirectory.path, "-R", "-X", "stream", "-c", "fast"]
+            )
+            guard copied.status == 0 else { throw TestSetupError("PrivatePostgres: pg_basebackup failed: \(copied.output.suffix(2000))") }
+            // The copy has the primary's settings; later lines win.
+            let settings = """
+
+                # PrivatePostgres standby
+                port = \(standby.port)
+                unix_socket_directories = '\(standby.directory.path)'
+                hot_standby = on
+
+                """
+            let handle = try FileHandle(forWritingTo: standby.dataDirectory.appendingPathComponent("postgresql.conf"))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(settings.utf8))
+            try handle.close()
+            try await standby.start()
+        } catch {
+            standby.destroy()
+            throw error
+        }
+        return standby
+    }
+
+    /// Runs one SQL statement through `psql` on `database`; returns its unaligned output.
+    @discardableResult
+    public func sql(_ statement: String, database: String = "postgres") async throws -> String {
+        let result = try await serverCommand(
+            "psql",
+            ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement]
+        )
+        guard result.status == 0 else { throw TestSetupError("PrivatePostgres: psql failed: \(result.output.suffix(2000))") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Starts the server; returns when it accepts connections.
     public func start() async throws {
         let result = try await serverCommand(

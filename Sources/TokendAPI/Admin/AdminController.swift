@@ -131,6 +131,8 @@ struct AdminController: Sendable {
             out.version = TokendVersion.current
             out.cacheHitRatio = status.cacheHitRatio
             out.cacheBytes = status.cacheBytes
+            out.feed = status.feed
+            if let lag = status.standbyReplayLagSeconds { out.standbyReplayLagSeconds = lag }
             out.filterBitsPerEntry = status.filterBitsPerEntry
             out.filterFalsePositives = status.filterFalsePositives
             return out

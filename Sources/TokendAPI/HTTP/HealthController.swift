@@ -11,10 +11,27 @@ struct HealthController: Sendable {
         }
         router.get("/readyz") { _, _ -> Response in
             let readiness = await replica.readiness()
-            if readiness.ready { return JSONBody.response(["status": "ready"]) }
-            var response = JSONBody.response(["status": "unavailable", "reason": readiness.reason ?? "not ready"], status: .serviceUnavailable)
+            let body = ReadinessBody(
+                status: readiness.ready ? "ready" : "unavailable",
+                reason: readiness.ready ? nil : readiness.reason ?? "not ready",
+                standbyReplayLagSeconds: readiness.standbyReplayLagSeconds
+            )
+            if readiness.ready { return JSONBody.response(body) }
+            var response = JSONBody.response(body, status: .serviceUnavailable)
             response.headers[.retryAfter] = "1"
             return response
         }
+    }
+}
+
+/// `/readyz`'s JSON: `status`, the `reason` when not ready, and with a hot standby its replay lag.
+private struct ReadinessBody: Encodable {
+    var status: String
+    var reason: String?
+    var standbyReplayLagSeconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case status, reason
+        case standbyReplayLagSeconds = "standby_replay_lag_seconds"
     }
 }

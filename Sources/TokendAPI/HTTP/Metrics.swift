@@ -168,6 +168,25 @@ public final class TokendMetrics: DecisionMetrics {
     func observe(_ replica: Replica, now: Date) {
         if let memory = replica.memory { observe(memory, now: now) }
         observe(store: replica.storeFigures)
+        if let standby = replica.standby { observe(standby.figures) }
+    }
+
+    /// A hot standby's lookups, the fallbacks to the primary and its replay lag.
+    private func observe(_ standby: Standby.Figures) {
+        advanceCounter("standby_lookups", "Token lookups sent to the hot standby (TOKEND_READ_DATABASE_URL)", to: standby.lookups)
+        for reason in Standby.FallbackReason.allCases {
+            advanceCounter(
+                "standby_fallbacks",
+                "Token lookups asked of the primary after all: missing on the standby, standby error, feed not confirmed, same-second rule",
+                labels: [("reason", reason.rawValue)],
+                to: standby.fallbacks[reason] ?? 0
+            )
+        }
+        setGauge(
+            "standby_replay_lag_seconds",
+            "How far the hot standby's replay is behind the primary (-1: unknown)",
+            standby.replayLagSeconds ?? -1
+        )
     }
 
     private func observe(_ memory: ReplicaMemory, now: Date) {
@@ -200,13 +219,17 @@ public final class TokendMetrics: DecisionMetrics {
     /// are advanced by their growth at each scrape.
     private let reportedTotals = Mutex<[String: Int64]>([:])
 
-    private func advanceCounter(_ name: String, _ help: String, to total: Int64) {
+    private func advanceCounter(_ name: String, _ help: String, labels: [(String, String)] = [], to total: Int64) {
+        let key = ([name] + labels.map { "\($0.0)=\($0.1)" }).joined(separator: ",")
         let growth = reportedTotals.withLock { totals -> Int64 in
-            let growth = total - (totals[name] ?? 0)
-            if growth > 0 { totals[name] = total }
+            let growth = total - (totals[key] ?? 0)
+            if growth > 0 { totals[key] = total }
             return growth
         }
-        let counter = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "total", helpText: help))
+        let counter = registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "tokend", metricName: name, unitName: "total", helpText: help),
+            labels: labels
+        )
         if growth > 0 { counter.increment(by: growth) }
     }
 

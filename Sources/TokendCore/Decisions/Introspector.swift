@@ -8,7 +8,8 @@ import Logging
 /// fresh; its revocation state comes from the view on every answer. A miss, an ambiguous rule or a
 /// stale view reads the store (and a failing store then means 503, never a guess).
 public struct Introspector: Sendable {
-    private let store: any TokenStore
+    /// Reads a token's record: the store, or a replica's standby with its fallbacks (`Replica.lookupToken`).
+    private let read: @Sendable (TokenHash) async throws -> TokenRecord?
     private let memory: ReplicaMemory?
     private let now: Now
     private let logger: Logger
@@ -23,7 +24,18 @@ public struct Introspector: Sendable {
         metrics: (any DecisionMetrics)? = nil,
         limiter: GuessLimiter? = nil
     ) {
-        self.store = store
+        self.init(read: { try await store.token(hash: $0) }, memory: memory, now: now, logger: logger, metrics: metrics, limiter: limiter)
+    }
+
+    private init(
+        read: @escaping @Sendable (TokenHash) async throws -> TokenRecord?,
+        memory: ReplicaMemory?,
+        now: @escaping Now,
+        logger: Logger,
+        metrics: (any DecisionMetrics)?,
+        limiter: GuessLimiter?
+    ) {
+        self.read = read
         self.memory = memory
         self.now = now
         self.logger = logger
@@ -33,7 +45,14 @@ public struct Introspector: Sendable {
 
     /// Introspection on `replica`'s store and memory.
     public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil, limiter: GuessLimiter? = nil) {
-        self.init(store: replica.store, memory: replica.memory, now: replica.now, logger: logger, metrics: metrics, limiter: limiter)
+        self.init(
+            read: { try await replica.lookupToken($0) },
+            memory: replica.memory,
+            now: replica.now,
+            logger: logger,
+            metrics: metrics,
+            limiter: limiter
+        )
     }
 
     /// RFC 7662 §2.1–2.2 for an authenticated client: the caller needs role `introspect`
@@ -90,7 +109,7 @@ public struct Introspector: Sendable {
         }
         let record: TokenRecord?
         do {
-            record = try await store.token(hash: hash)
+            record = try await read(hash)
         } catch {
             logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
             throw TokendError.unavailable

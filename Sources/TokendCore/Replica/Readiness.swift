@@ -2,9 +2,13 @@
 public struct Readiness: Sendable, Equatable {
     public var ready: Bool
     public var reason: String?
+    /// With a hot standby: how far its replay is behind the primary, in seconds (`nil`: no
+    /// standby, or not yet known).
+    public var standbyReplayLagSeconds: Double?
 
-    public init(ready: Bool, reason: String? = nil) {
+    public init(ready: Bool, reason: String? = nil, standbyReplayLagSeconds: Double? = nil) {
         self.ready = ready
         self.reason = reason
+        self.standbyReplayLagSeconds = standbyReplayLagSeconds
     }
 }

@@ -13,6 +13,9 @@ public final class Replica: Sendable {
     public let memory: ReplicaMemory?
     /// Keeps `memory` in step with the revocation log; `nil` without memory.
     public let feed: RevocationFeed?
+    /// The hot standby token lookups and the log's tail are read from (`TOKEND_READ_DATABASE_URL`);
+    /// `nil`: the store answers everything.
+    public let standby: Standby?
     let store: any TokendStore
     let now: Now
     let logger: Logger
@@ -28,6 +31,8 @@ public final class Replica: Sendable {
     ///   - maxStaleness: how long after the last confirmed sync memory may still answer.
     ///   - storeCalls: the counters of the time limit around `store`, for `/metrics`.
     ///   - pool: the store's connection pool figures, for `/metrics`.
+    ///   - standby: a hot standby for lookups and the log's tail; used only with memory, since its
+    ///     answers are trusted only as far as the revocation view is confirmed.
     public init(
         store: any TokendStore,
         cacheEntries: Int,
@@ -36,7 +41,8 @@ public final class Replica: Sendable {
         now: @escaping Now = { Date() },
         logger: Logger,
         storeCalls: StoreCallCounters? = nil,
-        pool: (any StorePoolReporting)? = nil
+        pool: (any StorePoolReporting)? = nil,
+        standby: Standby? = nil
     ) {
         self.store = store
         self.now = now
@@ -49,20 +55,80 @@ public final class Replica: Sendable {
             self.memory = ReplicaMemory(cache: cache, view: view, maxStaleness: maxStaleness)
             // Poll at least three times per staleness bound, so that a lost wake-up never makes
             // the replica stale on its own; never more than once per 50 ms.
-            let poll = Duration.milliseconds(Int(min(1000, max(50, maxStaleness * 1000 / 3))))
-            self.feed = RevocationFeed(store: store, view: view, pollInterval: poll, now: now, logger: logger)
+            // With a standby, NOTIFY never arrives: poll it at TOKEND_LOG_POLL_INTERVAL.
+            let poll = standby?.pollInterval ?? Duration.milliseconds(Int(min(1000, max(50, maxStaleness * 1000 / 3))))
+            var reader: RevocationFeed.LogReader?
+            if let standby {
+                reader = { after, limit in try await standby.readLog(after: after, limit: limit) }
+            }
+            self.feed = RevocationFeed(
+                store: store,
+                view: view,
+                pollInterval: poll,
+                now: now,
+                logger: logger,
+                reader: reader
+            )
+            self.standby = standby
         } else {
             self.memory = nil
             self.feed = nil
+            self.standby = nil
         }
     }
 
     /// `postgres` or `sqlite`, for status output.
     public var storeName: String { store.name }
 
-    /// Runs the revocation feed until cancelled (returns at once without memory).
+    /// Runs the revocation feed (and the standby's probes of the primary) until cancelled;
+    /// returns at once without memory.
     public func run() async {
-        await feed?.run()
+        await withTaskGroup(of: Void.self) { group in
+            if let feed { group.addTask { await feed.run() } }
+            if let standby { group.addTask { await standby.runProbes() } }
+        }
+    }
+
+    /// How this replica learns of revocations, for status output: `listen` (PostgreSQL
+    /// LISTEN/NOTIFY plus polling), `standby` (polling a hot standby), `local` (the embedded
+    /// store, written only by this process), `none` (no memory: every answer reads the store).
+    public var feedKind: String {
+        guard feed != nil else { return "none" }
+        if standby != nil { return "standby" }
+        return store.name == "postgres" ? "listen" : "local"
+    }
+
+    // MARK: Lookups
+
+    /// The record for `hash`, for introspection. With a standby: its record, trusted only while
+    /// the revocation view is confirmed fresh (the standby then holds everything the view was
+    /// confirmed as of) and combined with the view's verdict; a miss, an error, a stale view or an
+    /// ambiguous rule asks the primary instead, so a token issued a moment ago is never reported
+    /// inactive because of replication lag.
+    public func lookupToken(_ hash: TokenHash) async throws -> TokenRecord? {
+        guard let standby, let memory else { return try await store.token(hash: hash) }
+        let reason: Standby.FallbackReason
+        if memory.view.isFresh(now: now(), maxStaleness: memory.maxStaleness) {
+            do {
+                if var record = try await standby.token(hash: hash) {
+                    switch memory.view.verdict(for: record) {
+                    case .notRevoked: return record
+                    case .revoked:
+                        record.revokedAt = record.revokedAt ?? now()
+                        return record
+                    case .ambiguous: reason = .ambiguous
+                    }
+                } else {
+                    reason = .missing
+                }
+            } catch {
+                reason = .error
+            }
+        } else {
+            reason = .stale
+        }
+        standby.fellBack(reason)
+        return try await store.token(hash: hash)
     }
 
     // MARK: Read-your-writes
@@ -73,7 +139,7 @@ public final class Replica: Sendable {
     /// until a later read covers it.
     public func didCommitRevocation(at time: Date) async {
         guard let feed else { return }
-        do { try await feed.sync() } catch { feed.view.invalidate(before: time) }
+        do { try await feed.sync(fromStore: true) } catch { feed.view.invalidate(before: time) }
     }
 
     // MARK: Readiness
@@ -97,14 +163,15 @@ public final class Replica: Sendable {
         } catch {
             return Readiness(ready: false, reason: "the token store does not answer")
         }
+        let lag = standby?.tracker.lag(now: now())
         if let memory, !memory.view.isFresh(now: now(), maxStaleness: memory.maxStaleness) {
-            return Readiness(
-                ready: false,
-                reason: memory.view.lastSync == nil
-                    ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync"
-            )
+            var reason = memory.view.lastSync == nil ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync"
+            if standby != nil {
+                reason += lag.map { String(format: " (the standby's replay is %.3f s behind the primary)", $0) } ?? " (the standby's replay position is unknown)"
+            }
+            return Readiness(ready: false, reason: reason, standbyReplayLagSeconds: lag)
         }
-        return Readiness(ready: true)
+        return Readiness(ready: true, standbyReplayLagSeconds: lag)
     }
 
     // MARK: Figures
@@ -115,7 +182,9 @@ public final class Replica: Sendable {
         let head = try await storeCall(logger, "reading the revocation log's head") { try await store.revocationHead() }
         guard let memory else {
             // Without memory every answer reads the store: this replica is always at the head.
-            return ReplicaStatus(watermark: head, head: head, lagSeconds: 0, cacheEntries: 0, filterEntries: 0)
+            var status = ReplicaStatus(watermark: head, head: head, lagSeconds: 0, cacheEntries: 0, filterEntries: 0)
+            status.feed = feedKind
+            return status
         }
         let figures = memory.view.figures
         var status = ReplicaStatus(
@@ -129,6 +198,8 @@ public final class Replica: Sendable {
         status.cacheBytes = Int64(memory.cache.bytes)
         status.filterBitsPerEntry = figures.filterBitsPerEntry
         status.filterFalsePositives = Int64(figures.filterFalsePositives)
+        status.feed = feedKind
+        status.standbyReplayLagSeconds = standby.map { $0.tracker.lag(now: now()) ?? -1 }
         return status
     }
 

@@ -10,6 +10,10 @@ public struct ReplicaStatus: Sendable {
     public var cacheBytes: Int64 = 0
     public var filterBitsPerEntry: Double = 0
     public var filterFalsePositives: Int64 = 0
+    /// How this replica learns of revocations (`Replica.feedKind`).
+    public var feed = "none"
+    /// The standby's replay lag in seconds; -1 when unknown, `nil` without a standby.
+    public var standbyReplayLagSeconds: Double?
 
     public init(watermark: Int64, head: Int64, lagSeconds: Double, cacheEntries: Int64, filterEntries: Int64) {
         self.watermark = watermark

@@ -20,10 +20,16 @@ public final class RevocationFeed: Sendable {
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
+    /// Where `sync()` reads the log when not the store itself (a hot standby, `Standby.readLog`).
+    private let reader: LogReader?
     /// Entries per read of the log: large enough that a cold start over 1,000,000 live
     /// revocations takes a hundred round trips, not a thousand.
     public static let defaultPageSize = 10_000
     let pageSize: Int
+
+    /// Reads a page of the log after a sequence number; returns it with the moment it is complete
+    /// as of (`nil`: not confirmed, so the read applies its entries but does not mark the view synced).
+    public typealias LogReader = @Sendable (_ after: Int64, _ limit: Int) async throws -> (entries: [RevocationEntry], completeAsOf: Date?)
 
     public init(
         store: any TokenStore,
@@ -31,9 +37,11 @@ public final class RevocationFeed: Sendable {
         pollInterval: Duration = .seconds(1),
         now: @escaping Now = { Date() },
         logger: Logger,
-        pageSize: Int = RevocationFeed.defaultPageSize
+        pageSize: Int = RevocationFeed.defaultPageSize,
+        reader: LogReader? = nil
     ) {
         self.pageSize = max(1, pageSize)
+        self.reader = reader
         self.store = store
         self.view = view
         self.pollInterval = pollInterval
@@ -48,23 +56,37 @@ public final class RevocationFeed: Sendable {
     }
 
     /// Reads the whole log after the watermark and applies it; marks the view synced as of the
-    /// moment the read began (everything committed before then is in what was read).
-    public func sync() async throws {
-        let started = now()
-        var page = try await store.revocations(after: view.watermark, limit: pageSize)
+    /// moment the read is complete as of: for the store, when the read began (everything committed
+    /// before then is in what was read); for a standby, what it had provably replayed.
+    /// `fromStore`: read the store even when the feed polls a standby (a replica's own revocation
+    /// must be in its memory before it is acknowledged, whatever the standby has replayed).
+    public func sync(fromStore: Bool = false) async throws {
+        let read: LogReader
+        if let reader, !fromStore {
+            read = reader
+        } else {
+            read = { [store, now] after, limit in
+                let started = now()
+                return (try await store.revocations(after: after, limit: limit), started)
+            }
+        }
+        var (page, completeAsOf) = try await read(view.watermark, pageSize)
         if page.count == pageSize { await reserveForBacklog(after: page) }
         // A full page means there may be more: the next page is read while this one is applied.
         while page.count == pageSize, let last = page.last {
-            async let next = store.revocations(after: last.seq, limit: pageSize)
+            async let next = read(last.seq, pageSize)
             broadcast.publish(page)
             view.apply(page)
-            page = try await next
+            let (entries, asOf) = try await next
+            page = entries
+            // Complete as of the earliest page's moment; not at all if one page was not confirmed.
+            completeAsOf = asOf.flatMap { asOf in completeAsOf.map { min($0, asOf) } }
         }
         broadcast.publish(page)
         view.apply(page)
         // Once per read, not per page: a cold start over a long log builds its filter once.
         view.refitFilter()
-        view.markSynced(at: started)
+        if let completeAsOf { view.markSynced(at: completeAsOf) }
     }
 
     /// A full first page means a backlog (a cold start, a long disconnection): estimate how many

@@ -760,9 +760,27 @@ public nonisolated struct Tokend_V1_StatusResponse: Sendable {
   /// The token cache's estimate of the bytes it holds, which TOKEND_CACHE_MEMORY bounds.
   public var cacheBytes: Int64 = 0
 
+  /// How this replica learns of revocations: "listen" (PostgreSQL LISTEN/NOTIFY plus polling),
+  /// "standby" (polling a hot standby, TOKEND_READ_DATABASE_URL), "local" (the embedded store),
+  /// "none" (no memory: every answer reads the store).
+  public var feed: String = String()
+
+  /// With a hot standby: how far its replay is behind the primary, in seconds (-1: unknown).
+  /// Absent without a standby.
+  public var standbyReplayLagSeconds: Double {
+    get {_standbyReplayLagSeconds ?? 0}
+    set {_standbyReplayLagSeconds = newValue}
+  }
+  /// Returns true if `standbyReplayLagSeconds` has been explicitly set.
+  public var hasStandbyReplayLagSeconds: Bool {self._standbyReplayLagSeconds != nil}
+  /// Clears the value of `standbyReplayLagSeconds`. Subsequent reads from it will return its default value.
+  public mutating func clearStandbyReplayLagSeconds() {self._standbyReplayLagSeconds = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _standbyReplayLagSeconds: Double? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2189,7 +2207,7 @@ nonisolated extension Tokend_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0\u{3}cache_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0\u{3}cache_bytes\0\u{1}feed\0\u{3}standby_replay_lag_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2208,12 +2226,18 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.filterBitsPerEntry) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.filterFalsePositives) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.cacheBytes) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.feed) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self._standbyReplayLagSeconds) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.watermark != 0 {
       try visitor.visitSingularInt64Field(value: self.watermark, fieldNumber: 1)
     }
@@ -2247,6 +2271,12 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if self.cacheBytes != 0 {
       try visitor.visitSingularInt64Field(value: self.cacheBytes, fieldNumber: 11)
     }
+    if !self.feed.isEmpty {
+      try visitor.visitSingularStringField(value: self.feed, fieldNumber: 12)
+    }
+    try { if let v = self._standbyReplayLagSeconds {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2262,6 +2292,8 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.filterBitsPerEntry != rhs.filterBitsPerEntry {return false}
     if lhs.filterFalsePositives != rhs.filterFalsePositives {return false}
     if lhs.cacheBytes != rhs.cacheBytes {return false}
+    if lhs.feed != rhs.feed {return false}
+    if lhs._standbyReplayLagSeconds != rhs._standbyReplayLagSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
