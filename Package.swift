@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "TokendProto", targets: ["TokendProto"]),
         .library(name: "TokendSQLite", targets: ["TokendSQLite"]),
         .library(name: "TokendWire", targets: ["TokendWire"]),
+        // For resource servers and gateways: follow a tokend's revocation stream.
+        .library(name: "TokendClient", targets: ["TokendClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -109,11 +111,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A client library for resource servers and for replicas that follow a hub: the revocation
+        // stream over gRPC. No Hummingbird, no store, no TokendCore.
+        .target(
+            name: "TokendClient",
+            dependencies: [
+                "TokendProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The composition root: configuration, store backends, the whole server as one ServiceGroup.
         .target(
             name: "TokendServer",
             dependencies: [
-                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI", "TokendGRPC",
+                "TokendCore", "TokendPostgres", "TokendSQLite", "TokendAPI", "TokendGRPC", "TokendClient", "TokendProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import Foundation
+import TokendClient
 import TokendCore
 
 /// Everything `tokend serve` is configured with, read once from flags and the environment
@@ -23,6 +24,9 @@ public struct ServeConfiguration: Sendable {
     public var readDatabaseURL: String?
     /// How often the log is polled on the standby (`TOKEND_LOG_POLL_INTERVAL`).
     public var logPollInterval: TimeInterval = 0.02
+    /// Another tokend whose revocation stream this replica follows instead of LISTEN/NOTIFY
+    /// (`TOKEND_REVOCATION_UPSTREAM`); `nil`: none.
+    public var revocationUpstream: UpstreamURL?
     /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
     public var migrate = true
     public var gcInterval: TimeInterval = 600
@@ -96,6 +100,22 @@ public struct ServeConfiguration: Sendable {
                 )
             }
         }
+        if let text = value("TOKEND_REVOCATION_UPSTREAM") {
+            do {
+                revocationUpstream = try UpstreamURL(text)
+            } catch {
+                throw ConfigurationError("TOKEND_REVOCATION_UPSTREAM \(error.description)")
+            }
+            guard case .postgres = store else {
+                throw ConfigurationError("TOKEND_REVOCATION_UPSTREAM needs TOKEND_DATABASE_URL (followers share the hub's database)")
+            }
+            guard readDatabaseURL == nil else {
+                throw ConfigurationError("set TOKEND_REVOCATION_UPSTREAM or TOKEND_READ_DATABASE_URL, not both: each is a way to follow the log")
+            }
+            guard cacheEntries > 0, cacheMemory > 0 else {
+                throw ConfigurationError("TOKEND_REVOCATION_UPSTREAM needs the token cache (TOKEND_CACHE_ENTRIES and TOKEND_CACHE_MEMORY above 0): without memory there is nothing to follow for")
+            }
+        }
         if let text = value("TOKEND_MIGRATE") {
             guard ["auto", "off"].contains(text) else { throw ConfigurationError("TOKEND_MIGRATE must be auto or off") }
             migrate = text == "auto"
@@ -142,7 +162,7 @@ public struct ServeConfiguration: Sendable {
     public static let names = [
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
         "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_CACHE_MEMORY", "TOKEND_READ_DATABASE_URL",
-        "TOKEND_LOG_POLL_INTERVAL", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_LOG_POLL_INTERVAL", "TOKEND_REVOCATION_UPSTREAM", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SIGNING_KEY_OVERLAP", "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
         "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",

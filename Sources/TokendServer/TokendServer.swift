@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TokendAPI
+import TokendClient
 import TokendCore
 import TokendGRPC
 import TokendPostgres
@@ -57,6 +58,10 @@ public func buildServiceGroup(
             logger: logger
         )
     }
+    let upstream = configuration.revocationUpstream.map { url in
+        UpstreamFollower(upstream: GRPCRevocationUpstream(stream: RevocationStream(upstream: url)), maxStaleness: configuration.maxStaleness)
+    }
+    if let upstream { logger.notice("following the revocation stream of \(upstream.upstream.name)") }
     let replica = Replica(
         store: store,
         cacheEntries: configuration.cacheEntries,
@@ -65,7 +70,8 @@ public func buildServiceGroup(
         logger: logger,
         storeCalls: store.calls,
         pool: backend.pool,
-        standby: standby
+        standby: standby,
+        upstream: upstream
     )
     let metrics = TokendMetrics()
     let tokend = Tokend(
@@ -136,8 +142,11 @@ public func buildServiceGroup(
     var services: [any Service] = [StoreCloser(backend: backend)]
     let feed = replica.feed
     let signingKeys = tokend.signingKeys
+    // With an upstream, no LISTEN connection: its stream carries revocations (signing keys are
+    // then re-read every minute).
     services += try backend.services(
-        wakeUps: RevocationListener.WakeUps(revocations: { feed?.wakeUp() }, signingKeys: { signingKeys.markStale() }),
+        wakeUps: upstream != nil
+            ? nil : RevocationListener.WakeUps(revocations: { feed?.wakeUp() }, signingKeys: { signingKeys.markStale() }),
         logger: logger
     )
     if let tls {

@@ -15,6 +15,11 @@ struct Status: AsyncParsableCommand {
         case .json:
             var standby: [String: Any] = [:]
             if r.hasStandbyReplayLagSeconds { standby["standby_replay_lag_seconds"] = r.standbyReplayLagSeconds }
+            if !r.upstream.isEmpty {
+                standby["upstream"] = r.upstream
+                standby["upstream_connected"] = r.upstreamConnected
+                standby["upstream_lag_seconds"] = r.upstreamLagSeconds
+            }
             Output.json(standby.merging([
                 "feed": r.feed,
                 "watermark": r.watermark, "head": r.head, "lag_seconds": r.lagSeconds, "cache_entries": r.cacheEntries,
@@ -33,7 +38,13 @@ struct Status: AsyncParsableCommand {
                 ("filter_bits_per_entry", String(format: "%.1f", r.filterBitsPerEntry)),
                 ("filter_false_positives", "\(r.filterFalsePositives)"),
                 ("feed", r.feed),
-            ] + (r.hasStandbyReplayLagSeconds ? [("standby_replay_lag_seconds", String(format: "%.3f", r.standbyReplayLagSeconds))] : []))
+            ] + (r.hasStandbyReplayLagSeconds ? [("standby_replay_lag_seconds", String(format: "%.3f", r.standbyReplayLagSeconds))] : [])
+                + (r.upstream.isEmpty
+                    ? []
+                    : [
+                        ("upstream", r.upstream), ("upstream_connected", "\(r.upstreamConnected)"),
+                        ("upstream_lag_seconds", String(format: "%.3f", r.upstreamLagSeconds)),
+                    ]))
         }
     }
 }

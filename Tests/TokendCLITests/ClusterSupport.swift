@@ -81,9 +81,19 @@ struct Replica: Sendable, CustomStringConvertible {
     var name: String
     var publicURL: String
     var adminURL: String
+    /// `http://host:port` of the gRPC listener.
+    var grpcURL: String = ""
+    /// The process, for tests that kill it (`Cluster.run` copes with a replica that is gone).
+    var pid: Int32 = 0
     var logURL: URL
 
     var description: String { name }
+
+    /// `TOKEND_REVOCATION_UPSTREAM` for following this replica as `client`.
+    func upstreamURL(as client: ClientCredentials) -> String {
+        let encoded = client.secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? client.secret
+        return grpcURL.replacingOccurrences(of: "://", with: "://\(client.id):\(encoded)@")
+    }
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     /// AdminService over Connect JSON on the admin listener.
@@ -197,6 +207,7 @@ enum Cluster {
         databaseURL: String,
         environment: [String: String] = [:],
         perReplica: [[String: String]] = [],
+        label: String = "",
         _ body: (_ replicas: [Replica]) async throws -> Void
     ) async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-cluster-\(UUID().uuidString)")
@@ -219,9 +230,11 @@ enum Cluster {
             processes.append(process)
             replicas.append(
                 Replica(
-                    name: String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))),
+                    name: label + String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))),
                     publicURL: process.publicURL,
                     adminURL: process.adminURL,
+                    grpcURL: process.grpcURL,
+                    pid: process.process.processIdentifier,
                     logURL: process.logURL
                 )
             )
@@ -303,3 +316,85 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 }
 
 func formatMS(_ value: Double) -> String { String(format: "%.1f ms", value) }
+
+/// Introspects `token` on `replica` for `maxStaleness` + 1 s after its revocation at `revokedAt`:
+/// an `active:true` to a request sent after `revokedAt + maxStaleness` is wrong, and so is any
+/// status but 200 or 503; the last answer must be `active:false` (or 503).
+func expectNeverActiveAfterStaleness(
+    _ replica: Replica,
+    _ token: String,
+    _ client: ClientCredentials,
+    revokedAt: ContinuousClock.Instant,
+    maxStaleness: Double,
+    what: String
+) async throws {
+    let bound = revokedAt + .milliseconds(Int64(maxStaleness * 1000))
+    var wrong: [String] = []
+    var last: HTTPAnswer?
+    while ContinuousClock.now < bound + .seconds(1) {
+        let sent = ContinuousClock.now
+        let answer = try await replica.introspect(token, as: client)
+        last = answer
+        if answer.status != 200 && answer.status != 503 { wrong.append("\(answer)") }
+        if sent > bound, answer.active == true { wrong.append("active:true \((sent - revokedAt).milliseconds / 1000) s after the revocation") }
+    }
+    #expect(wrong.isEmpty, "\(what): \(replica) answered wrongly: \(wrong.prefix(3))")
+    #expect(last?.active == false || last?.status == 503, "\(what): \(replica) last answered \(last?.description ?? "nothing")")
+}
+
+/// Revokes `tokens` one at a time per lane through random replicas and measures, on every other
+/// replica, the time from the acknowledgement until it answers `active:false` (polled every
+/// millisecond, for at most 2 s). Returns the latencies in ms by replica index, and the misses.
+func revokeThroughRandomReplicas(
+    _ replicas: [Replica],
+    _ tokens: [String],
+    _ client: ClientCredentials,
+    lanes: Int = 2
+) async throws -> (latencies: [[Double]], missed: [String]) {
+    typealias Figures = (latencies: [[Double]], missed: [String])
+    let empty: Figures = (Array(repeating: [], count: replicas.count), [])
+    return try await withThrowingTaskGroup(of: Figures.self) { group in
+        for lane in 0..<lanes {
+            group.addTask {
+                var figures = empty
+                for i in stride(from: lane, to: tokens.count, by: lanes) {
+                    let through = Int.random(in: 0..<replicas.count)
+                    let answer = try await replicas[through].revoke(tokens[i], as: client)
+                    let acknowledged = ContinuousClock.now
+                    guard answer.status == 200 else {
+                        figures.missed.append("revocation of token \(i) through \(replicas[through]): \(answer)")
+                        continue
+                    }
+                    let others = replicas.indices.filter { $0 != through }
+                    let seen = try await withThrowingTaskGroup(of: (Int, Duration?).self) { watchers in
+                        for other in others {
+                            watchers.addTask {
+                                let latency = try await ClusterTests.timeUntilInactive(
+                                    replicas[other], tokens[i], client, since: acknowledged, every: .milliseconds(1))
+                                return (other, latency)
+                            }
+                        }
+                        return try await watchers.reduce(into: [(Int, Duration?)]()) { $0.append($1) }
+                    }
+                    for (other, latency) in seen {
+                        if let latency {
+                            figures.latencies[other].append(latency.milliseconds)
+                        } else {
+                            figures.missed.append("token \(i) still active on \(replicas[other]) 2 s after \(replicas[through]) acknowledged")
+                        }
+                    }
+                }
+                return figures
+            }
+        }
+        return try await group.reduce(into: empty) { total, part in
+            for index in total.latencies.indices { total.latencies[index] += part.latencies[index] }
+            total.missed += part.missed
+        }
+    }
+}
+
+/// `p50 …, p99 …, max … (count)` of sorted latencies in ms.
+func latencySummary(_ sorted: [Double]) -> String {
+    "p50 \(formatMS(percentile(sorted, 0.5))), p99 \(formatMS(percentile(sorted, 0.99))), max \(formatMS(sorted.last ?? .nan)) (\(sorted.count))"
+}

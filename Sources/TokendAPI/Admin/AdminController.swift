@@ -133,6 +133,11 @@ struct AdminController: Sendable {
             out.cacheBytes = status.cacheBytes
             out.feed = status.feed
             if let lag = status.standbyReplayLagSeconds { out.standbyReplayLagSeconds = lag }
+            if let upstream = status.upstream {
+                out.upstream = upstream.name
+                out.upstreamConnected = upstream.connected
+                out.upstreamLagSeconds = upstream.lagSeconds
+            }
             out.filterBitsPerEntry = status.filterBitsPerEntry
             out.filterFalsePositives = status.filterFalsePositives
             return out

@@ -14,7 +14,8 @@ struct HealthController: Sendable {
             let body = ReadinessBody(
                 status: readiness.ready ? "ready" : "unavailable",
                 reason: readiness.ready ? nil : readiness.reason ?? "not ready",
-                standbyReplayLagSeconds: readiness.standbyReplayLagSeconds
+                standbyReplayLagSeconds: readiness.standbyReplayLagSeconds,
+                upstreamLagSeconds: readiness.upstreamLagSeconds
             )
             if readiness.ready { return JSONBody.response(body) }
             var response = JSONBody.response(body, status: .serviceUnavailable)
@@ -24,14 +25,16 @@ struct HealthController: Sendable {
     }
 }
 
-/// `/readyz`'s JSON: `status`, the `reason` when not ready, and with a hot standby its replay lag.
+/// `/readyz`'s JSON: `status`, the `reason` when not ready, and with a hot standby or an upstream its lag.
 private struct ReadinessBody: Encodable {
     var status: String
     var reason: String?
     var standbyReplayLagSeconds: Double?
+    var upstreamLagSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case status, reason
         case standbyReplayLagSeconds = "standby_replay_lag_seconds"
+        case upstreamLagSeconds = "upstream_lag_seconds"
     }
 }

@@ -169,6 +169,24 @@ public final class TokendMetrics: DecisionMetrics {
         if let memory = replica.memory { observe(memory, now: now) }
         observe(store: replica.storeFigures)
         if let standby = replica.standby { observe(standby.figures) }
+        if let upstream = replica.upstream { observe(upstream.figures) }
+    }
+
+    /// The upstream this replica follows (`TOKEND_REVOCATION_UPSTREAM`).
+    private func observe(_ upstream: UpstreamFollower.Figures) {
+        setGauge("upstream_connected", "1 while the revocation stream of TOKEND_REVOCATION_UPSTREAM is connected", upstream.connected ? 1 : 0)
+        setGauge(
+            "upstream_lag_seconds",
+            "How far this replica's view is behind the revocation log's head through its upstream (-1: unknown)",
+            upstream.lagSeconds ?? -1
+        )
+        advanceCounter("upstream_events", "Revocation log entries received from the upstream's stream", to: upstream.received)
+        advanceCounter("upstream_connects", "Subscriptions to the upstream's stream that it accepted", to: upstream.connects)
+        advanceCounter(
+            "upstream_direct_reads",
+            "Reads of the revocation log from the store because the upstream had not confirmed the view for half of TOKEND_MAX_STALENESS",
+            to: upstream.directReads
+        )
     }
 
     /// A hot standby's lookups, the fallbacks to the primary and its replay lag.

@@ -5,10 +5,14 @@ public struct Readiness: Sendable, Equatable {
     /// With a hot standby: how far its replay is behind the primary, in seconds (`nil`: no
     /// standby, or not yet known).
     public var standbyReplayLagSeconds: Double?
+    /// With an upstream (`TOKEND_REVOCATION_UPSTREAM`): how far this replica's view is behind the
+    /// log's head through it, in seconds (`nil`: no upstream, or not yet known).
+    public var upstreamLagSeconds: Double?
 
-    public init(ready: Bool, reason: String? = nil, standbyReplayLagSeconds: Double? = nil) {
+    public init(ready: Bool, reason: String? = nil, standbyReplayLagSeconds: Double? = nil, upstreamLagSeconds: Double? = nil) {
         self.ready = ready
         self.reason = reason
         self.standbyReplayLagSeconds = standbyReplayLagSeconds
+        self.upstreamLagSeconds = upstreamLagSeconds
     }
 }

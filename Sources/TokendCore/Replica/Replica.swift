@@ -16,6 +16,9 @@ public final class Replica: Sendable {
     /// The hot standby token lookups and the log's tail are read from (`TOKEND_READ_DATABASE_URL`);
     /// `nil`: the store answers everything.
     public let standby: Standby?
+    /// The tokend whose revocation stream the feed follows (`TOKEND_REVOCATION_UPSTREAM`); `nil`:
+    /// the feed reads the log itself.
+    public let upstream: UpstreamFollower?
     let store: any TokendStore
     let now: Now
     let logger: Logger
@@ -33,6 +36,7 @@ public final class Replica: Sendable {
     ///   - pool: the store's connection pool figures, for `/metrics`.
     ///   - standby: a hot standby for lookups and the log's tail; used only with memory, since its
     ///     answers are trusted only as far as the revocation view is confirmed.
+    ///   - upstream: another tokend to follow instead of reading the log (not with `standby`).
     public init(
         store: any TokendStore,
         cacheEntries: Int,
@@ -42,7 +46,8 @@ public final class Replica: Sendable {
         logger: Logger,
         storeCalls: StoreCallCounters? = nil,
         pool: (any StorePoolReporting)? = nil,
-        standby: Standby? = nil
+        standby: Standby? = nil,
+        upstream: UpstreamFollower? = nil
     ) {
         self.store = store
         self.now = now
@@ -70,10 +75,12 @@ public final class Replica: Sendable {
                 reader: reader
             )
             self.standby = standby
+            self.upstream = upstream
         } else {
             self.memory = nil
             self.feed = nil
             self.standby = nil
+            self.upstream = nil
         }
     }
 
@@ -84,17 +91,25 @@ public final class Replica: Sendable {
     /// returns at once without memory.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
-            if let feed { group.addTask { await feed.run() } }
+            if let feed {
+                if let upstream {
+                    group.addTask { await feed.run(following: upstream) }
+                } else {
+                    group.addTask { await feed.run() }
+                }
+            }
             if let standby { group.addTask { await standby.runProbes() } }
         }
     }
 
     /// How this replica learns of revocations, for status output: `listen` (PostgreSQL
-    /// LISTEN/NOTIFY plus polling), `standby` (polling a hot standby), `local` (the embedded
-    /// store, written only by this process), `none` (no memory: every answer reads the store).
+    /// LISTEN/NOTIFY plus polling), `standby` (polling a hot standby), `upstream` (another
+    /// tokend's revocation stream), `local` (the embedded store, written only by this process),
+    /// `none` (no memory: every answer reads the store).
     public var feedKind: String {
         guard feed != nil else { return "none" }
         if standby != nil { return "standby" }
+        if upstream != nil { return "upstream" }
         return store.name == "postgres" ? "listen" : "local"
     }
 
@@ -164,14 +179,18 @@ public final class Replica: Sendable {
             return Readiness(ready: false, reason: "the token store does not answer")
         }
         let lag = standby?.tracker.lag(now: now())
+        let upstreamLag = upstream?.tracker.lag(now: now())
         if let memory, !memory.view.isFresh(now: now(), maxStaleness: memory.maxStaleness) {
             var reason = memory.view.lastSync == nil ? "the revocation log has not been loaded yet" : "the revocation feed is out of sync"
             if standby != nil {
                 reason += lag.map { String(format: " (the standby's replay is %.3f s behind the primary)", $0) } ?? " (the standby's replay position is unknown)"
             }
-            return Readiness(ready: false, reason: reason, standbyReplayLagSeconds: lag)
+            if let upstream {
+                reason += upstream.isConnected ? " (following \(upstream.upstream.name))" : " (the upstream \(upstream.upstream.name) is not connected)"
+            }
+            return Readiness(ready: false, reason: reason, standbyReplayLagSeconds: lag, upstreamLagSeconds: upstreamLag)
         }
-        return Readiness(ready: true, standbyReplayLagSeconds: lag)
+        return Readiness(ready: true, standbyReplayLagSeconds: lag, upstreamLagSeconds: upstreamLag)
     }
 
     // MARK: Figures
@@ -200,6 +219,10 @@ public final class Replica: Sendable {
         status.filterFalsePositives = Int64(figures.filterFalsePositives)
         status.feed = feedKind
         status.standbyReplayLagSeconds = standby.map { $0.tracker.lag(now: now()) ?? -1 }
+        if let upstream {
+            let figures = upstream.figures
+            status.upstream = ReplicaStatus.Upstream(name: upstream.upstream.name, connected: figures.connected, lagSeconds: figures.lagSeconds ?? -1)
+        }
         return status
     }
 

@@ -14,6 +14,16 @@ public struct ReplicaStatus: Sendable {
     public var feed = "none"
     /// The standby's replay lag in seconds; -1 when unknown, `nil` without a standby.
     public var standbyReplayLagSeconds: Double?
+    /// The upstream this replica follows, `nil` when none.
+    public var upstream: Upstream?
+
+    public struct Upstream: Sendable, Equatable {
+        /// `scheme://client_id@host:port`.
+        public var name: String
+        public var connected: Bool
+        /// How far this replica's view is behind the log's head through this hop (-1: unknown).
+        public var lagSeconds: Double
+    }
 
     public init(watermark: Int64, head: Int64, lagSeconds: Double, cacheEntries: Int64, filterEntries: Int64) {
         self.watermark = watermark

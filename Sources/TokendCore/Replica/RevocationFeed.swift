@@ -14,10 +14,10 @@ public final class RevocationFeed: Sendable {
     public let view: RevocationView
     /// What the feed reads, for `Watch` subscribers; published before it is applied to `view`.
     public let broadcast = RevocationBroadcast()
-    private let store: any TokenStore
-    private let now: Now
+    let store: any TokenStore
+    let now: Now
     private let pollInterval: Duration
-    private let logger: Logger
+    let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     /// Where `sync()` reads the log when not the store itself (a hot standby, `Standby.readLog`).

@@ -776,11 +776,28 @@ public nonisolated struct Tokend_V1_StatusResponse: Sendable {
   /// Clears the value of `standbyReplayLagSeconds`. Subsequent reads from it will return its default value.
   public mutating func clearStandbyReplayLagSeconds() {self._standbyReplayLagSeconds = nil}
 
+  /// With TOKEND_REVOCATION_UPSTREAM: the tokend this replica follows (scheme://client_id@host:port),
+  /// whether its stream is connected now, and how far this replica's view is behind the log's head
+  /// through it, in seconds (-1: unknown). Empty / absent otherwise.
+  public var upstream: String = String()
+
+  public var upstreamConnected: Bool = false
+
+  public var upstreamLagSeconds: Double {
+    get {_upstreamLagSeconds ?? 0}
+    set {_upstreamLagSeconds = newValue}
+  }
+  /// Returns true if `upstreamLagSeconds` has been explicitly set.
+  public var hasUpstreamLagSeconds: Bool {self._upstreamLagSeconds != nil}
+  /// Clears the value of `upstreamLagSeconds`. Subsequent reads from it will return its default value.
+  public mutating func clearUpstreamLagSeconds() {self._upstreamLagSeconds = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _standbyReplayLagSeconds: Double? = nil
+  fileprivate var _upstreamLagSeconds: Double? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2207,7 +2224,7 @@ nonisolated extension Tokend_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0\u{3}cache_bytes\0\u{1}feed\0\u{3}standby_replay_lag_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}watermark\0\u{1}head\0\u{3}lag_seconds\0\u{3}cache_entries\0\u{3}filter_entries\0\u{1}store\0\u{1}version\0\u{3}cache_hit_ratio\0\u{3}filter_bits_per_entry\0\u{3}filter_false_positives\0\u{3}cache_bytes\0\u{1}feed\0\u{3}standby_replay_lag_seconds\0\u{1}upstream\0\u{3}upstream_connected\0\u{3}upstream_lag_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2228,6 +2245,9 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.cacheBytes) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.feed) }()
       case 13: try { try decoder.decodeSingularDoubleField(value: &self._standbyReplayLagSeconds) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.upstream) }()
+      case 15: try { try decoder.decodeSingularBoolField(value: &self.upstreamConnected) }()
+      case 16: try { try decoder.decodeSingularDoubleField(value: &self._upstreamLagSeconds) }()
       default: break
       }
     }
@@ -2277,6 +2297,15 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._standbyReplayLagSeconds {
       try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
     } }()
+    if !self.upstream.isEmpty {
+      try visitor.visitSingularStringField(value: self.upstream, fieldNumber: 14)
+    }
+    if self.upstreamConnected != false {
+      try visitor.visitSingularBoolField(value: self.upstreamConnected, fieldNumber: 15)
+    }
+    try { if let v = self._upstreamLagSeconds {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2294,6 +2323,9 @@ nonisolated extension Tokend_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.cacheBytes != rhs.cacheBytes {return false}
     if lhs.feed != rhs.feed {return false}
     if lhs._standbyReplayLagSeconds != rhs._standbyReplayLagSeconds {return false}
+    if lhs.upstream != rhs.upstream {return false}
+    if lhs.upstreamConnected != rhs.upstreamConnected {return false}
+    if lhs._upstreamLagSeconds != rhs._upstreamLagSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
