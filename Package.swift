@@ -221,6 +221,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport", "TokendClient", "TokendProto"], swiftSettings: swiftSettings),
     ]
 )
