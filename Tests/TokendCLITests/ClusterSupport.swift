@@ -177,6 +177,10 @@ struct Replica: Sendable, CustomStringConvertible {
     }
 }
 
+/// The suites that run clusters of `tokend serve` processes (and measure propagation), one after
+/// the other: each loads both cores, and their latency bounds must not measure each other.
+@Suite(.serialized) struct ClusterSuites {}
+
 /// Several `tokend serve` replicas on one PostgreSQL database.
 enum Cluster {
     static let adminToken = "cluster-test-admin-token"
@@ -369,7 +373,7 @@ func revokeThroughRandomReplicas(
                     let seen = try await withThrowingTaskGroup(of: (Int, Duration?).self) { watchers in
                         for other in others {
                             watchers.addTask {
-                                let latency = try await ClusterTests.timeUntilInactive(
+                                let latency = try await ClusterSuites.ClusterTests.timeUntilInactive(
                                     replicas[other], tokens[i], client, since: acknowledged, every: .milliseconds(1))
                                 return (other, latency)
                             }
