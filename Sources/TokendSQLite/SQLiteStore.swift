@@ -47,11 +47,18 @@ public final class SQLiteStore: TokendStore {
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: directory + "/tokend.sqlite3"), logger: logger)
         let store = SQLiteStore(connection: connection, lockFD: fd, logger: logger)
-        try await store.execute("PRAGMA journal_mode=WAL")
-        try await store.execute("PRAGMA synchronous=FULL")
-        try await store.execute("PRAGMA foreign_keys=ON")
-        try await store.execute("PRAGMA busy_timeout=5000")
-        try await store.migrate()
+        do {
+            try await store.execute("PRAGMA journal_mode=WAL")
+            try await store.execute("PRAGMA synchronous=FULL")
+            try await store.execute("PRAGMA foreign_keys=ON")
+            try await store.execute("PRAGMA busy_timeout=5000")
+            try await store.migrate()
+        } catch {
+            // A connection must be closed before it is released (sqlite-nio asserts it), also when
+            // a migration failed or the opening task was cancelled.
+            try? await store.shutdown()
+            throw error
+        }
         return store
     }
 
