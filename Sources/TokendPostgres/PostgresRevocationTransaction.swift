@@ -107,4 +107,8 @@ struct PostgresRevocationTransaction: RevocationTransaction {
         for try await row in rows { return try row.decode(Int64?.self) }
         return nil
     }
+
+    func record(_ event: AuditEvent) async throws {
+        try await PostgresStore.record(event, on: connection, logger: logger)
+    }
 }

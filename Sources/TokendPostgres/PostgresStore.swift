@@ -12,7 +12,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     static let logLockKey: Int64 = 0x746B_646C_6F67
     public let name = "postgres"
     public let client: PostgresClient
-    private let logger: Logger
+    let logger: Logger
     private let lookups: LookupBatcher<TokenHash, TokenRecord>
     private let pool: PostgresPoolObserver?
 
@@ -66,18 +66,33 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
-    /// `onConnection` inside a transaction (committed when `body` returns, rolled back when it throws).
+    /// `onConnection` inside a transaction (committed when `body` returns, rolled back when it
+    /// throws). A body that threw is answered with its own error, as SQLite's transactions do.
     func inTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await onConnection { [logger] connection in
-            try await connection.withTransaction(logger: logger) { try await body($0) }
+        do {
+            return try await onConnection { [logger] connection in
+                try await connection.withTransaction(logger: logger) { try await body($0) }
+            }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error
+        }
+    }
+
+    /// Runs `write` (which answers whether it took effect) and appends `audit` when it did, in one
+    /// transaction.
+    private func audited(_ audit: AuditEvent?, _ write: (PostgresConnection) async throws -> Bool) async throws -> Bool {
+        try await inTransaction { [logger] connection in
+            let done = try await write(connection)
+            if done, let audit { try await Self.record(audit, on: connection, logger: logger) }
+            return done
         }
     }
 
     // MARK: Clients
 
-    public func createClient(_ c: ClientRecord) async throws {
+    public func createClient(_ c: ClientRecord, audit: AuditEvent?) async throws {
         do {
-            try await onConnection { [logger] connection in
+            _ = try await audited(audit) { [logger] connection in
                 try await connection.query(
                     """
                     INSERT INTO clients (client_id, roles, audiences, scopes, secret_salt, secret_hash, created_at, updated_at)
@@ -86,6 +101,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
                     """,
                     logger: logger
                 )
+                return true
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw TokendError.alreadyExists("client \"\(c.id)\" exists already")
@@ -115,16 +131,16 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
-    public func deleteClient(id: String) async throws -> Bool {
-        try await onConnection { [logger] connection in
+    public func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) { [logger] connection in
             let rows = try await connection.query("DELETE FROM clients WHERE client_id = \(id) RETURNING client_id", logger: logger)
             for try await _ in rows { return true }
             return false
         }
     }
 
-    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
-        try await onConnection { [logger] connection in
+    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) { [logger] connection in
             let rows = try await connection.query(
                 """
                 UPDATE clients SET secret_salt = \(Data(salt)), secret_hash = \(Data(hash)), updated_at = now()
@@ -137,8 +153,8 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
-    public func updateClient(_ c: ClientRecord) async throws -> Bool {
-        try await onConnection { [logger] connection in
+    public func updateClient(_ c: ClientRecord, audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) { [logger] connection in
             let rows = try await connection.query(
                 """
                 UPDATE clients SET roles = \(c.sortedRoles), audiences = \(c.audiences), scopes = \(c.scopes), updated_at = now()
@@ -170,8 +186,11 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     // MARK: Tokens
 
-    public func insertTokens(_ tokens: [TokenRecord]) async throws {
-        try await inTransaction { [logger] connection in try await Self.insert(tokens, on: connection, logger: logger) }
+    public func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws {
+        try await inTransaction { [logger] connection in
+            try await Self.insert(tokens, on: connection, logger: logger)
+            if let audit { try await Self.record(audit, on: connection, logger: logger) }
+        }
     }
 
     /// Inserts tokens and their grant (created, or its expiry extended), inside the caller's
@@ -310,13 +329,8 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     // MARK: Revocation
 
     public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
-        do {
-            return try await inTransaction { [logger] connection in
-                try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
-            }
-        } catch let error as PostgresTransactionError {
-            // The body's own error when it threw (the transaction was not committed), as for SQLite.
-            throw error.closureError ?? error
+        try await inTransaction { [logger] connection in
+            try await body(PostgresRevocationTransaction(connection: connection, logger: logger))
         }
     }
 
@@ -433,7 +447,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         }
     }
 
-    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws {
         try await inTransaction { [logger] connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.keyLockKey))", logger: logger)
             try await connection.query("DELETE FROM signing_keys WHERE retires_at < \(key.createdAt)", logger: logger)
@@ -447,6 +461,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
             )
             // Delivered at commit: every replica's listener reloads the keys.
             try await connection.query("SELECT pg_notify(\(Self.notificationChannel), 'keys')", logger: logger)
+            if let audit { try await Self.record(audit, on: connection, logger: logger) }
         }
     }
 }

@@ -73,4 +73,6 @@ struct SQLiteRevocationTransaction: RevocationTransaction {
         if case .integer(let seconds) = cell { return Int64(seconds) }
         return nil
     }
+
+    func record(_ event: AuditEvent) async throws { try await store.record(event) }
 }

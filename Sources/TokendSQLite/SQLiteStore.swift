@@ -19,7 +19,7 @@ import Glibc
 public final class SQLiteStore: TokendStore {
     public let name = "sqlite"
     private let connection: SQLiteConnection
-    private let gate = AsyncGate()
+    let gate = AsyncGate()
     private let lockFD: Int32
     private let logger: Logger
 
@@ -47,11 +47,18 @@ public final class SQLiteStore: TokendStore {
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: directory + "/tokend.sqlite3"), logger: logger)
         let store = SQLiteStore(connection: connection, lockFD: fd, logger: logger)
-        try await store.execute("PRAGMA journal_mode=WAL")
-        try await store.execute("PRAGMA synchronous=FULL")
-        try await store.execute("PRAGMA foreign_keys=ON")
-        try await store.execute("PRAGMA busy_timeout=5000")
-        try await store.migrate()
+        do {
+            try await store.execute("PRAGMA journal_mode=WAL")
+            try await store.execute("PRAGMA synchronous=FULL")
+            try await store.execute("PRAGMA foreign_keys=ON")
+            try await store.execute("PRAGMA busy_timeout=5000")
+            try await store.migrate()
+        } catch {
+            // A connection must be closed before it is released (sqlite-nio asserts it), also when
+            // a migration failed or the opening task was cancelled.
+            try? await store.shutdown()
+            throw error
+        }
         return store
     }
 
@@ -98,8 +105,8 @@ public final class SQLiteStore: TokendStore {
 
     // MARK: Clients
 
-    public func createClient(_ c: ClientRecord) async throws {
-        try await gate.run {
+    public func createClient(_ c: ClientRecord, audit: AuditEvent?) async throws {
+        _ = try await audited(audit) {
             if try await !self.select("SELECT 1 AS one FROM clients WHERE client_id = ?", [.text(c.id)]).isEmpty {
                 throw TokendError.alreadyExists("client \"\(c.id)\" exists already")
             }
@@ -113,6 +120,7 @@ public final class SQLiteStore: TokendStore {
                     .float(c.createdAt.timeIntervalSince1970), .float(c.createdAt.timeIntervalSince1970),
                 ]
             )
+            return true
         }
     }
 
@@ -126,14 +134,14 @@ public final class SQLiteStore: TokendStore {
         try await gate.run { try await self.select("SELECT \(Self.clientColumns) FROM clients ORDER BY client_id").map(Self.clientRecord) }
     }
 
-    public func deleteClient(id: String) async throws -> Bool {
-        try await gate.run {
+    public func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) {
             try await !self.select("DELETE FROM clients WHERE client_id = ? RETURNING client_id", [.text(id)]).isEmpty
         }
     }
 
-    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
-        try await gate.run {
+    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) {
             try await !self.select(
                 "UPDATE clients SET secret_salt = ?, secret_hash = ?, updated_at = ? WHERE client_id = ? RETURNING client_id",
                 [blob(salt), blob(hash), .float(Date().timeIntervalSince1970), .text(id)]
@@ -141,8 +149,8 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    public func updateClient(_ c: ClientRecord) async throws -> Bool {
-        try await gate.run {
+    public func updateClient(_ c: ClientRecord, audit: AuditEvent?) async throws -> Bool {
+        try await audited(audit) {
             try await !self.select(
                 "UPDATE clients SET roles = ?, audiences = ?, scopes = ?, updated_at = ? WHERE client_id = ? RETURNING client_id",
                 [.text(json(c.sortedRoles)), .text(json(c.audiences)), .text(json(c.scopes)), .float(Date().timeIntervalSince1970), .text(c.id)]
@@ -171,8 +179,11 @@ public final class SQLiteStore: TokendStore {
 
     // MARK: Tokens
 
-    public func insertTokens(_ tokens: [TokenRecord]) async throws {
-        try await transaction { try await self.insert(tokens) }
+    public func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws {
+        try await transaction {
+            try await self.insert(tokens)
+            if let audit { try await self.record(audit) }
+        }
     }
 
     /// Inserts tokens and their grant (created, or its expiry extended), inside the caller's
@@ -337,7 +348,7 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws {
         try await transaction {
             try await self.execute("DELETE FROM signing_keys WHERE retires_at < ?", [time(key.createdAt)])
             try await self.execute("UPDATE signing_keys SET retires_at = ? WHERE retires_at IS NULL", [time(retiring)])
@@ -345,13 +356,14 @@ public final class SQLiteStore: TokendStore {
                 "INSERT INTO signing_keys (kid, algorithm, private_key, created_at) VALUES (?, ?, ?, ?)",
                 [.text(key.kid), .text(key.algorithm), blob(key.privateKey), time(key.createdAt)]
             )
+            if let audit { try await self.record(audit) }
         }
     }
 
     // MARK: Plumbing
 
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT with the connection to itself.
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await gate.run {
             try await self.execute("BEGIN IMMEDIATE")
             do {

@@ -12,6 +12,6 @@ struct Tokenctl: AsyncParsableCommand {
             Shell completion: tokenctl --generate-completion-script bash|zsh|fish
             """,
         version: "0.1.0",
-        subcommands: [Clients.self, Tokens.self, Revoke.self, Revocations.self, Keys.self, Status.self]
+        subcommands: [Clients.self, Tokens.self, Revoke.self, Revocations.self, Audit.self, Keys.self, Status.self]
     )
 }

@@ -150,9 +150,9 @@ final class FaultyStore: TokendStore {
         try await base.ping()
     }
 
-    func createClient(_ client: ClientRecord) async throws {
+    func createClient(_ client: ClientRecord, audit: AuditEvent?) async throws {
         try clients()
-        try await base.createClient(client)
+        try await base.createClient(client, audit: audit)
     }
     func client(id: String) async throws -> ClientRecord? {
         try clients()
@@ -162,17 +162,17 @@ final class FaultyStore: TokendStore {
         try clients()
         return try await base.listClients()
     }
-    func deleteClient(id: String) async throws -> Bool {
+    func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
         try clients()
-        return try await base.deleteClient(id: id)
+        return try await base.deleteClient(id: id, audit: audit)
     }
-    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
+    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
         try clients()
-        return try await base.updateClientSecret(id: id, salt: salt, hash: hash)
+        return try await base.updateClientSecret(id: id, salt: salt, hash: hash, audit: audit)
     }
-    func updateClient(_ client: ClientRecord) async throws -> Bool {
+    func updateClient(_ client: ClientRecord, audit: AuditEvent?) async throws -> Bool {
         try clients()
-        return try await base.updateClient(client)
+        return try await base.updateClient(client, audit: audit)
     }
     func signingKeys() async throws -> [StoredSigningKey] {
         try tokens()
@@ -182,14 +182,14 @@ final class FaultyStore: TokendStore {
         try tokens()
         return try await base.insertFirstSigningKey(key)
     }
-    func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
+    func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws {
         try tokens()
-        try await base.rotateSigningKey(to: key, retiring: retiring)
+        try await base.rotateSigningKey(to: key, retiring: retiring, audit: audit)
     }
 
-    func insertTokens(_ tokens: [TokenRecord]) async throws {
+    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws {
         try self.tokens()
-        try await base.insertTokens(tokens)
+        try await base.insertTokens(tokens, audit: audit)
     }
     func token(hash: TokenHash) async throws -> TokenRecord? {
         try tokens()
@@ -210,6 +210,10 @@ final class FaultyStore: TokendStore {
     func revocationHead() async throws -> Int64 {
         try tokens()
         return try await base.revocationHead()
+    }
+    func auditEvents(since: Date?, actor: String?, after: Int64, limit: Int) async throws -> [AuditEvent] {
+        try tokens()
+        return try await base.auditEvents(since: since, actor: actor, after: after, limit: limit)
     }
     func deleteExpired(before cutoff: Date) async throws -> Int {
         try tokens()

@@ -148,6 +148,7 @@ import TokendTestSupport
                 "/tokend.v1.AdminService/CreateClient", "/tokend.v1.AdminService/ListClients", "/tokend.v1.AdminService/DeleteClient",
                 "/tokend.v1.AdminService/RotateClientSecret", "/tokend.v1.AdminService/IssueToken", "/tokend.v1.AdminService/Introspect",
                 "/tokend.v1.AdminService/Revoke", "/tokend.v1.AdminService/ListRevocations", "/tokend.v1.AdminService/Status",
+                "/tokend.v1.AdminService/ListAuditEvents",
                 "/metrics", "/nope", "/oauth2/introspect?token=\(token)", "//oauth2//introspect", "/%ZZ",
             ]
             let methods: [HTTPRequest.Method] = [.get, .post, .patch]

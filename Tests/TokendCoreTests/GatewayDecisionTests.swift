@@ -12,7 +12,7 @@ private struct RecordsStore: TokenStore {
     struct Unused: Error {}
 
     func token(hash: TokenHash) async throws -> TokenRecord? { records[hash] }
-    func insertTokens(_ tokens: [TokenRecord]) async throws { throw Unused() }
+    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws { throw Unused() }
     func token(jti: String) async throws -> TokenRecord? { throw Unused() }
     func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
         throw Unused()

@@ -106,7 +106,7 @@ private final class StubTokenStore: TokenStore, Sendable {
         return records[hash]
     }
 
-    func insertTokens(_ tokens: [TokenRecord]) async throws { throw Down() }
+    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws { throw Down() }
     func token(jti: String) async throws -> TokenRecord? { throw Down() }
     func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
         throw Down()

@@ -138,7 +138,7 @@ final class ScriptedStore: TokendStore {
 
     var name: String { "scripted" }
     func ping() async throws { try await act() }
-    func createClient(_ client: ClientRecord) async throws { try await act() }
+    func createClient(_ client: ClientRecord, audit: AuditEvent?) async throws { try await act() }
     func client(id: String) async throws -> ClientRecord? {
         try await act()
         return nil
@@ -147,15 +147,15 @@ final class ScriptedStore: TokendStore {
         try await act()
         return []
     }
-    func deleteClient(id: String) async throws -> Bool {
+    func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
         try await act()
         return false
     }
-    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
+    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
         try await act()
         return false
     }
-    func updateClient(_ client: ClientRecord) async throws -> Bool {
+    func updateClient(_ client: ClientRecord, audit: AuditEvent?) async throws -> Bool {
         try await act()
         return false
     }
@@ -167,8 +167,8 @@ final class ScriptedStore: TokendStore {
         try await act()
         return false
     }
-    func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws { try await act() }
-    func insertTokens(_ tokens: [TokenRecord]) async throws { try await act() }
+    func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws { try await act() }
+    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws { try await act() }
     func token(hash: TokenHash) async throws -> TokenRecord? {
         try await act()
         return nil
@@ -188,6 +188,10 @@ final class ScriptedStore: TokendStore {
     func revocationHead() async throws -> Int64 {
         try await act()
         return 0
+    }
+    func auditEvents(since: Date?, actor: String?, after: Int64, limit: Int) async throws -> [AuditEvent] {
+        try await act()
+        return []
     }
     func deleteExpired(before cutoff: Date) async throws -> Int {
         try await act()

@@ -104,7 +104,7 @@ import TokendTestSupport
             ) {
                 tables.insert(try row.decode(String.self))
             }
-            #expect(tables == ["clients", "grants", "tokens", "revocations", "signing_keys", "tokend_migrations"])
+            #expect(tables == ["clients", "grants", "tokens", "revocations", "signing_keys", "audit_events", "tokend_migrations"])
 
             var indexes: [String: String] = [:]
             for try await row in try await client.query(
@@ -118,7 +118,7 @@ import TokendTestSupport
                 "tokens_grant_id_idx", "tokens_subject_live_idx", "tokens_client_id_live_idx", "tokens_expires_at_idx",
                 "grants_expires_at_idx", "revocations_expires_at_idx",
                 "clients_pkey", "grants_pkey", "tokens_pkey", "tokens_jti_key", "revocations_pkey", "tokend_migrations_pkey",
-                "signing_keys_pkey", "signing_keys_one_current",
+                "signing_keys_pkey", "signing_keys_one_current", "audit_events_pkey", "audit_events_at", "audit_events_actor_at",
             ]
             for name in expected { #expect(indexes[name] != nil, "missing index \(name)") }
             #expect(indexes["tokens_jti_key"]?.contains("UNIQUE") == true)
@@ -126,6 +126,7 @@ import TokendTestSupport
             #expect(indexes["tokens_subject_live_idx"]?.contains("WHERE (revoked_at IS NULL)") == true)
             #expect(indexes["tokens_client_id_live_idx"]?.contains("WHERE (revoked_at IS NULL)") == true)
             #expect(indexes["signing_keys_one_current"]?.contains("UNIQUE") == true)
+            #expect(indexes["audit_events_actor_at"]?.contains("(actor, at)") == true)
 
             // Column types the stores rely on.
             var columns: [String: String] = [:]

@@ -233,7 +233,7 @@ let benchmarks: @Sendable () -> Void = {
         let store = try await SQLiteStore.open(directory: directory, logger: logger)
         let working = Array(tokens.prefix(10_000))
         let at = Date()
-        try await store.insertTokens(working.enumerated().map { record(for: $0.element, index: $0.offset, now: at) })
+        try await store.insertTokens(working.enumerated().map { record(for: $0.element, index: $0.offset, now: at) }, audit: nil)
         let view = RevocationView()
         view.apply(
             absent.prefix(1000).enumerated().map { i, h in

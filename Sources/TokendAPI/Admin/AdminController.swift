@@ -6,15 +6,23 @@ import TokendCore
 import TokendProto
 
 /// `tokend.v1.AdminService` on the admin listener, behind `Authorization: Bearer $TOKEND_ADMIN_TOKEN`.
-/// The caller is an operator: each method translates its message to one Core call.
+/// The caller is an operator: each method translates its message to one Core call. Every method
+/// that changes something passes the caller as an `AuditContext` (actor `admin`, the request id),
+/// which the store records in the action's own transaction.
 struct AdminController: Sendable {
     let tokend: Tokend
     let adminToken: String
 
     func register(on router: Router<TokendRequestContext>) {
         let prefix = "/tokend.v1.AdminService/"
-        unary(router, prefix + "CreateClient", Tokend_V1_CreateClientRequest.self) { m in
-            let (client, secret) = try await tokend.registry.create(id: m.clientID, roles: m.roles, audiences: m.audiences, scopes: m.scopes)
+        unary(router, prefix + "CreateClient", Tokend_V1_CreateClientRequest.self) { m, audit in
+            let (client, secret) = try await tokend.registry.create(
+                id: m.clientID,
+                roles: m.roles,
+                audiences: m.audiences,
+                scopes: m.scopes,
+                audit: audit
+            )
             var out = Tokend_V1_CreateClientResponse()
             out.clientID = client.id
             out.clientSecret = secret
@@ -23,18 +31,19 @@ struct AdminController: Sendable {
             out.scopes = client.scopes
             return out
         }
-        unary(router, prefix + "UpdateClient", Tokend_V1_UpdateClientRequest.self) { m in
+        unary(router, prefix + "UpdateClient", Tokend_V1_UpdateClientRequest.self) { m, audit in
             let client = try await tokend.registry.update(
                 id: m.clientID,
                 roles: m.hasRoles ? m.roles.values : nil,
                 audiences: m.hasAudiences ? m.audiences.values : nil,
-                scopes: m.hasScopes ? m.scopes.values : nil
+                scopes: m.hasScopes ? m.scopes.values : nil,
+                audit: audit
             )
             var out = Tokend_V1_UpdateClientResponse()
             out.client = Tokend_V1_Client(client)
             return out
         }
-        unary(router, prefix + "ListSigningKeys", Tokend_V1_ListSigningKeysRequest.self) { _ in
+        unary(router, prefix + "ListSigningKeys", Tokend_V1_ListSigningKeysRequest.self) { _, _ in
             _ = try await tokend.signingKeys.current()  // a first start creates the first key
             var out = Tokend_V1_ListSigningKeysResponse()
             out.keys = try await tokend.signingKeys.list().map { k in
@@ -48,8 +57,8 @@ struct AdminController: Sendable {
             }
             return out
         }
-        unary(router, prefix + "RotateSigningKey", Tokend_V1_RotateSigningKeyRequest.self) { _ in
-            let (kid, previous) = try await tokend.signingKeys.rotate()
+        unary(router, prefix + "RotateSigningKey", Tokend_V1_RotateSigningKeyRequest.self) { _, audit in
+            let (kid, previous) = try await tokend.signingKeys.rotate(audit: audit)
             var out = Tokend_V1_RotateSigningKeyResponse()
             out.kid = kid
             out.previousKid = previous ?? ""
@@ -58,28 +67,28 @@ struct AdminController: Sendable {
             }
             return out
         }
-        unary(router, prefix + "ListClients", Tokend_V1_ListClientsRequest.self) { _ in
+        unary(router, prefix + "ListClients", Tokend_V1_ListClientsRequest.self) { _, _ in
             var out = Tokend_V1_ListClientsResponse()
             out.clients = try await tokend.registry.list().map(Tokend_V1_Client.init)
             return out
         }
-        unary(router, prefix + "DeleteClient", Tokend_V1_DeleteClientRequest.self) { m in
-            try await tokend.registry.delete(id: m.clientID)
+        unary(router, prefix + "DeleteClient", Tokend_V1_DeleteClientRequest.self) { m, audit in
+            try await tokend.registry.delete(id: m.clientID, audit: audit)
             return Tokend_V1_DeleteClientResponse()
         }
-        unary(router, prefix + "RotateClientSecret", Tokend_V1_RotateClientSecretRequest.self) { m in
+        unary(router, prefix + "RotateClientSecret", Tokend_V1_RotateClientSecretRequest.self) { m, audit in
             var out = Tokend_V1_RotateClientSecretResponse()
             out.clientID = m.clientID
-            out.clientSecret = try await tokend.registry.rotateSecret(id: m.clientID)
+            out.clientSecret = try await tokend.registry.rotateSecret(id: m.clientID, audit: audit)
             return out
         }
-        unary(router, prefix + "IssueToken", Tokend_V1_IssueTokenRequest.self) { m in
-            Tokend_V1_IssueTokenResponse(try await tokend.issuer.issue(IssueRequest(m)))
+        unary(router, prefix + "IssueToken", Tokend_V1_IssueTokenRequest.self) { m, audit in
+            Tokend_V1_IssueTokenResponse(try await tokend.issuer.issue(IssueRequest(m), audit: audit))
         }
-        unary(router, prefix + "Introspect", Tokend_V1_IntrospectRequest.self) { m in
+        unary(router, prefix + "Introspect", Tokend_V1_IntrospectRequest.self) { m, _ in
             Tokend_V1_IntrospectResponse(try await tokend.introspector.introspectAsOperator(m.token.nonEmpty))
         }
-        unary(router, prefix + "Revoke", Tokend_V1_AdminRevokeRequest.self) { m in
+        unary(router, prefix + "Revoke", Tokend_V1_AdminRevokeRequest.self) { m, audit in
             let selector: RevocationSelector
             switch m.selector {
             case .token(let token)?:
@@ -95,13 +104,13 @@ struct AdminController: Sendable {
             case nil:
                 throw TokendError.invalidRequest("give exactly one of token, jti, subject, client_id, grant_id")
             }
-            let outcome = try await tokend.revoker.revoke(selector, reason: m.reason)
+            let outcome = try await tokend.revoker.revoke(selector, reason: m.reason, audit: audit)
             var out = Tokend_V1_AdminRevokeResponse()
             out.revoked = outcome.revoked
             out.seq = outcome.seq
             return out
         }
-        unary(router, prefix + "ListRevocations", Tokend_V1_ListRevocationsRequest.self) { m in
+        unary(router, prefix + "ListRevocations", Tokend_V1_ListRevocationsRequest.self) { m, _ in
             guard m.since >= 0, m.limit >= 0 else { throw TokendError.invalidRequest("since and limit must not be negative") }
             let limit = m.limit == 0 ? 100 : min(Int(m.limit), 1000)
             let (entries, head) = try await tokend.replica.revocationLog(after: m.since, limit: limit)
@@ -119,7 +128,20 @@ struct AdminController: Sendable {
             out.head = head
             return out
         }
-        unary(router, prefix + "Status", Tokend_V1_StatusRequest.self) { _ in
+        unary(router, prefix + "ListAuditEvents", Tokend_V1_ListAuditEventsRequest.self) { m, _ in
+            guard m.since >= 0 else { throw TokendError.invalidRequest("since must not be negative") }
+            let (events, next) = try await tokend.auditTrail.page(
+                since: m.since == 0 ? nil : Date(timeIntervalSince1970: TimeInterval(m.since)),
+                actor: m.actor.isEmpty ? nil : m.actor,
+                after: m.afterSeq,
+                pageSize: Int(m.pageSize)
+            )
+            var out = Tokend_V1_ListAuditEventsResponse()
+            out.events = events.map(Tokend_V1_AuditEvent.init)
+            out.nextAfterSeq = next
+            return out
+        }
+        unary(router, prefix + "Status", Tokend_V1_StatusRequest.self) { _, _ in
             let status = try await tokend.replica.status()
             var out = Tokend_V1_StatusResponse()
             out.watermark = status.watermark
@@ -148,20 +170,24 @@ struct AdminController: Sendable {
         _ router: Router<TokendRequestContext>,
         _ path: String,
         _ input: Input.Type,
-        _ handler: @escaping @Sendable (Input) async throws -> Output
+        _ handler: @escaping @Sendable (Input, AuditContext) async throws -> Output
     ) {
         connectUnary(
             router,
             path,
             input,
             challenge: nil,
-            authenticate: { [adminToken] request, _ in
+            authenticate: { [adminToken] request, context in
                 try Self.authorize(request, adminToken: adminToken)
-            }
-        ) { message, _ in
-            try await handler(message)
-        }
+                return AuditContext(actor: Self.actor, requestID: context.id)
+            },
+            handler: handler
+        )
     }
+
+    /// The audit trail's actor for a caller authenticated by the admin token, the admin API's one
+    /// credential.
+    static let actor = "admin"
 
     /// `Authorization: Bearer <admin token>`, compared in constant time.
     static func authorize(_ request: Request, adminToken: String) throws {
@@ -174,5 +200,19 @@ struct AdminController: Sendable {
         else {
             throw TokendError(.unauthenticated, "invalid admin token")
         }
+    }
+}
+
+extension Tokend_V1_AuditEvent {
+    init(_ event: AuditEvent) {
+        self.init()
+        seq = event.seq
+        at = Int64(event.at.timeIntervalSince1970.rounded(.down))
+        actor = event.actor
+        requestID = event.requestID
+        action = event.action.rawValue
+        targetKind = event.targetKind.rawValue
+        target = event.target
+        detail = event.detail
     }
 }

@@ -26,7 +26,14 @@ public struct ClientRegistry: Sendable {
     }
 
     /// Registers a client and returns it with its secret, which is not kept and cannot be shown again.
-    public func create(id: String, roles: [String], audiences: [String], scopes: [String] = []) async throws -> (ClientRecord, secret: String) {
+    /// With an `audit` context, the creation is recorded in the audit trail (so for every method here).
+    public func create(
+        id: String,
+        roles: [String],
+        audiences: [String],
+        scopes: [String] = [],
+        audit: AuditContext? = nil
+    ) async throws -> (ClientRecord, secret: String) {
         try Self.validate(clientID: id)
         let parsedRoles = try Self.roles(roles)
         try Validation.audiences(audiences)
@@ -42,14 +49,22 @@ public struct ClientRegistry: Sendable {
             secretHash: hashed.hash,
             createdAt: now()
         )
-        try await storeCall(logger, "creating a client") { try await store.createClient(record) }
+        let event = audit?.event(.clientCreate, .client, id, detail: Self.attributes(record), at: record.createdAt)
+        try await storeCall(logger, "creating a client") { try await store.createClient(record, audit: event) }
+        event?.log(to: logger)
         return (record, secret)
     }
 
     /// Replaces the attributes given (`nil` keeps one as it is) and returns the client as stored.
     /// Takes effect on this replica at once; other replicas see it when their verified-credential
     /// cache entry for the client expires (`ClientAuthenticator`).
-    public func update(id: String, roles: [String]?, audiences: [String]?, scopes: [String]?) async throws -> ClientRecord {
+    public func update(
+        id: String,
+        roles: [String]?,
+        audiences: [String]?,
+        scopes: [String]?,
+        audit: AuditContext? = nil
+    ) async throws -> ClientRecord {
         guard var client = try await storeCall(logger, "reading a client", { try await store.client(id: id) }) else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
@@ -60,12 +75,23 @@ public struct ClientRegistry: Sendable {
         }
         if let scopes { client.scopes = try Self.scopes(scopes) }
         let updated = client
-        guard try await storeCall(logger, "updating a client", { try await store.updateClient(updated) }) else {
+        let event = audit?.event(.clientUpdate, .client, id, detail: Self.attributes(client), at: now())
+        guard try await storeCall(logger, "updating a client", { try await store.updateClient(updated, audit: event) }) else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         authenticator?.invalidate(clientID: id)
         logger.info("client updated", metadata: ["client_id": "\(id)", "roles": "\(client.sortedRoles)"])
+        event?.log(to: logger)
         return client
+    }
+
+    /// A client's attributes as an audit event's detail (space-separated lists; never the secret).
+    static func attributes(_ client: ClientRecord) -> [String: String] {
+        [
+            "roles": client.sortedRoles.joined(separator: " "),
+            "audiences": client.audiences.joined(separator: " "),
+            "scopes": client.scopes.joined(separator: " "),
+        ]
     }
 
     static func roles(_ names: [String]) throws -> Set<Role> {
@@ -96,26 +122,34 @@ public struct ClientRegistry: Sendable {
     }
 
     /// Deletes the client after revoking its tokens: a deleted client's tokens must not stay active.
-    public func delete(id: String) async throws {
+    /// Audited as two events: the revocation, then the deletion.
+    public func delete(id: String, audit: AuditContext? = nil) async throws {
         guard try await storeCall(logger, "reading a client", { try await store.client(id: id) }) != nil else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
-        if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted") }
-        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id) }) else {
+        if let revoker { _ = try await revoker.revoke(.client(id), reason: "client deleted", audit: audit) }
+        let event = audit?.event(.clientDelete, .client, id, at: now())
+        guard try await storeCall(logger, "deleting a client", { try await store.deleteClient(id: id, audit: event) }) else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         authenticator?.invalidate(clientID: id)
+        event?.log(to: logger)
     }
 
     /// Replaces the client's secret; the old one stops working at once on this replica.
-    public func rotateSecret(id: String) async throws -> String {
+    public func rotateSecret(id: String, audit: AuditContext? = nil) async throws -> String {
         let secret = ClientSecret.generate()
         let hashed = ClientSecret.hash(secret)
-        guard try await storeCall(logger, "rotating a secret", { try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash) })
+        let event = audit?.event(.clientRotateSecret, .client, id, at: now())
+        guard
+            try await storeCall(logger, "rotating a secret", {
+                try await store.updateClientSecret(id: id, salt: hashed.salt, hash: hashed.hash, audit: event)
+            })
         else {
             throw TokendError.notFound("no client \"\(id.prefix(128))\"")
         }
         authenticator?.invalidate(clientID: id)
+        event?.log(to: logger)
         return secret
     }
 

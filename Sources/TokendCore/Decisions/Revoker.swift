@@ -76,7 +76,9 @@ public struct Revoker: Sendable {
     }
 
     /// Revokes what `selector` covers; subject and client selectors cover tokens issued up to now.
-    public func revoke(_ selector: RevocationSelector, reason: String) async throws -> RevocationOutcome {
+    /// With an `audit` context (an operator's request), the revocation is recorded in the audit
+    /// trail in its own transaction, also when it found nothing to revoke.
+    public func revoke(_ selector: RevocationSelector, reason: String, audit: AuditContext? = nil) async throws -> RevocationOutcome {
         switch selector {
         case .jti(let v), .subject(let v), .client(let v), .grant(let v):
             guard !v.isEmpty, v.utf8.count <= Validation.maximumFieldLength else {
@@ -88,11 +90,40 @@ public struct Revoker: Sendable {
         }
         try Validation.text(reason, field: "reason")
         let time = now()
-        let outcome = try await storeCall(logger, "committing a revocation") { try await Self.commit(selector, reason: reason, at: time, to: store) }
+        let (outcome, event) = try await storeCall(logger, "committing a revocation") {
+            try await store.withRevocationTransaction { transaction -> (RevocationOutcome, AuditEvent?) in
+                let outcome = try await Self.commit(selector, reason: reason, at: time, in: transaction)
+                let event = audit.map { Self.auditEvent($0, selector, reason: reason, outcome: outcome, at: time) }
+                if let event { try await transaction.record(event) }
+                return (outcome, event)
+            }
+        }
         if outcome.seq != 0 { await afterCommit?(time) }
         metrics?.revoked(count: outcome.revoked)
         logger.info("revocation committed", metadata: ["selector": "\(selector.kind)", "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"])
+        event?.log(to: logger)
         return outcome
+    }
+
+    /// The audit event of an operator's revocation: the selector as its target (a token by its
+    /// hash prefix, never the token), the reason and the outcome as its detail.
+    static func auditEvent(
+        _ context: AuditContext,
+        _ selector: RevocationSelector,
+        reason: String,
+        outcome: RevocationOutcome,
+        at time: Date
+    ) -> AuditEvent {
+        let (kind, target): (AuditEvent.TargetKind, String) =
+            switch selector {
+            case .token(let hash): (.token, hash.description)
+            case .jti(let v): (.jti, v)
+            case .subject(let v): (.subject, v)
+            case .client(let v): (.client, v)
+            case .grant(let v): (.grant, v)
+            }
+        let detail = ["reason": reason, "revoked": "\(outcome.revoked)", "seq": "\(outcome.seq)"]
+        return context.event(.revoke, kind, target, detail: detail, at: time)
     }
 
     /// Marks what `selector` covers revoked at `time` and appends its log entry, in one store

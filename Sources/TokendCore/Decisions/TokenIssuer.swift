@@ -37,22 +37,25 @@ public struct TokenIssuer: Sendable {
         return try await issue(request)
     }
 
-    /// Issuance requested by an operator (the admin API): `clientID` is required.
-    public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
+    /// Issuance requested by an operator (the admin API): `clientID` is required. With an `audit`
+    /// context, the issuance is recorded in the audit trail (by grant; never the token).
+    public func issue(_ request: IssueRequest, audit: AuditContext? = nil) async throws -> IssuedTokens {
         guard !request.clientID.isEmpty else { throw TokendError.invalidRequest("client_id is required") }
         try validate(request)
         let client: ClientRecord?
         do { client = try await store.client(id: request.clientID) } catch { throw TokendError.unavailable }
         guard client != nil else { throw TokendError.notFound("no client \"\(request.clientID.prefix(128))\"") }
 
-        return try await mint(request)
+        return try await mint(request, audit: audit)
     }
 
     /// Mints and stores a new grant's tokens for a validated request of a known client (the
     /// token endpoint, which has both, calls this directly).
-    func mint(_ request: IssueRequest) async throws -> IssuedTokens {
-        let minted = make(request, grantID: Randomness.identifier(), at: now())
-        try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(minted.records) }
+    func mint(_ request: IssueRequest, audit: AuditContext? = nil) async throws -> IssuedTokens {
+        let time = now()
+        let minted = make(request, grantID: Randomness.identifier(), at: time)
+        let event = audit?.event(.tokenIssue, .grant, minted.access.grantID, detail: Self.auditDetail(minted), at: time)
+        try await storeCall(logger, "storing issued tokens") { try await store.insertTokens(minted.records, audit: event) }
         logger.info(
             "tokens issued",
             metadata: [
@@ -60,7 +63,18 @@ public struct TokenIssuer: Sendable {
                 "refresh": "\(request.refresh)",
             ]
         )
+        event?.log(to: logger)
         return minted
+    }
+
+    /// What an audit event records of an issuance: whose tokens, what they carry, not the tokens.
+    private static func auditDetail(_ minted: IssuedTokens) -> [String: String] {
+        let access = minted.access
+        var detail = ["client_id": access.clientID, "jti": access.jti, "refresh": "\(minted.refresh != nil)", "expires_in": "\(minted.expiresIn)"]
+        if let subject = access.subject { detail["subject"] = subject }
+        if let scope = access.scope { detail["scope"] = scope }
+        if !access.audiences.isEmpty { detail["audiences"] = access.audiences.joined(separator: " ") }
+        return detail
     }
 
     /// The tokens of `request` under `grantID`, not stored: an access token, and a refresh token

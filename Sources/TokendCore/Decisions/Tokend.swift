@@ -21,6 +21,8 @@ public struct Tokend: Sendable {
 
     /// Slows guessing in every dialect (SPEC "Clients and roles"); per replica.
     public let limiter: GuessLimiter
+    /// The record of admin actions (each written by the action's own store transaction).
+    public let auditTrail: AuditTrail
 
     public init(
         replica: Replica,
@@ -51,6 +53,7 @@ public struct Tokend: Sendable {
             limiter: limiter
         )
         self.signingKeys = SigningKeyRing(store: replica.store, overlap: signingKeyOverlap, now: replica.now, logger: logger)
+        self.auditTrail = AuditTrail(store: replica.store, logger: logger)
         self.registry = ClientRegistry(store: replica.store, authenticator: authenticator, revoker: revoker, now: replica.now, logger: logger)
     }
 }

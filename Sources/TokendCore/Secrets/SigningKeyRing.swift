@@ -184,14 +184,24 @@ public final class SigningKeyRing: Sendable {
     }
 
     /// Makes a new key current; the previous one stays published for `overlap`. Returns the new
-    /// key's `kid` and the previous one's.
-    public func rotate() async throws -> (kid: String, previous: String?) {
+    /// key's `kid` and the previous one's. With an `audit` context, the rotation is recorded in
+    /// the audit trail (by `kid`; never key material).
+    public func rotate(audit: AuditContext? = nil) async throws -> (kid: String, previous: String?) {
         let previous = try await current().kid
         let time = now()
         let next = SigningKey.generate(now: time)
+        let retiring = time.addingTimeInterval(overlap)
+        let event = audit?.event(
+            .signingKeyRotate,
+            .signingKey,
+            next.kid,
+            detail: ["previous_kid": previous, "previous_retires_at": retiring.ISO8601Format()],
+            at: time
+        )
         try await storeCall(logger, "rotating the signing key") {
-            try await store.rotateSigningKey(to: next, retiring: time.addingTimeInterval(overlap))
+            try await store.rotateSigningKey(to: next, retiring: retiring, audit: event)
         }
+        event?.log(to: logger)
         try await reload()
         logger.info("signing key rotated", metadata: ["kid": "\(next.kid)", "previous_kid": "\(previous)"])
         return (next.kid, previous)

@@ -24,4 +24,6 @@ public protocol RevocationTransaction: Sendable {
     /// The lifetime of the access tokens the grant's refresh token mints, in seconds (`nil` when
     /// the grant predates it being kept, or is unknown).
     func grantAccessTTL(_ grantID: String) async throws -> Int64?
+    /// Appends `event` to the audit trail, committed with the rest of the transaction.
+    func record(_ event: AuditEvent) async throws
 }

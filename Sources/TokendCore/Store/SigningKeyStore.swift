@@ -30,7 +30,7 @@ public protocol SigningKeyStore: Sendable {
     func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool
     /// Makes `key` current in one transaction: the current key (if any) retires at `retiring`,
     /// keys retired before `key.createdAt` are deleted, and every replica is told (PostgreSQL:
-    /// a NOTIFY on the revocation channel with payload `keys`). Serialised against concurrent
-    /// rotations.
-    func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws
+    /// a NOTIFY on the revocation channel with payload `keys`), and `audit` is appended. Serialised
+    /// against concurrent rotations.
+    func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws
 }

@@ -25,22 +25,30 @@ public struct TimeLimitedStore: TokendStore {
     }
 
     public func ping() async throws { try await limit { [base] in try await base.ping() } }
-    public func createClient(_ client: ClientRecord) async throws { try await limit { [base] in try await base.createClient(client) } }
+    public func createClient(_ client: ClientRecord, audit: AuditEvent?) async throws {
+        try await limit { [base] in try await base.createClient(client, audit: audit) }
+    }
     public func client(id: String) async throws -> ClientRecord? { try await limit { [base] in try await base.client(id: id) } }
     public func listClients() async throws -> [ClientRecord] { try await limit { [base] in try await base.listClients() } }
-    public func deleteClient(id: String) async throws -> Bool { try await limit { [base] in try await base.deleteClient(id: id) } }
-    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8]) async throws -> Bool {
-        try await limit { [base] in try await base.updateClientSecret(id: id, salt: salt, hash: hash) }
+    public func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
+        try await limit { [base] in try await base.deleteClient(id: id, audit: audit) }
     }
-    public func updateClient(_ client: ClientRecord) async throws -> Bool { try await limit { [base] in try await base.updateClient(client) } }
+    public func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
+        try await limit { [base] in try await base.updateClientSecret(id: id, salt: salt, hash: hash, audit: audit) }
+    }
+    public func updateClient(_ client: ClientRecord, audit: AuditEvent?) async throws -> Bool {
+        try await limit { [base] in try await base.updateClient(client, audit: audit) }
+    }
     public func signingKeys() async throws -> [StoredSigningKey] { try await limit { [base] in try await base.signingKeys() } }
     public func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
         try await limit { [base] in try await base.insertFirstSigningKey(key) }
     }
-    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date) async throws {
-        try await limit { [base] in try await base.rotateSigningKey(to: key, retiring: retiring) }
+    public func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws {
+        try await limit { [base] in try await base.rotateSigningKey(to: key, retiring: retiring, audit: audit) }
     }
-    public func insertTokens(_ tokens: [TokenRecord]) async throws { try await limit { [base] in try await base.insertTokens(tokens) } }
+    public func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws {
+        try await limit { [base] in try await base.insertTokens(tokens, audit: audit) }
+    }
     public func token(hash: TokenHash) async throws -> TokenRecord? { try await limit { [base] in try await base.token(hash: hash) } }
     public func token(jti: String) async throws -> TokenRecord? { try await limit { [base] in try await base.token(jti: jti) } }
     /// The whole transaction under one limit.
@@ -51,6 +59,9 @@ public struct TimeLimitedStore: TokendStore {
         try await limit { [base] in try await base.revocations(after: after, limit: count) }
     }
     public func revocationHead() async throws -> Int64 { try await limit { [base] in try await base.revocationHead() } }
+    public func auditEvents(since: Date?, actor: String?, after: Int64, limit count: Int) async throws -> [AuditEvent] {
+        try await limit { [base] in try await base.auditEvents(since: since, actor: actor, after: after, limit: count) }
+    }
     public func deleteExpired(before cutoff: Date) async throws -> Int {
         // Clean-up may legitimately take long on a big table: a wider limit.
         let clock = clock

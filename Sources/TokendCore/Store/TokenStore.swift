@@ -2,8 +2,9 @@ import Foundation
 
 /// Token records and the revocation log.
 public protocol TokenStore: Sendable {
-    /// Stores the tokens of one issuance atomically; durable when this returns.
-    func insertTokens(_ tokens: [TokenRecord]) async throws
+    /// Stores the tokens of one issuance atomically, with the `audit` event that records it (an
+    /// operator's issuance; `nil` for the others); durable when this returns.
+    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws
     /// The record for a token hash, revoked or not; `nil` when unknown.
     func token(hash: TokenHash) async throws -> TokenRecord?
     /// The record with this jti; `nil` when unknown.

@@ -1,5 +1,5 @@
 /// Everything tokend keeps. One conformance suite runs against every implementation.
-public protocol TokendStore: ClientStore, TokenStore, SigningKeyStore {
+public protocol TokendStore: ClientStore, TokenStore, SigningKeyStore, AuditLog {
     /// A short name for status output: `postgres` or `sqlite`.
     var name: String { get }
     /// Succeeds when the store can answer queries now.

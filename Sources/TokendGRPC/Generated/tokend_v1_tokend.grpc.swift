@@ -1619,6 +1619,19 @@ public enum Tokend_V1_AdminService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListAuditEvents" metadata.
+        public enum ListAuditEvents: Sendable {
+            /// Request type for "ListAuditEvents".
+            public typealias Input = Tokend_V1_ListAuditEventsRequest
+            /// Response type for "ListAuditEvents".
+            public typealias Output = Tokend_V1_ListAuditEventsResponse
+            /// Descriptor for "ListAuditEvents".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tokend.v1.AdminService"),
+                method: "ListAuditEvents",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "tokend.v1.AdminService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateClient.descriptor,
@@ -1632,7 +1645,8 @@ public enum Tokend_V1_AdminService: Sendable {
             ListRevocations.descriptor,
             Status.descriptor,
             ListSigningKeys.descriptor,
-            RotateSigningKey.descriptor
+            RotateSigningKey.descriptor,
+            ListAuditEvents.descriptor
         ]
     }
 }
@@ -1830,6 +1844,24 @@ extension Tokend_V1_AdminService {
             request: GRPCCore.StreamingServerRequest<Tokend_V1_RotateSigningKeyRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateSigningKeyResponse>
+
+        /// Handle the "ListAuditEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tokend_V1_ListAuditEventsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tokend_V1_ListAuditEventsResponse` messages.
+        func listAuditEvents(
+            request: GRPCCore.StreamingServerRequest<Tokend_V1_ListAuditEventsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_ListAuditEventsResponse>
     }
 
     /// Service protocol for the "tokend.v1.AdminService" service.
@@ -2011,6 +2043,24 @@ extension Tokend_V1_AdminService {
             request: GRPCCore.ServerRequest<Tokend_V1_RotateSigningKeyRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse>
+
+        /// Handle the "ListAuditEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListAuditEventsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tokend_V1_ListAuditEventsResponse` message.
+        func listAuditEvents(
+            request: GRPCCore.ServerRequest<Tokend_V1_ListAuditEventsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tokend_V1_ListAuditEventsResponse>
     }
 
     /// Simple service protocol for the "tokend.v1.AdminService" service.
@@ -2190,6 +2240,24 @@ extension Tokend_V1_AdminService {
             request: Tokend_V1_RotateSigningKeyRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Tokend_V1_RotateSigningKeyResponse
+
+        /// Handle the "ListAuditEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tokend_V1_ListAuditEventsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tokend_V1_ListAuditEventsResponse` to respond with.
+        func listAuditEvents(
+            request: Tokend_V1_ListAuditEventsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tokend_V1_ListAuditEventsResponse
     }
 }
 
@@ -2329,6 +2397,17 @@ extension Tokend_V1_AdminService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Tokend_V1_AdminService.Method.ListAuditEvents.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_ListAuditEventsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_ListAuditEventsResponse>(),
+            handler: { request, context in
+                try await self.listAuditEvents(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2461,6 +2540,17 @@ extension Tokend_V1_AdminService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_RotateSigningKeyResponse> {
         let response = try await self.rotateSigningKey(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAuditEvents(
+        request: GRPCCore.StreamingServerRequest<Tokend_V1_ListAuditEventsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tokend_V1_ListAuditEventsResponse> {
+        let response = try await self.listAuditEvents(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2620,6 +2710,19 @@ extension Tokend_V1_AdminService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse> {
         return GRPCCore.ServerResponse<Tokend_V1_RotateSigningKeyResponse>(
             message: try await self.rotateSigningKey(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAuditEvents(
+        request: GRPCCore.ServerRequest<Tokend_V1_ListAuditEventsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tokend_V1_ListAuditEventsResponse> {
+        return GRPCCore.ServerResponse<Tokend_V1_ListAuditEventsResponse>(
+            message: try await self.listAuditEvents(
                 request: request.message,
                 context: context
             ),
@@ -2867,6 +2970,29 @@ extension Tokend_V1_AdminService {
             deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_RotateSigningKeyResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_RotateSigningKeyResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAuditEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListAuditEventsRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_ListAuditEventsRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_ListAuditEventsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAuditEvents<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_ListAuditEventsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_ListAuditEventsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_ListAuditEventsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListAuditEventsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3249,6 +3375,40 @@ extension Tokend_V1_AdminService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListAuditEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tokend_V1_ListAuditEventsRequest` message.
+        ///   - serializer: A serializer for `Tokend_V1_ListAuditEventsRequest` messages.
+        ///   - deserializer: A deserializer for `Tokend_V1_ListAuditEventsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAuditEvents<Result>(
+            request: GRPCCore.ClientRequest<Tokend_V1_ListAuditEventsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tokend_V1_ListAuditEventsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tokend_V1_ListAuditEventsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListAuditEventsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tokend_V1_AdminService.Method.ListAuditEvents.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3550,6 +3710,35 @@ extension Tokend_V1_AdminService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_RotateSigningKeyRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_RotateSigningKeyResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditEvents" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tokend_V1_ListAuditEventsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditEvents<Result>(
+        request: GRPCCore.ClientRequest<Tokend_V1_ListAuditEventsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListAuditEventsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAuditEvents(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tokend_V1_ListAuditEventsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tokend_V1_ListAuditEventsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3901,6 +4090,39 @@ extension Tokend_V1_AdminService.ClientProtocol {
             metadata: metadata
         )
         return try await self.rotateSigningKey(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAuditEvents" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The audit trail: every admin action that changed something, oldest first, paged by seq.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAuditEvents<Result>(
+        _ message: Tokend_V1_ListAuditEventsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tokend_V1_ListAuditEventsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tokend_V1_ListAuditEventsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAuditEvents(
             request: request,
             options: options,
             onResponse: handleResponse

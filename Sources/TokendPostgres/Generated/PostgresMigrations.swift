@@ -95,5 +95,25 @@ CREATE TABLE signing_keys (
 -- At most one current key: concurrent first starts create exactly one.
 CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retires_at IS NULL)) WHERE retires_at IS NULL;
 """#),
+        Migration(version: 3, name: "0003_audit", sql: #"""
+-- The audit trail (issue 15): one row per admin action, written in the action's own transaction.
+-- Targets name a client, a grant, a subject, a jti, a key id or a 12-hex-digit token hash prefix:
+-- never a secret or a raw token.
+
+CREATE TABLE audit_events (
+    seq          bigserial PRIMARY KEY,
+    at           timestamptz NOT NULL,
+    actor        text NOT NULL,
+    request_id   text NOT NULL,
+    action       text NOT NULL,
+    target_kind  text NOT NULL,
+    target       text NOT NULL,
+    detail       jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX audit_events_at ON audit_events (at);
+
+CREATE INDEX audit_events_actor_at ON audit_events (actor, at);
+"""#),
     ]
 }

@@ -88,5 +88,23 @@ CREATE TABLE signing_keys (
 
 CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retires_at IS NULL)) WHERE retires_at IS NULL;
 """#),
+        Migration(version: 3, name: "0003_audit", sql: #"""
+-- The audit trail (issue 15): one row per admin action, written in the action's own transaction.
+
+CREATE TABLE audit_events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           REAL NOT NULL,
+    actor        TEXT NOT NULL,
+    request_id   TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    target_kind  TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX audit_events_at ON audit_events (at);
+
+CREATE INDEX audit_events_actor_at ON audit_events (actor, at);
+"""#),
     ]
 }
