@@ -44,7 +44,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func snapshotThenLiveEntriesEqualTheLogUnderConcurrentRevokers(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await Self.revokeSome(store, count: 20, subject: "before")
@@ -70,7 +70,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aResumeFromAPositionMissesNothingAndRepeatsNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await Self.revokeSome(store, count: 30, subject: "a")
@@ -92,7 +92,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aPositionBeforeTheRetainedLogIsOutOfRangeAndTheRoleIsChecked(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             // Entries that expired long ago, then a live one; collection leaves only the newest.
