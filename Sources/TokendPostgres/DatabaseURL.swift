@@ -4,10 +4,17 @@ import NIOSSL
 import PostgresNIO
 import TokendCore
 
-/// `postgres://user:pass@host:port/db[?sslmode=disable|prefer|require|verify-ca|verify-full][&sslrootcert=/path/ca.pem]`,
+/// `postgres://user:pass@host:port/db[?sslmode=disable|prefer|require|verify-ca|verify-full][&sslrootcert=/path/ca.pem][&pooler=transaction|session]`,
 /// parsed. As with libpq: `require` encrypts without checking the server's certificate,
 /// `verify-ca` checks that it chains to a trusted root, `verify-full` also that it names the host.
 /// Trusted roots: the PEM file `sslrootcert`, else (or with `sslrootcert=system`) the system's.
+///
+/// `pooler=transaction` (tokend's own option, not libpq's) says that the URL names a pooler in
+/// transaction pooling mode (PgBouncer `pool_mode = transaction`): each transaction, and each
+/// statement outside one, may run on another server connection, so nothing may rely on session
+/// state. The store then uses unnamed statements only (PgBouncer before 1.21 cannot carry named
+/// prepared statements), and LISTEN is impossible (`transactionPooler`). `pooler=session` or no
+/// `pooler` option: a direct connection or a session pooler, with named prepared statements.
 public struct DatabaseURL: Sendable {
     public var host: String
     public var port: Int
@@ -18,6 +25,11 @@ public struct DatabaseURL: Sendable {
     var tls: TLSConfiguration?
     /// Whether TLS is required (`require`, `verify-ca`, `verify-full`) or only preferred.
     var tlsRequired: Bool
+    /// `pooler=transaction`: the URL names a transaction pooler. Then `PostgresStore` must be made
+    /// with `transactionPooler: true` (unnamed statements only), and no `RevocationListener` may
+    /// use this URL: a LISTEN through a transaction pooler registers on whichever server
+    /// connection ran it, and its notifications go to whichever client holds that connection next.
+    public var transactionPooler: Bool
 
     public init(_ string: String) throws {
         guard let url = URLComponents(string: string), let scheme = url.scheme, ["postgres", "postgresql"].contains(scheme) else {
@@ -72,6 +84,14 @@ public struct DatabaseURL: Sendable {
         }
         if rootCertificate != nil, !["verify-ca", "verify-full"].contains(mode) {
             throw TokendError.invalidRequest("sslrootcert is used only with sslmode=verify-ca or verify-full")
+        }
+        switch query.first(where: { $0.name == "pooler" }).map({ $0.value ?? "" }) {
+        case nil, "session":
+            transactionPooler = false
+        case "transaction":
+            transactionPooler = true
+        case let other?:
+            throw TokendError.invalidRequest("unsupported pooler \"\(other)\" (transaction, session)")
         }
     }
 

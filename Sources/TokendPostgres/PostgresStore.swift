@@ -16,15 +16,28 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     private let lookups: LookupBatcher<TokenHash, TokenRecord>
     private let pool: PostgresPoolObserver?
 
+    /// Whether `client` goes through a transaction pooler (`DatabaseURL.transactionPooler`).
+    public let transactionPooler: Bool
+
     /// `maxConcurrentLookups`: how many token lookups may be in flight at once; concurrent lookups
     /// beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
     /// `pool`: the observer given to `client` as its background logger, for `poolFigures`.
-    public init(client: PostgresClient, logger: Logger, maxConcurrentLookups: Int = 8, pool: PostgresPoolObserver? = nil) {
+    /// `transactionPooler`: `client` connects through a pooler in transaction mode
+    /// (`pooler=transaction`): the token lookup then runs as an unnamed statement, like every other
+    /// statement here, instead of the named prepared statement a direct connection keeps.
+    public init(
+        client: PostgresClient,
+        logger: Logger,
+        maxConcurrentLookups: Int = 8,
+        pool: PostgresPoolObserver? = nil,
+        transactionPooler: Bool = false
+    ) {
         self.client = client
         self.logger = logger
         self.pool = pool
+        self.transactionPooler = transactionPooler
         self.lookups = LookupBatcher(maxConcurrentBatches: maxConcurrentLookups, maxBatchSize: 256) { [client, logger] hashes in
-            try await Self.fetchTokens(hashes, client: client, logger: logger)
+            try await Self.fetchTokens(hashes, client: client, logger: logger, named: !transactionPooler)
         }
     }
 
@@ -233,7 +246,8 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         try await lookups.get(hash)
     }
 
-    /// One prepared statement for any number of hashes.
+    /// One prepared statement for any number of hashes. Named: postgres-nio prepares it once per
+    /// connection (Parse, then Bind/Execute in a later round trip), which only a session holds.
     struct TokensByHash: PostgresPreparedStatement {
         static let sql = "SELECT \(PostgresStore.tokenColumns) FROM tokens WHERE token_hash = ANY($1)"
         typealias Row = TokenRecord
@@ -248,12 +262,34 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         func decodeRow(_ row: PostgresRow) throws -> TokenRecord { try PostgresStore.tokenRecord(row) }
     }
 
-    private static func fetchTokens(_ hashes: [TokenHash], client: PostgresClient, logger: Logger) async throws -> [TokenHash: TokenRecord] {
-        try await onConnection(client) { connection in
-            let rows = try await connection.execute(TokensByHash(hashes: hashes.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
+    /// The records of `hashes`, through `TokensByHash` when `named`, else the same SQL as an
+    /// unnamed statement: `query` sends Parse, Bind and Execute of the unnamed statement with one
+    /// Sync, so a transaction pooler runs all of it on one server connection.
+    private static func fetchTokens(
+        _ hashes: [TokenHash],
+        client: PostgresClient,
+        logger: Logger,
+        named: Bool
+    ) async throws -> [TokenHash: TokenRecord] {
+        let bound = hashes.map { ByteBuffer(bytes: $0.bytes) }
+        return try await onConnection(client) { connection in
             var records: [TokenHash: TokenRecord] = [:]
             records.reserveCapacity(hashes.count)
-            for try await record in rows { records[record.hash] = record }
+            if named {
+                for try await record in try await connection.execute(TokensByHash(hashes: bound), logger: logger) {
+                    records[record.hash] = record
+                }
+            } else {
+                let rows = try await connection.query(
+                    // `unescaped:` is safe: `tokenColumns` is a constant of this file, never input.
+                    "SELECT \(unescaped: Self.tokenColumns) FROM tokens WHERE token_hash = ANY(\(bound))",
+                    logger: logger
+                )
+                for try await row in rows {
+                    let record = try Self.tokenRecord(row)
+                    records[record.hash] = record
+                }
+            }
             return records
         }
     }

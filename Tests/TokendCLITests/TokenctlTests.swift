@@ -26,6 +26,8 @@ import TokendTestSupport
                 try await body(server)
             }
             try await dropDatabase(name)
+        case .pgbouncer:
+            throw TestSetupError("the tokenctl walkthrough runs on .postgres and .sqlite (StoreKind.allCases)")
         }
     }
 

@@ -42,7 +42,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
 }
 
 @Suite struct IntrospectionPolicyTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func issuedTokenIsActiveUntilItsExpiry(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -83,7 +83,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func notBeforeInTheFutureIsInactiveUntilReached(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -104,7 +104,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func callerAudiencesRestrictWhatIsActive(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -122,7 +122,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func malformedUnknownAndOversizedTokensAreInactive(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -155,7 +155,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
 }
 
 @Suite struct RevokerPolicyTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func clientWithoutRoleRevokeCannotRevokeAnotherClientsToken(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("owner", roles: ["issue"])
@@ -170,7 +170,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func clientWithRoleRevokeCanRevokeAnyToken(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("owner", roles: ["issue"])
@@ -186,7 +186,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func clientCanRevokeItsOwnToken(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (owner, _) = try await h.client("owner", roles: [])
@@ -203,7 +203,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingARefreshTokenMakesItsAccessTokenInactive(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (owner, _) = try await h.client("owner", roles: ["issue"])
@@ -224,7 +224,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func unknownAndMalformedTokensAreRevokedWithoutEffect(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (caller, _) = try await h.client("caller", roles: [])
@@ -235,7 +235,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func selectorRevocationValidatesItsInput(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             await expectError(.invalidRequest) { try await h.revoker.revoke(.subject(""), reason: "x") }
@@ -257,7 +257,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
 }
 
 @Suite struct ClientAuthenticationTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func rightSecretAuthenticatesWrongSecretAndUnknownIDDoNot(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (created, secret) = try await h.client("rs", roles: ["introspect"], audiences: ["api"])
@@ -280,7 +280,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func rotatedSecretReplacesTheOldOneAtOnce(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (_, old) = try await h.client("rs", roles: ["introspect"])
@@ -294,7 +294,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func anotherReplicaSeesARotationWithinTheRecordTTL(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (_, old) = try await h.client("rs", roles: ["introspect"])
@@ -307,7 +307,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func deletedClientCannotAuthenticate(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let (_, secret) = try await h.client("rs", roles: ["introspect"])
@@ -322,7 +322,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
 
     /// Deleting a client with live tokens revokes every one of them first (one `client` entry in the
     /// log), so a deleted client's tokens never stay active; another client's tokens are untouched.
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func deletingAClientRevokesItsLiveTokens(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             let registry = ClientRegistry(store: h.store, authenticator: h.authenticator, revoker: h.revoker, now: h.clock.now)
@@ -341,7 +341,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func registryValidatesAndSorts(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             await expectError(.invalidRequest) { try await h.registry.create(id: "bad id", roles: [], audiences: []) }
@@ -363,7 +363,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
 }
 
 @Suite struct TokenIssuerTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func invalidRequestsAreRejectedAndStoreNothing(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -404,7 +404,7 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
     /// Control characters in an audience or a selector value: PostgreSQL cannot store NUL in text,
     /// so without validation the same request is accepted by SQLite and becomes `unavailable` (503)
     /// on PostgreSQL. Both must answer `invalidRequest`.
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func controlCharactersInAudiencesAndSelectorsAreInvalidRequests(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])
@@ -414,14 +414,14 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func unknownClientIsNotFound(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             await expectError(.notFound) { try await h.issuer.issue(IssueRequest(clientID: "ghost", subject: "alice")) }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func boundariesAndRefreshGrantsAreStoredAsIssued(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
             _ = try await h.client("as", roles: ["issue"])

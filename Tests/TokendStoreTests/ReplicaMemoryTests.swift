@@ -49,7 +49,7 @@ import TokendTestSupport
         return false
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func secondAnswerComesFromMemory(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -64,7 +64,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revocationElsewhereArrivesThroughTheFeed(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -86,7 +86,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func ownRevocationIsVisibleAtOnce(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -103,7 +103,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func subjectClientAndGrantRulesApplyToCachedTokens(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -130,7 +130,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func tokensIssuedAfterASubjectRevocationStayActive(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -158,7 +158,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func staleMemoryReadsTheStore(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store, maxStaleness: 5)
@@ -176,7 +176,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func feedReadsLogsLongerThanOnePage(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let replica = Replica(store: store)
@@ -299,7 +299,7 @@ import TokendTestSupport
 /// Reading a long log in pages: the next page is read while one is applied, and a backlog is
 /// sized from the first page; nothing may be skipped or applied out of order.
 @Suite struct RevocationFeedPagingTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aBacklogOfManyPagesIsAppliedCompletely(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let tokens = (0..<53).map { _ in mint(issuedAt: t0) }

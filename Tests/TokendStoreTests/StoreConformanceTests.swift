@@ -12,7 +12,7 @@ import TokendTestSupport
 @Suite struct StoreConformanceTests {
     // MARK: Clients
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func createAndGetClientRoundTripsEveryField(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let client = makeClient("rs-1", roles: [.introspect, .revoke], audiences: ["api://orders", "api://billing"])
@@ -27,7 +27,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func duplicateClientIsAlreadyExistsAndKeepsTheOriginal(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let original = makeClient("dup", roles: [.issue])
@@ -38,7 +38,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func unknownClientIsNil(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             #expect(try await store.client(id: "nobody") == nil)
@@ -48,7 +48,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func listClientsIsSortedByID(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             #expect(try await store.listClients().isEmpty)
@@ -65,7 +65,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func deleteClientReportsWhetherItExistedAndKeepsItsTokens(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await store.createClient(makeClient("gone"))
@@ -83,7 +83,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func updateClientSecretReplacesOnlyTheSecret(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let client = makeClient("rotating", roles: [.issue, .introspect], audiences: ["aud"])
@@ -101,7 +101,7 @@ import TokendTestSupport
 
     // MARK: Tokens
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func tokensReadBackByHashAndJTIWithEveryField(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = Randomness.identifier()
@@ -146,7 +146,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func optionalFieldsReadBackAsNil(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let bare = mint(.access, client: "m2m", subject: nil)
@@ -170,7 +170,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func unknownTokensAreNil(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             #expect(try await store.token(hash: TokenHash(token: "tkd_at_unknown")) == nil)
@@ -183,7 +183,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func insertTokensIsAtomic(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let first = mint()
@@ -201,7 +201,7 @@ import TokendTestSupport
 
     // MARK: Revocation
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingAnAccessTokenRevokesOnlyThatToken(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -229,7 +229,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingARefreshTokenRevokesItsGrant(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -254,7 +254,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingARefreshTokenCountsOnlyTokensNotYetRevoked(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -273,7 +273,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingByJTI(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -303,7 +303,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingBySubjectCoversOnlyTokensIssuedSoFar(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let web = makeGrant(client: "web", subject: "alice")
@@ -333,7 +333,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingByClientCoversOnlyTokensIssuedSoFar(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let a1 = makeGrant(client: "compromised", subject: "alice")
@@ -357,7 +357,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingByGrant(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let target = makeGrant()
@@ -380,7 +380,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func revokingAnAlreadyRevokedOrUnknownTokenDoesNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -412,7 +412,7 @@ import TokendTestSupport
 
     // MARK: Revocation primitives
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func markRevokedReturnsExactlyTheTokensItNewlyRevokedForEachMatch(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant(client: "web", subject: "alice")
@@ -450,7 +450,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func transactionLookupsReadRecordsRevokedOrNot(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let grant = makeGrant()
@@ -472,7 +472,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func appendReturnsIncreasingSeqsThatTheLogReadsBackAfterASequence(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let hashes = [TokenHash(token: "tkd_at_a"), TokenHash(token: "tkd_at_b")]
@@ -537,7 +537,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aTransactionThatThrowsLeavesNothingMarkedAndNothingLogged(kind: StoreKind) async throws {
         struct Abandon: Error {}
         try await withStore(kind) { store in
@@ -571,7 +571,7 @@ import TokendTestSupport
 
     // MARK: Rows decode or fail
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aTokenOfAnUnknownKindIsStoreCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let token = mint()
@@ -585,7 +585,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func extraClaimsThatAreNotAnObjectOfStringsAreStoreCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let numbers = mint()
@@ -600,7 +600,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aClientWithAnUnknownRoleIsStoreCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await store.createClient(makeClient("odd", roles: [.introspect]))
@@ -617,7 +617,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aLogEntryOfAnUnknownKindIsStoreCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             _ = try await store.revoke(.subject("alice"), reason: "", at: t0)
@@ -628,7 +628,7 @@ import TokendTestSupport
 
     // MARK: Revocation log
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func emptyLog(kind: StoreKind) async throws {
         try await withStore(kind) { store async throws in
             #expect(try await store.revocationHead() == 0)
@@ -637,7 +637,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func logIsOrderedAndHonoursAfterAndLimit(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             var outcomes: [RevocationOutcome] = []
@@ -674,7 +674,7 @@ import TokendTestSupport
 
     // MARK: Expiry
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func deleteExpiredDeletesOnlyExpiredTokens(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let cutoff = t0.addingTimeInterval(3600)
@@ -726,11 +726,11 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func ping(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await store.ping()
-            #expect(store.name == kind.rawValue)
+            #expect(store.name == kind.storeName)
         }
     }
 }

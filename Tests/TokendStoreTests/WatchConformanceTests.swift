@@ -46,7 +46,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func snapshotThenLiveEntriesEqualTheLogUnderConcurrentRevokers(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await Self.revokeSome(store, count: 20, subject: "before")
@@ -72,7 +72,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aResumeFromAPositionMissesNothingAndRepeatsNothing(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await Self.revokeSome(store, count: 30, subject: "a")
@@ -94,7 +94,7 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.conformanceCases)
     func aPositionBeforeTheRetainedLogIsOutOfRangeAndTheRoleIsChecked(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             // Entries that expired long ago, then a live one; collection leaves only the newest.

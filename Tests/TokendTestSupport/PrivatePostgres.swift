@@ -26,7 +26,7 @@ public final class PrivatePostgres: Sendable {
     public var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
 
     private let binDirectory: String
-    private let asServerUser: [String]
+    private let commands = ServerCommands()
     private let destroyed = Mutex(false)
 
     /// initdb + start; returns when the server accepts connections. With `tls`, the server has
@@ -47,25 +47,8 @@ public final class PrivatePostgres: Sendable {
     private init() throws {
         let environment = ProcessInfo.processInfo.environment
         binDirectory = try environment["TOKEND_TEST_PG_BIN"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.findBinDirectory()
-        let asUser: [String]
-        if let prefix = environment["TOKEND_TEST_PG_CTL_AS"] {
-            asUser = prefix.split(whereSeparator: \.isWhitespace).map(String.init)
-        } else {
-            asUser = getuid() == 0 ? ["runuser", "-u", "postgres", "--"] : []
-        }
-        asServerUser = asUser
-        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("tokend-privpg-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        if !asUser.isEmpty {
-            let user = asUser.firstIndex(of: "-u").map { asUser[$0 + 1] } ?? "postgres"
-            guard let entry = getpwnam(user) else {
-                throw TestSetupError("PrivatePostgres: no OS user for \(asUser)")
-            }
-            guard chown(directory.path, entry.pointee.pw_uid, entry.pointee.pw_gid) == 0 else {
-                throw TestSetupError("PrivatePostgres: chown \(directory.path) failed: errno \(errno)")
-            }
-        }
-        port = try Self.freePort()
+        directory = try commands.makeDirectory(prefix: "tokend-privpg")
+        port = try ServerCommands.freePort()
     }
 
     deinit { destroy() }
@@ -78,27 +61,6 @@ public final class PrivatePostgres: Sendable {
             return "\(root)/\(version)/bin"
         }
         throw TestSetupError("PrivatePostgres: no PostgreSQL binaries (set TOKEND_TEST_PG_BIN or run through scripts/with-postgres)")
-    }
-
-    /// A port nothing listens on right now (bound to port 0, then released).
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSetupError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard bound == 0 else { throw TestSetupError("bind() failed") }
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw TestSetupError("getsockname() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private func initialise() async throws {
@@ -130,19 +92,11 @@ public final class PrivatePostgres: Sendable {
     /// Copies the pair into the data directory, owned by the server's OS user with mode 0600 (as
     /// PostgreSQL requires of a key), and turns `ssl` on.
     private func enableTLS(certificate: URL, key: URL) throws {
-        var owner: (uid_t, gid_t)?
-        if !asServerUser.isEmpty {
-            let user = asServerUser.firstIndex(of: "-u").map { asServerUser[$0 + 1] } ?? "postgres"
-            guard let entry = getpwnam(user) else { throw TestSetupError("PrivatePostgres: no OS user \(user)") }
-            owner = (entry.pointee.pw_uid, entry.pointee.pw_gid)
-        }
         for (source, name) in [(certificate, "server.crt"), (key, "server.key")] {
             let destination = dataDirectory.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: destination)
             try FileManager.default.copyItem(at: source, to: destination)
-            if let (uid, gid) = owner, chown(destination.path, uid, gid) != 0 {
-                throw TestSetupError("PrivatePostgres: chown \(destination.path) failed: errno \(errno)")
-            }
+            try commands.giveToServerUser(destination)
             guard chmod(destination.path, 0o600) == 0 else { throw TestSetupError("PrivatePostgres: chmod failed: errno \(errno)") }
         }
         let handle = try FileHandle(forWritingTo: dataDirectory.appendingPathComponent("postgresql.conf"))
@@ -256,13 +210,7 @@ public final class PrivatePostgres: Sendable {
     /// Stops the server (immediately if a fast stop fails) and deletes its directory. Idempotent;
     /// blocks, so that it can run from `deinit` and `defer`.
     public func destroy() {
-        guard
-            destroyed.withLock({
-                let was = $0
-                $0 = true
-                return !was
-            })
-        else { return }
+        guard destroyed.setForTheFirstTime() else { return }
         if FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("postmaster.pid").path) {
             let fast = try? runBlocking(serverArguments("pg_ctl", ["-D", dataDirectory.path, "-m", "fast", "-w", "-t", "30", "stop"]))
             if fast?.status != 0 {
@@ -274,62 +222,16 @@ public final class PrivatePostgres: Sendable {
 
     // MARK: Running commands
 
-    struct CommandOutput {
-        var status: Int32
-        var output: String
-    }
-
     private func serverArguments(_ program: String, _ arguments: [String]) -> [String] {
-        asServerUser + ["\(binDirectory)/\(program)"] + arguments
+        ["\(binDirectory)/\(program)"] + arguments
     }
 
-    private func serverCommand(_ program: String, _ arguments: [String]) async throws -> CommandOutput {
-        let argv = serverArguments(program, arguments)
-        let directory = self.directory
-        // Off the cooperative pool: the caller may be running load on it meanwhile.
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try Self.run(argv, cwd: directory) })
-            }
-        }
+    private func serverCommand(_ program: String, _ arguments: [String]) async throws -> ServerCommands.Output {
+        try await commands.run(serverArguments(program, arguments), cwd: directory)
     }
 
-    private func runBlocking(_ argv: [String]) throws -> CommandOutput {
-        try Self.run(argv, cwd: directory)
-    }
-
-    /// Runs `argv` with its output in a file (never a pipe: see the type's comment), from `cwd`
-    /// (which the server's OS user can enter), and waits for it.
-    ///
-    /// Not with Foundation's `Process`: on Linux it learns that a child exited when a socket it
-    /// hands the child reaches EOF, and the server that `pg_ctl start` leaves running inherits
-    /// that socket, so `waitUntilExit()` would wait for the server to stop. Here the child is
-    /// spawned directly, closes every inherited descriptor above 2 before exec'ing, and is reaped
-    /// with `waitpid`.
-    private static func run(_ argv: [String], cwd: URL) throws -> CommandOutput {
-        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("privpg-\(UUID().uuidString).out")
-        defer { try? FileManager.default.removeItem(at: outURL) }
-        let script =
-            #"cd "$1" || exit 1; shift; for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done; exec "$@""#
-        let arguments = ["/bin/bash", "-c", script, "bash", cwd.path] + argv
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outURL.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/bash", &actions, nil, &cArguments, environ)
-        guard spawned == 0 else { throw TestSetupError("PrivatePostgres: posix_spawn failed: \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else { throw TestSetupError("PrivatePostgres: waitpid failed: errno \(errno)") }
-        }
-        // WIFEXITED / WEXITSTATUS; a signal counts as failure.
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return CommandOutput(status: exitStatus, output: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "")
+    private func runBlocking(_ argv: [String]) throws -> ServerCommands.Output {
+        try commands.runBlocking(argv, cwd: directory)
     }
 }
 

@@ -6,10 +6,22 @@ import TokendCore
 import TokendPostgres
 import TokendSQLite
 
-/// The stores every conformance test runs against.
-public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+/// The stores tests run against.
+public enum StoreKind: String, Sendable, CustomStringConvertible {
     case postgres
     case sqlite
+    /// PostgreSQL through PgBouncer in transaction pooling mode (`PrivatePgBouncer`), the store
+    /// made for it (`pooler=transaction`).
+    case pgbouncer
+
+    /// The two engines, which every test of a component over a store runs against.
+    public static let allCases: [StoreKind] = [.postgres, .sqlite]
+    /// The engines, and PostgreSQL through a transaction pooler: what the store conformance suites
+    /// (`Tests/TokendStoreTests`) run against.
+    public static let conformanceCases: [StoreKind] = allCases + [.pgbouncer]
+
+    /// The `TokendStore.name` of the store `withStore` makes.
+    public var storeName: String { self == .sqlite ? "sqlite" : "postgres" }
 
     public var description: String { rawValue }
 }
@@ -59,26 +71,40 @@ public func withStore<T: Sendable>(
         return try await withFreshPostgres { client in
             try await body(PostgresStore(client: client, logger: TestEnvironment.logger))
         }
+    case .pgbouncer:
+        return try await withFreshPostgres(throughPgBouncer: true) { client in
+            try await body(PostgresStore(client: client, logger: TestEnvironment.logger, transactionPooler: true))
+        }
     }
 }
 
 /// Creates a new database on the test server, migrates it, runs `body` with a running client
-/// connected to it, and drops it afterwards.
+/// connected to it, and drops it afterwards. `throughPgBouncer`: the client (and the migration)
+/// goes through a `PrivatePgBouncer` of its own in transaction pooling mode, stopped afterwards.
 public func withFreshPostgres<T: Sendable>(
     migrate: Bool = true,
+    throughPgBouncer: Bool = false,
     _ body: @Sendable (PostgresClient) async throws -> T
 ) async throws -> T {
-    let (name, url) = try await createDatabase()
-    let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
-    let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
-        group.addTask { await client.run() }
-        defer { group.cancelAll() }
-        do {
-            if migrate { try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate() }
-            return .success(try await body(client))
-        } catch {
-            return .failure(error)
+    let (name, directURL) = try await createDatabase()
+    let result: Result<T, any Error>
+    do {
+        let bouncer: PrivatePgBouncer? = if throughPgBouncer { try await PrivatePgBouncer.startInFrontOfTestServer() } else { nil }
+        defer { bouncer?.destroy() }
+        let url = bouncer?.url(database: name) ?? directURL
+        let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+        result = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                if migrate { try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate() }
+                return .success(try await body(client))
+            } catch {
+                return .failure(error)
+            }
         }
+    } catch {
+        result = .failure(error)
     }
     try await dropDatabase(name)
     return try result.get()
