@@ -18,6 +18,8 @@ struct PostgresBackend: StoreBackend {
     /// The standby's pool and what it reads; `nil` without a read URL.
     let standbyClient: PostgresClient?
     let standbyReads: (any StandbyReads)?
+    /// `pooler=transaction` on the URL: unnamed statements, and no LISTEN connection.
+    let transactionPooler: Bool
 
     init(url: String, readURL: String? = nil, logger: Logger) throws {
         let configuration = try DatabaseURL.configuration(url)
@@ -27,7 +29,9 @@ struct PostgresBackend: StoreBackend {
         self.logger = logger
         self.observer = PostgresPoolObserver(maxConnections: configuration.options.maximumConnections)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: observer.backgroundLogger(wrapping: pgLogger))
-        self.postgres = PostgresStore(client: client, logger: logger, pool: observer)
+        let parsed = try DatabaseURL(url)
+        self.transactionPooler = parsed.transactionPooler
+        self.postgres = PostgresStore(client: client, logger: logger, pool: observer, transactionPooler: parsed.transactionPooler)
         if let readURL {
             var standbyLogger = logger
             standbyLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(readURL))"
@@ -40,7 +44,11 @@ struct PostgresBackend: StoreBackend {
             let standbyClient = PostgresClient(configuration: standbyConfiguration, backgroundLogger: standbyLogger)
             self.standbyClient = standbyClient
             self.standbyReads = PostgresStandbyReads(
-                standby: PostgresStore(client: standbyClient, logger: standbyLogger),
+                standby: PostgresStore(
+                    client: standbyClient,
+                    logger: standbyLogger,
+                    transactionPooler: (try? DatabaseURL(readURL).transactionPooler) ?? false
+                ),
                 primary: client,
                 logger: standbyLogger
             )
@@ -58,7 +66,7 @@ struct PostgresBackend: StoreBackend {
         if let standbyClient {
             // Polled instead of LISTEN: signing keys are then re-read every minute (SigningKeyRing).
             services.append(standbyClient)
-        } else if let wakeUps {
+        } else if let wakeUps, !transactionPooler {
             services.append(RevocationListener(configuration: try DatabaseURL(url).connectionConfiguration(), logger: logger, wakeUps: wakeUps))
         }
         return services

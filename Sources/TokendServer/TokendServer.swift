@@ -48,6 +48,14 @@ public func buildServiceGroup(
     }
 
     let backend = try await openStoreBackend(configuration.store, readURL: configuration.readDatabaseURL, logger: logger)
+    if let postgres = backend as? PostgresBackend, postgres.transactionPooler, postgres.standbyClient == nil,
+        configuration.revocationUpstream == nil, configuration.cacheEntries > 0, configuration.cacheMemory > 0
+    {
+        // LISTEN cannot pass a transaction pooler: such a replica must follow the log another way.
+        throw ConfigurationError(
+            "TOKEND_DATABASE_URL has pooler=transaction, which cannot carry LISTEN: set TOKEND_REVOCATION_UPSTREAM (follow a hub) or TOKEND_READ_DATABASE_URL (poll a standby)"
+        )
+    }
     let store = TimeLimitedStore(backend.store, seconds: configuration.storeTimeout)
     let standby = backend.standbyReads.map { reads in
         Standby(

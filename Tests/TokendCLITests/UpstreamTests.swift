@@ -8,8 +8,9 @@ import Glibc
 
 extension ClusterSuites {
     /// Issue 13, upstream mode (`TOKEND_REVOCATION_UPSTREAM`): a tree on one machine. One hub on
-    /// PostgreSQL (LISTEN/NOTIFY), three replicas following its revocation stream, one replica
-    /// following one of those (depth 2). Revocations through random replicas reach every replica;
+    /// PostgreSQL (LISTEN/NOTIFY), three replicas following its revocation stream and reaching the
+    /// database through PgBouncer in transaction mode (`pooler=transaction`), one replica following
+    /// one of those (depth 2), also through PgBouncer. Revocations through random replicas reach every replica;
     /// status says who follows whom; when the hub dies, its followers read the log themselves and
     /// never answer a wrong `active:true`.
     @Suite(.serialized) struct UpstreamTests {
@@ -18,9 +19,11 @@ extension ClusterSuites {
 
         @Test func aTreeOfFollowersStaysRightThroughPropagationAndTheHubsDeath() async throws {
             let (database, url) = try await createDatabase()
+            let bouncer = try await PrivatePgBouncer.startInFrontOfTestServer(poolSize: 20)
+            defer { bouncer.destroy() }
             let result: Result<Void, any Error>
             do {
-                try await Self.tree(databaseURL: url)
+                try await Self.tree(databaseURL: url, pooledURL: bouncer.url(database: database))
                 result = .success(())
             } catch {
                 result = .failure(error)
@@ -29,7 +32,7 @@ extension ClusterSuites {
             try result.get()
         }
 
-        static func tree(databaseURL url: String) async throws {
+        static func tree(databaseURL url: String, pooledURL: String) async throws {
             let common = ["TOKEND_MAX_STALENESS": "\(Int(maxStaleness))s"]
             try await Cluster.run(replicas: 1, databaseURL: url, environment: common, label: "hub-") { hubs in
                 let hub = hubs[0]
@@ -37,10 +40,10 @@ extension ClusterSuites {
                 let follower = try await hub.createClient("follower", roles: ["introspect"])
                 var first = common
                 first["TOKEND_REVOCATION_UPSTREAM"] = hub.upstreamURL(as: follower)
-                try await Cluster.run(replicas: 3, databaseURL: url, environment: first, label: "d1-") { depth1 in
+                try await Cluster.run(replicas: 3, databaseURL: pooledURL, environment: first, label: "d1-") { depth1 in
                     var second = common
                     second["TOKEND_REVOCATION_UPSTREAM"] = depth1[0].upstreamURL(as: follower)
-                    try await Cluster.run(replicas: 1, databaseURL: url, environment: second, label: "d2-") { depth2 in
+                    try await Cluster.run(replicas: 1, databaseURL: pooledURL, environment: second, label: "d2-") { depth2 in
                         let all = hubs + depth1 + depth2
                         try await expectStatus(hub: hub, depth1: depth1, depth2: depth2[0])
                         try await propagation(all, rs)
