@@ -117,6 +117,7 @@ let package = Package(
             name: "TokendClient",
             dependencies: [
                 "TokendProto",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -191,6 +192,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TokendWireTests", dependencies: ["TokendWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "TokendClientTests", dependencies: ["TokendClient", "TokendProto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TokendAPITests",
             dependencies: [
@@ -221,6 +223,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TokendCLITests", dependencies: ["TokendTestSupport", "TokendClient", "TokendProto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TokendCLITests",
+            dependencies: [
+                "TokendTestSupport", "TokendClient", "TokendProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

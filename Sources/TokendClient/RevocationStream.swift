@@ -26,7 +26,16 @@ public struct RevocationStream: Sendable {
         connected: @escaping @Sendable () -> Void = {},
         receive: @escaping @Sendable (Tokend_V1_RevocationEvent) async throws -> Void
     ) async throws {
-        let transport = try HTTP2ClientTransport.Posix(
+        let authorization = upstream.basicAuthorization
+        try await withGRPCClient(transport: try Self.transport(to: upstream)) { client in
+            try await Self.follow(on: client, authorization: authorization, after: afterSeq, connected: connected, receive: receive)
+        }
+    }
+
+    /// The HTTP/2 transport to `upstream`: keepalive pings every 10 s (grpc-swift's floor), a peer
+    /// that does not answer one within 5 s is dropped; reconnects back off 100 ms → 2 s.
+    public static func transport(to upstream: UpstreamURL) throws -> HTTP2ClientTransport.Posix {
+        try HTTP2ClientTransport.Posix(
             target: .dns(host: upstream.host, port: upstream.port),
             transportSecurity: upstream.tls ? .tls { _ in } : .plaintext,
             config: .defaults { config in
@@ -36,22 +45,31 @@ public struct RevocationStream: Sendable {
                 config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 2, jitter: 0.2)
             }
         )
+    }
+
+    /// One subscription on a client the caller runs (so that other calls can share its
+    /// connection, as `CachingIntrospector`'s do); otherwise as `follow(after:connected:receive:)`.
+    public static func follow<Transport: ClientTransport>(
+        on client: GRPCClient<Transport>,
+        authorization: String,
+        after afterSeq: Int64,
+        connected: @escaping @Sendable () -> Void = {},
+        receive: @escaping @Sendable (Tokend_V1_RevocationEvent) async throws -> Void
+    ) async throws {
         var request = Tokend_V1_WatchRequest()
         request.afterSeq = afterSeq
         var metadata = Metadata()
-        metadata.addString(upstream.basicAuthorization, forKey: "authorization")
-        try await withGRPCClient(transport: transport) { client in
-            try await client.serverStreaming(
-                request: ClientRequest(message: request, metadata: metadata),
-                descriptor: Self.watch,
-                serializer: ProtobufSerializer<Tokend_V1_WatchRequest>(),
-                deserializer: ProtobufDeserializer<Tokend_V1_RevocationEvent>(),
-                options: .defaults
-            ) { response in
-                if case .success = response.accepted { connected() }
-                for try await event in response.messages {
-                    try await receive(event)
-                }
+        metadata.addString(authorization, forKey: "authorization")
+        try await client.serverStreaming(
+            request: ClientRequest(message: request, metadata: metadata),
+            descriptor: Self.watch,
+            serializer: ProtobufSerializer<Tokend_V1_WatchRequest>(),
+            deserializer: ProtobufDeserializer<Tokend_V1_RevocationEvent>(),
+            options: .defaults
+        ) { response in
+            if case .success = response.accepted { connected() }
+            for try await event in response.messages {
+                try await receive(event)
             }
         }
     }
