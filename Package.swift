@@ -206,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "TokendServerTests",
             dependencies: [
-                "TokendCore", "TokendServer", "TokendTestSupport",
+                "TokendCore", "TokendServer", "TokendClient", "TokendTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
