@@ -216,58 +216,79 @@ enum Cluster {
     ) async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-cluster-\(UUID().uuidString)")
         var processes: [TokendProcess] = []
-        defer {
-            for (index, process) in processes.enumerated() where !shutDown(process) {
-                Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(process.log.suffix(1500))")
-            }
-            for process in processes { process.stop() }  // checks its log for secrets
-            try? FileManager.default.removeItem(at: dataDir)
-        }
         var env = environment
         env["TOKEND_DATABASE_URL"] = databaseURL
         env["TOKEND_ADMIN_TOKEN"] = adminToken
         env["TOKEND_LOG_LEVEL"] = env["TOKEND_LOG_LEVEL"] ?? "notice"
         var replicas: [Replica] = []
-        for index in 0..<count {
-            let own = index < perReplica.count ? env.merging(perReplica[index]) { $1 } : env
-            let process = try TokendProcess(dataDir: dataDir.appendingPathComponent("r\(index)"), environment: own)
-            processes.append(process)
-            replicas.append(
-                Replica(
-                    name: label + String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))),
-                    publicURL: process.publicURL,
-                    adminURL: process.adminURL,
-                    grpcURL: process.grpcURL,
-                    pid: process.process.processIdentifier,
-                    logURL: process.logURL
-                )
-            )
-        }
-        for replica in replicas {
-            try await eventually("\(replica) ready", within: .seconds(20)) { (try? await replica.readiness()) == 200 }
-        }
+        var failure: (any Error)?
         do {
+            for index in 0..<count {
+                let own = index < perReplica.count ? env.merging(perReplica[index]) { $1 } : env
+                let directory = dataDir.appendingPathComponent("r\(index)")
+                // Starting waits for the listeners by polling the log: off the cooperative pool.
+                let process = try await offPool { Unchecked(try TokendProcess(dataDir: directory, environment: own)) }.value
+                processes.append(process)
+                replicas.append(
+                    Replica(
+                        name: label + String(UnicodeScalar(UInt8(ascii: "A") + UInt8(index))),
+                        publicURL: process.publicURL,
+                        adminURL: process.adminURL,
+                        grpcURL: process.grpcURL,
+                        pid: process.process.processIdentifier,
+                        logURL: process.logURL
+                    )
+                )
+            }
+            for replica in replicas {
+                try await eventually("\(replica) ready", within: .seconds(20)) { (try? await replica.readiness()) == 200 }
+            }
             try await body(replicas)
         } catch {
             for replica in replicas { print("--- \(replica) log tail:\n\(replica.log.suffix(3000))") }
-            throw error
+            failure = error
         }
+        // All at once and off the cooperative pool: a replica may take its drain period to exit,
+        // and a blocked pool thread (there are two on two cores) stalls every in-process server
+        // of the suite meanwhile.
+        let all = Unchecked(processes)
+        let stuck = try await offPool { shutDown(all.value) }
+        for index in stuck {
+            Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(processes[index].log.suffix(1500))")
+        }
+        for process in processes { process.stop() }  // exited: this only checks its log for secrets
+        try? FileManager.default.removeItem(at: dataDir)
+        if let failure { throw failure }
     }
 }
 
-/// SIGTERM, then SIGKILL if the process has not exited within 30 s, the default
-/// `TOKEND_DRAIN_PERIOD` (`TokendProcess.stop()` would wait forever for a replica stuck in its
-/// graceful shutdown). Returns whether SIGTERM sufficed.
-func shutDown(_ tokend: TokendProcess) -> Bool {
-    guard tokend.process.isRunning else { return true }
-    tokend.process.terminate()
-    let deadline = Date().addingTimeInterval(30)
-    while tokend.process.isRunning && Date() < deadline {
-        Thread.sleep(forTimeInterval: 0.05)  // polling for the exit, with a deadline
+/// A value handed to and from a thread of its own (`offPool`); the caller owns it meanwhile.
+struct Unchecked<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// Runs blocking `work` on a thread of its own, off the cooperative pool.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
-    guard tokend.process.isRunning else { return true }
-    tokend.kill9()
-    return false
+}
+
+/// SIGTERM to every process at once, then SIGKILL to those still running 30 s later (the default
+/// `TOKEND_DRAIN_PERIOD`). Returns the indices of the processes that needed SIGKILL.
+func shutDown(_ processes: [TokendProcess]) -> [Int] {
+    for tokend in processes where tokend.process.isRunning { tokend.process.terminate() }
+    let deadline = Date().addingTimeInterval(30)
+    while processes.contains(where: { $0.process.isRunning }) && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)  // polling for the exits, with a deadline, on its own thread
+    }
+    var killed: [Int] = []
+    for (index, tokend) in processes.enumerated() where tokend.process.isRunning {
+        tokend.kill9()
+        killed.append(index)
+    }
+    return killed
 }
 
 /// Polls `condition` every `interval` until it holds; throws if it does not within `within`.

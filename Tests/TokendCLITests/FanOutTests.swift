@@ -13,7 +13,10 @@ extension ClusterSuites {
         static let rate = 100.0
         static let revocations = 400
 
-        @Test func oneHubDeliversEveryRevocationToTwoHundredSubscribers() async throws {
+        /// A measurement more than a check, and 80,000 deliveries in a debug test process starve the
+        /// suites running beside it: run with `TOKEND_TEST_FANOUT=1` (docs/SCALING.md has its figures).
+        @Test(.enabled(if: ProcessInfo.processInfo.environment["TOKEND_TEST_FANOUT"] == "1"))
+        func oneHubDeliversEveryRevocationToTwoHundredSubscribers() async throws {
             // A generous staleness bound: this is about delivery, and a debug hub starved of CPU by a
             // parallel suite must not end its streams as stale (UpstreamTests covers staleness).
             try await Cluster.run(replicas: 1, environment: ["TOKEND_MAX_STALENESS": "30s"]) { replicas, _ in

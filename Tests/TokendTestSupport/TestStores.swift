@@ -16,9 +16,13 @@ public enum StoreKind: String, Sendable, CustomStringConvertible {
 
     /// The two engines, which every test of a component over a store runs against.
     public static let allCases: [StoreKind] = [.postgres, .sqlite]
-    /// The engines, and PostgreSQL through a transaction pooler: what the store conformance suites
-    /// (`Tests/TokendStoreTests`) run against.
-    public static let conformanceCases: [StoreKind] = allCases + [.pgbouncer]
+    /// What the store conformance suites (`Tests/TokendStoreTests`) run against: the two engines,
+    /// and with `TOKEND_TEST_PGBOUNCER=1` PostgreSQL through a transaction pooler as well. Off in
+    /// the default run: each case starts a PgBouncer of its own and the suite then took twice as
+    /// long on two cores, starving the rest; `TransactionPoolerTests` and `UpstreamTests` run
+    /// through PgBouncer in every run.
+    public static let conformanceCases: [StoreKind] =
+        ProcessInfo.processInfo.environment["TOKEND_TEST_PGBOUNCER"] == "1" ? allCases + [.pgbouncer] : allCases
 
     /// The `TokendStore.name` of the store `withStore` makes.
     public var storeName: String { self == .sqlite ? "sqlite" : "postgres" }
