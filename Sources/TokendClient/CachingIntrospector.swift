@@ -189,7 +189,9 @@ public final class CachingIntrospector: Sendable {
     private func checkLiveness() async {
         let interval = configuration.maxStaleness / 4
         var options = callOptions
-        options.timeout = min(configuration.callTimeout, interval)
+        // Up to the bound itself: a late SERVING still confirms the moment it was sent, and a
+        // shorter limit failed every check on a busy machine (the cache then never answered).
+        options.timeout = min(configuration.callTimeout, configuration.maxStaleness)
         while !Task.isCancelled {
             // A period, not a wait for a condition.
             try? await Task.sleep(for: interval)
