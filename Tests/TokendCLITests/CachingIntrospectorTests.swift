@@ -282,7 +282,8 @@ extension ClusterSuites {
 // MARK: Support
 
 /// Runs `body` with a `CachingIntrospector` of `replica` (as `client`) running and confirmed,
-/// `maxStaleness` 2 s, calls limited to 2 s; then cancels it.
+/// `maxStaleness` 2 s, calls limited to 10 s (a 2 s limit failed a fresh-clone CI run, where an
+/// introspection waited behind the parallel suites); then cancels it.
 func withIntrospector(
     _ replica: Replica,
     as client: ClientCredentials,
@@ -290,7 +291,7 @@ func withIntrospector(
 ) async throws {
     var configuration = CachingIntrospector.Configuration(server: try UpstreamURL(replica.upstreamURL(as: client)))
     configuration.maxStaleness = ClusterSuites.CachingIntrospectorTests.maxStaleness
-    configuration.callTimeout = .seconds(2)
+    configuration.callTimeout = .seconds(10)
     let introspector = try CachingIntrospector(configuration)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await introspector.run() }
