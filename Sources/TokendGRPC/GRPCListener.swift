@@ -37,6 +37,7 @@ public struct GRPCListener: Service {
         host: String,
         port: Int,
         tls: TLSCertificateSource?,
+        keepalive: Duration = .seconds(30),
         logger: Logger,
         bound: @escaping @Sendable (_ host: String, _ port: Int) -> Void = { _, _ in }
     ) throws {
@@ -44,9 +45,21 @@ public struct GRPCListener: Service {
         // A hard cap (the stream is reset above it); MessageLimitTransport answers RESOURCE_EXHAUSTED
         // for anything between the limit and the cap.
         config.rpc.maxRequestPayloadSize = 4 * 1024 * 1024
+        // A peer that sends nothing for `keepalive` is pinged, and closed when it does not answer
+        // within the same time (20 s at most; TokendListenerFactory closes it): a Watch subscriber
+        // that holds its socket without reading loses its connection, not only its stream. Clients
+        // may ping every 10 s while they have calls (TokendClient's RevocationStream does).
+        let keepaliveTimeout = min(keepalive, .seconds(20))
+        config.connection.keepalive = .init(time: keepalive, timeout: keepaliveTimeout, clientBehavior: .defaults)
         let transport = MessageLimitTransport(
             base: HTTP2ServerTransport.Custom(
-                listenerFactory: TokendListenerFactory(host: host, port: port, tls: tls, eventLoopGroup: MultiThreadedEventLoopGroup.singleton),
+                listenerFactory: TokendListenerFactory(
+                    host: host,
+                    port: port,
+                    tls: tls,
+                    eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                    readIdleLimit: TimeAmount(keepalive + keepaliveTimeout)
+                ),
                 config: config
             ),
             limit: Self.maxRequestMessageBytes

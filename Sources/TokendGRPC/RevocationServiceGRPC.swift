@@ -17,9 +17,11 @@ struct RevocationServiceGRPC: Tokend_V1_RevocationService.ServiceProtocol {
             try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
         }
         let after = request.message.afterSeq
+        let cancellation = context.cancellation
         return StreamingServerResponse { writer in
             try await answering {
-                try await tokend.replica.watch(after: after, caller: caller) { entry in
+                // gRPC does not cancel this task when the caller goes away; its handle says so.
+                try await tokend.replica.watch(after: after, caller: caller, callerGone: { try? await cancellation.cancelled }) { entry in
                     try await writer.write(Tokend_V1_RevocationEvent(entry))
                 }
             }

@@ -27,6 +27,12 @@ public struct ServeConfiguration: Sendable {
     /// Another tokend whose revocation stream this replica follows instead of LISTEN/NOTIFY
     /// (`TOKEND_REVOCATION_UPSTREAM`); `nil`: none.
     public var revocationUpstream: UpstreamURL?
+    /// Entries a `Watch` subscriber may fall behind before it is cut off with `RESOURCE_EXHAUSTED`
+    /// (`TOKEND_WATCH_BUFFER`).
+    public var watchBuffer = RevocationBroadcast.defaultBufferLimit
+    /// The gRPC listener pings a connection it has read nothing from for this long, and closes it
+    /// when the ping is not answered within the same time, 20 s at most (`TOKEND_GRPC_KEEPALIVE`).
+    public var grpcKeepalive: TimeInterval = 30
     /// Apply pending migrations at start-up (`TOKEND_MIGRATE=auto`).
     public var migrate = true
     public var gcInterval: TimeInterval = 600
@@ -116,6 +122,13 @@ public struct ServeConfiguration: Sendable {
                 throw ConfigurationError("TOKEND_REVOCATION_UPSTREAM needs the token cache (TOKEND_CACHE_ENTRIES and TOKEND_CACHE_MEMORY above 0): without memory there is nothing to follow for")
             }
         }
+        if let text = value("TOKEND_WATCH_BUFFER") {
+            guard let entries = Int(text), (1...10_000_000).contains(entries) else {
+                throw ConfigurationError("TOKEND_WATCH_BUFFER must be a whole number of entries from 1 to 10000000")
+            }
+            watchBuffer = entries
+        }
+        grpcKeepalive = try duration("TOKEND_GRPC_KEEPALIVE", minimum: 0.1, "a duration of at least 100ms, such as 30s") ?? grpcKeepalive
         if let text = value("TOKEND_MIGRATE") {
             guard ["auto", "off"].contains(text) else { throw ConfigurationError("TOKEND_MIGRATE must be auto or off") }
             migrate = text == "auto"
@@ -162,7 +175,7 @@ public struct ServeConfiguration: Sendable {
     public static let names = [
         "TOKEND_DATABASE_URL", "TOKEND_DATA_DIR", "TOKEND_HTTP_ADDR", "TOKEND_ADMIN_ADDR", "TOKEND_GRPC_ADDR", "TOKEND_ADMIN_TOKEN",
         "TOKEND_ISSUER", "TOKEND_MAX_STALENESS", "TOKEND_CACHE_ENTRIES", "TOKEND_CACHE_MEMORY", "TOKEND_READ_DATABASE_URL",
-        "TOKEND_LOG_POLL_INTERVAL", "TOKEND_REVOCATION_UPSTREAM", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
+        "TOKEND_LOG_POLL_INTERVAL", "TOKEND_REVOCATION_UPSTREAM", "TOKEND_WATCH_BUFFER", "TOKEND_GRPC_KEEPALIVE", "TOKEND_MIGRATE", "TOKEND_GC_INTERVAL",
         "TOKEND_SIGNING_KEY_OVERLAP", "TOKEND_SHUTDOWN_DELAY", "TOKEND_DRAIN_PERIOD", "TOKEND_STORE_TIMEOUT", "TOKEND_TLS_CERT_FILE",
         "TOKEND_TLS_KEY_FILE", "TOKEND_TLS_RELOAD_INTERVAL", "TOKEND_K8S_USERNAME_PREFIX", "TOKEND_K8S_GROUPS_PREFIX",
         "TOKEND_AUTH_FAILURES_PER_MINUTE", "TOKEND_UNKNOWN_TOKENS_PER_MINUTE",

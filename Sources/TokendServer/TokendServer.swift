@@ -79,7 +79,8 @@ public func buildServiceGroup(
         storeCalls: store.calls,
         pool: backend.pool,
         standby: standby,
-        upstream: upstream
+        upstream: upstream,
+        watchBuffer: configuration.watchBuffer
     )
     let metrics = TokendMetrics()
     let tokend = Tokend(
@@ -170,7 +171,14 @@ public func buildServiceGroup(
     services.append(adminApp)
     if let address = configuration.grpcAddress {
         services.append(
-            try GRPCListener(tokend: tokend, host: address.host, port: address.port, tls: tls, logger: logger) { host, port in
+            try GRPCListener(
+                tokend: tokend,
+                host: address.host,
+                port: address.port,
+                tls: tls,
+                keepalive: .milliseconds(Int64(configuration.grpcKeepalive * 1000)),
+                logger: logger
+            ) { host, port in
                 listening.bound(grpc: "\(scheme)://\(ListenAddress(host: host, port: port))")
             }
         )

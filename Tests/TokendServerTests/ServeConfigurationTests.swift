@@ -49,6 +49,18 @@ import TokendServer
         }
     }
 
+    @Test func watchBufferAndGRPCKeepaliveAreReadWithTheirDefaults() throws {
+        let none = try configuration([:])
+        #expect(none.watchBuffer == 16_384 && none.grpcKeepalive == 30)
+        let set = try configuration(["TOKEND_WATCH_BUFFER": "1000", "TOKEND_GRPC_KEEPALIVE": "2m"])
+        #expect(set.watchBuffer == 1000 && set.grpcKeepalive == 120)
+        for (name, value) in [("TOKEND_WATCH_BUFFER", "0"), ("TOKEND_WATCH_BUFFER", "many"), ("TOKEND_GRPC_KEEPALIVE", "10ms")] {
+            let error = #expect(throws: ConfigurationError.self) { try configuration([name: value]) }
+            #expect(error?.description.contains(name) == true, "\(error?.description ?? "")")
+        }
+        #expect(ServeConfiguration.names.contains("TOKEND_WATCH_BUFFER") && ServeConfiguration.names.contains("TOKEND_GRPC_KEEPALIVE"))
+    }
+
     @Test(arguments: [
         (["TOKEND_REVOCATION_UPSTREAM": "hub:9090"], "TOKEND_REVOCATION_UPSTREAM"),
         (["TOKEND_REVOCATION_UPSTREAM": "http://hub:9090"], "credentials"),

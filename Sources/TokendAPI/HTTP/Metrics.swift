@@ -170,6 +170,17 @@ public final class TokendMetrics: DecisionMetrics {
         observe(store: replica.storeFigures)
         if let standby = replica.standby { observe(standby.figures) }
         if let upstream = replica.upstream { observe(upstream.figures) }
+        if let feed = replica.feed { observe(feed.broadcast.figures) }
+    }
+
+    /// This replica's `RevocationService/Watch` subscribers (gRPC and Connect).
+    private func observe(_ watch: RevocationBroadcast.Figures) {
+        setGauge("watch_subscribers", "Watch streams this replica is serving live entries to", Double(watch.subscribers))
+        advanceCounter(
+            "watch_cut_off",
+            "Watch subscribers disconnected for falling TOKEND_WATCH_BUFFER entries behind (RESOURCE_EXHAUSTED)",
+            to: watch.cutOff
+        )
     }
 
     /// The upstream this replica follows (`TOKEND_REVOCATION_UPSTREAM`).

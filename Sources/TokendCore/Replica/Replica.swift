@@ -37,6 +37,7 @@ public final class Replica: Sendable {
     ///   - standby: a hot standby for lookups and the log's tail; used only with memory, since its
     ///     answers are trusted only as far as the revocation view is confirmed.
     ///   - upstream: another tokend to follow instead of reading the log (not with `standby`).
+    ///   - watchBuffer: entries a `Watch` subscriber may fall behind before it is cut off.
     public init(
         store: any TokendStore,
         cacheEntries: Int,
@@ -47,7 +48,8 @@ public final class Replica: Sendable {
         storeCalls: StoreCallCounters? = nil,
         pool: (any StorePoolReporting)? = nil,
         standby: Standby? = nil,
-        upstream: UpstreamFollower? = nil
+        upstream: UpstreamFollower? = nil,
+        watchBuffer: Int = RevocationBroadcast.defaultBufferLimit
     ) {
         self.store = store
         self.now = now
@@ -72,7 +74,8 @@ public final class Replica: Sendable {
                 pollInterval: poll,
                 now: now,
                 logger: logger,
-                reader: reader
+                reader: reader,
+                watchBuffer: watchBuffer
             )
             self.standby = standby
             self.upstream = upstream

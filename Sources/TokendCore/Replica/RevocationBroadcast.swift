@@ -15,6 +15,13 @@ public final class RevocationBroadcast: Sendable {
         var watermark: Int64 = 0
         var nextID: UInt64 = 0
         var subscribers: [UInt64: Subscriber] = [:]
+        var cutOff: Int64 = 0
+    }
+
+    /// What `/metrics` reports: subscribers now, and those cut off for falling behind so far.
+    public struct Figures: Sendable {
+        public var subscribers: Int
+        public var cutOff: Int64
     }
 
     /// Why a subscription's stream ended early.
@@ -23,6 +30,8 @@ public final class RevocationBroadcast: Sendable {
         case overflow
         /// Its watcher ended it (the replica went stale, or drains), with that error.
         case ended(TokendError)
+        /// The caller went away (its RPC was cancelled, its connection closed).
+        case callerGone
     }
 
     fileprivate final class Subscriber: Sendable {
@@ -58,16 +67,19 @@ public final class RevocationBroadcast: Sendable {
     }
 
     private let state = Mutex(State())
-    private let bufferLimit: Int
+    /// Entries a subscriber may fall behind before it is cut off (`TOKEND_WATCH_BUFFER`).
+    public let bufferLimit: Int
 
     public init(bufferLimit: Int = RevocationBroadcast.defaultBufferLimit) {
-        self.bufferLimit = bufferLimit
+        self.bufferLimit = max(1, bufferLimit)
     }
 
     /// The highest `seq` published.
     public var watermark: Int64 { state.withLock { $0.watermark } }
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    public var figures: Figures { state.withLock { Figures(subscribers: $0.subscribers.count, cutOff: $0.cutOff) } }
 
     /// Hands `entries` (ascending `seq`, as the feed read them) to every subscriber, skipping
     /// those published already.
@@ -83,6 +95,7 @@ public final class RevocationBroadcast: Sendable {
                     if case .dropped = subscriber.continuation.yield(entry) {
                         cutOff.append(subscriber)
                         state.subscribers[id] = nil
+                        state.cutOff += 1
                         break
                     }
                 }

@@ -13,7 +13,7 @@ import Logging
 public final class RevocationFeed: Sendable {
     public let view: RevocationView
     /// What the feed reads, for `Watch` subscribers; published before it is applied to `view`.
-    public let broadcast = RevocationBroadcast()
+    public let broadcast: RevocationBroadcast
     let store: any TokenStore
     let now: Now
     private let pollInterval: Duration
@@ -38,8 +38,10 @@ public final class RevocationFeed: Sendable {
         now: @escaping Now = { Date() },
         logger: Logger,
         pageSize: Int = RevocationFeed.defaultPageSize,
-        reader: LogReader? = nil
+        reader: LogReader? = nil,
+        watchBuffer: Int = RevocationBroadcast.defaultBufferLimit
     ) {
+        self.broadcast = RevocationBroadcast(bufferLimit: watchBuffer)
         self.pageSize = max(1, pageSize)
         self.reader = reader
         self.store = store

@@ -15,11 +15,16 @@ extension Replica {
     /// - `unavailable` once this replica's own view is staler than `TOKEND_MAX_STALENESS` (so a
     ///   follower never mistakes a stale hub for a quiet one), when the replica drains, or when it
     ///   keeps no memory (`TOKEND_CACHE_ENTRIES=0`: there is no feed to follow);
-    /// - `subscriberTooSlow` when `send` falls `RevocationBroadcast.defaultBufferLimit` entries
-    ///   behind the live entries.
+    /// - `subscriberTooSlow` when `send` falls the broadcast's `bufferLimit` entries
+    ///   (`TOKEND_WATCH_BUFFER`) behind the live entries.
+    ///
+    /// `callerGone`, when given, returns once the caller has gone away (gRPC signals a cancelled
+    /// RPC that way rather than by cancelling the handler's task); the watch then returns at once
+    /// instead of at the next entry it fails to send.
     public func watch(
         after: Int64,
         caller: ClientRecord,
+        callerGone: (@Sendable () async -> Void)? = nil,
         send: (RevocationEntry) async throws -> Void
     ) async throws {
         guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not watch revocations") }
@@ -72,6 +77,12 @@ extension Replica {
                 await untilDraining()
                 if !Task.isCancelled { subscription.end(.ended(TokendError(.unavailable, "the replica is shutting down"))) }
             }
+            if let callerGone {
+                group.addTask {
+                    await callerGone()
+                    if !Task.isCancelled { subscription.end(.callerGone) }
+                }
+            }
             defer { group.cancelAll() }
             for await entry in subscription.entries where entry.seq > sent {
                 if subscription.endReason != nil { break }
@@ -79,9 +90,11 @@ extension Replica {
             }
             switch subscription.endReason {
             case .overflow?:
-                throw TokendError(.subscriberTooSlow, "the subscriber fell \(RevocationBroadcast.defaultBufferLimit) entries behind")
+                throw TokendError(.subscriberTooSlow, "the subscriber fell \(feed.broadcast.bufferLimit) entries behind")
             case .ended(let error)?:
                 throw error
+            case .callerGone?:
+                return
             case nil:
                 return  // the caller went away (cancelled)
             }
