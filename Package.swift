@@ -170,6 +170,13 @@ let package = Package(
             path: "Benchmarks/GRPCBaseline",
             swiftSettings: swiftSettings
         ),
+        // scripts/bench's fan-out row: Watch subscribers on one hub while revocations are committed.
+        .executableTarget(
+            name: "tokend-bench-fanout",
+            dependencies: ["TokendClient", "TokendProto"],
+            path: "Benchmarks/FanOut",
+            swiftSettings: swiftSettings
+        ),
         // Shared by the test targets: fresh stores (a new PostgreSQL database per test), a manual clock.
         .target(
             name: "TokendTestSupport",

@@ -205,7 +205,7 @@ def cmd_propagation(a):
             time.sleep(0.0002)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    samples, per_replica, revoke_ms = [], [], []
+    samples, per_replica, revoke_ms, only_b, only_c = [], [], [], [], []
     timeouts = 0
     not_active_before = 0
     for token in chosen:
@@ -229,12 +229,16 @@ def cmd_propagation(a):
             timeouts += 1
             continue
         per_replica += [(tb - t_ack) * 1000, (tc - t_ack) * 1000]
+        only_b.append((tb - t_ack) * 1000)
+        only_c.append((tc - t_ack) * 1000)
         samples.append((max(tb, tc) - t_ack) * 1000)
     pool.shutdown()
     out = {
         "revocations": len(samples), "timeouts": timeouts, "not_active_before": not_active_before,
         "p50_ms": round(pct(samples, 50), 3), "p99_ms": round(pct(samples, 99), 3), "max_ms": round(max(samples), 3) if samples else None,
         "per_replica_p50_ms": round(pct(per_replica, 50), 3), "per_replica_p99_ms": round(pct(per_replica, 99), 3),
+        "b_p50_ms": round(pct(only_b, 50), 3), "b_p99_ms": round(pct(only_b, 99), 3),
+        "c_p50_ms": round(pct(only_c, 50), 3), "c_p99_ms": round(pct(only_c, 99), 3),
         "revoke_p50_ms": round(pct(revoke_ms, 50), 3), "revoke_p99_ms": round(pct(revoke_ms, 99), 3),
         "slowest_ms": [round(x, 1) for x in sorted(samples)[-5:]],
         "over_20ms": sum(1 for x in samples if x >= 20),
@@ -616,6 +620,35 @@ def cmd_report(a):
                        verdict(p["p99_ms"] < 20 and p["timeouts"] == 0) +
                        f"; {p.get('over_20ms', '?')} of {p['revocations']} ≥ 20 ms, slowest {p.get('slowest_ms')}"))
         checks.append(("revoke request through A, p50 / p99", f"{p['revoke_p50_ms']:.2f} / {p['revoke_p99_ms']:.2f} ms", "", ""))
+    pu = r.get("propagation_upstream")
+    if pu:
+        n = f"n = {pu['revocations']}, timeouts {pu['timeouts']}"
+        checks.append((f"upstream mode, one hop (M → U1 following M's Watch), p50 / p99 ({n})",
+                       f"{pu['b_p50_ms']:.2f} / {pu['b_p99_ms']:.2f} ms", "p99 < 20 ms",
+                       verdict(pu["b_p99_ms"] < 20 and pu["timeouts"] == 0)))
+        checks.append((f"upstream mode, two hops (M → U1 → U2), p50 / p99 ({n})",
+                       f"{pu['c_p50_ms']:.2f} / {pu['c_p99_ms']:.2f} ms", "p99 < 40 ms",
+                       verdict(pu["c_p99_ms"] < 40 and pu["timeouts"] == 0)))
+    ps = r.get("propagation_standby")
+    if ps:
+        checks.append((f"standby mode (M on the primary → S1, S2 polling a hot standby every 20 ms), p50 / p99 per replica "
+                       f"(n = {ps['revocations']}, timeouts {ps['timeouts']})",
+                       f"{ps['per_replica_p50_ms']:.2f} / {ps['per_replica_p99_ms']:.2f} ms", "p99 < 50 ms",
+                       verdict(ps["per_replica_p99_ms"] < 50 and ps["timeouts"] == 0) +
+                       f"; S1 {ps['b_p99_ms']:.1f}, S2 {ps['c_p99_ms']:.1f} ms"))
+    fo = r.get("fanout")
+    if fo and fo.get("steps"):
+        first = fo["steps"][0]
+        checks.append((f"one hub, {fo['subscribers']} Watch subscribers at {first['rate']} revocations/s "
+                       f"({first['deliveries']:,} deliveries, {first['missing']} missing): delivery p50 / p99",
+                       f"{first['p50_ms']:.2f} / {first['p99_ms']:.2f} ms", "p99 < 50 ms",
+                       verdict(first["p99_ms"] < 50 and first["missing"] == 0) +
+                       f"; hub CPU {first['hub_cpu_us_per_delivery']:.1f} µs per delivered event "
+                       f"({fo['hub_cpu_us_per_revocation_alone']:.0f} µs per revocation without subscribers)"))
+        steps = ", ".join(f"{x['rate']}/s: p99 {x['p99_ms']:.1f} ms, offered {x['achieved_rate']:.0f}/s, {x['missing']} missing, "
+                          f"{x['hub_cpu_us_per_delivery']:.1f} µs/delivery" for x in fo["steps"])
+        checks.append((f"one hub, {fo['subscribers']} subscribers: highest revocation rate kept up / with delivery p99 < 50 ms",
+                       f"{fo['max_rate_kept_up']:,}/s / {fo['max_rate_p99_under_50ms']:,}/s", "(measured)", steps))
     for key, label in (("coldstart", "cold start to `/readyz` 200"), ("coldstart_1m", "cold start to `/readyz` 200")):
         c = r.get(key)
         if c:

@@ -15,6 +15,12 @@ import TokendTestSupport
         var count: Int { entries.withLock { $0.count } }
     }
 
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        func set() { value.withLock { $0 = true } }
+        var isSet: Bool { value.withLock { $0 } }
+    }
+
     static let watcher = ClientRecord(id: "gateway", roles: [.introspect], audiences: [], secretSalt: [], secretHash: [], createdAt: t0)
 
     /// A replica over `store` with its feed running, and `body` given it; the feed stops after.
@@ -141,6 +147,7 @@ import TokendTestSupport
         #expect(delivered == [1, 2, 3, 4], "the buffer, then the end")
         #expect(subscription.endReason == .overflow)
         #expect(broadcast.subscriberCount == 0)
+        #expect(broadcast.figures.cutOff == 1)
         // Overlapping pages are published once, in order.
         let later = RevocationBroadcast()
         let live = later.subscribe()
@@ -152,5 +159,29 @@ import TokendTestSupport
         for await entry in live.entries { seen.append(entry.seq) }
         #expect(seen == Array(1...10))
         #expect(later.watermark == 10)
+    }
+
+    /// gRPC reports a caller that went away on the RPC's cancellation handle, not by cancelling
+    /// the handler's task: `callerGone` returning ends the watch at once, without an error, and
+    /// its subscription with it.
+    @Test(arguments: StoreKind.conformanceCases)
+    func aWatchEndsWhenItsCallerIsGone(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            try await withReplica(store) { replica in
+                let gone = AsyncStream.makeStream(of: Void.self)
+                let ended = Flag()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await replica.watch(after: 0, caller: Self.watcher, callerGone: { for await _ in gone.stream {} }) { _ in }
+                        ended.set()  // returned by itself, without an error
+                    }
+                    defer { group.cancelAll() }
+                    try await poll(until: "the watch subscribed") { replica.feed?.broadcast.subscriberCount == 1 }
+                    gone.continuation.finish()
+                    try await poll(until: "the watch ended") { ended.isSet }
+                    #expect(replica.feed?.broadcast.subscriberCount == 0)
+                }
+            }
+        }
     }
 }
