@@ -36,7 +36,7 @@ enum ClusterHTTP {
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = body
-        let (data, response) = try await (timeout <= 10 ? shortSession : session).data(for: request)
+        let (data, response) = try await (timeout <= 10 ? shortSession : session).dataIgnoringCancellation(for: request)
         let http = response as? HTTPURLResponse
         var fields: [String: String] = [:]
         for (name, value) in http?.allHeaderFields ?? [:] {

@@ -48,39 +48,58 @@ extension ClusterSuites {
             try result.get()
         }
 
-        static func run(_ replicas: [Replica], proxy: FaultProxy, directURL: String) async throws {
-            let rs = try await replicas[0].createClient("rs", roles: ["introspect", "revoke"])
-            let tokens = try await concurrentMap(300, width: 8) { i in try await replicas[i % 3].issue(client: "rs", subject: "load-\(i)").accessToken }
-            let load = Load(replicas: replicas, tokens: tokens, client: rs)
-            let start = now()
+        /// Each fault for `faultSeconds` under the running load, then healed; returns a line per fault.
+        static func inject(_ faults: [(FaultProxy.Fault, outage: Bool)], proxy: FaultProxy, load: Load) async throws -> [String] {
             var reports: [String] = []
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<6 { group.addTask { try await load.work(worker) } }
-                group.addTask { try await load.sampleReadiness() }
-                defer { group.cancelAll() }
-                try await sleep(3)  // the load's baseline: a span of time, not a condition
-                for (fault, outage) in faults {
-                    let injected = now()
-                    proxy.inject(fault)
-                    try await sleep(faultSeconds)  // the fault's duration
-                    proxy.heal()
-                    let healed = now()
-                    // Recovered: every replica ready, and from some moment on only 200s for 3 s.
-                    try await eventually("\(fault): recovered", within: .seconds(30), every: .milliseconds(200)) {
-                        load.recovery(after: healed, window: 3) != nil
-                    }
-                    let figures = load.figures(from: injected, healed: healed, outage: outage)
-                    reports.append("\(fault): \(figures.summary)")
-                    #expect(figures.wrongActive.isEmpty, "\(fault): revoked tokens reported active: \(figures.wrongActive.prefix(3))")
-                    #expect(figures.badStatuses.isEmpty, "\(fault): answers other than 200/503: \(figures.badStatuses.prefix(3))")
-                    #expect(figures.unanswered == 0, "\(fault): \(figures.unanswered) requests unanswered within \(requestCeiling) s")
-                    if outage { #expect(figures.readinessDropped, "\(fault): readiness never dropped") }
-                    #expect(figures.readyAgain != nil, "\(fault): not every replica ready again")
-                    if let recovery = figures.recovery {
-                        #expect(recovery <= 2, "\(fault): all-200 answers only \(recovery) s after the heal")
-                    }
+            try await sleep(3)  // the load's baseline: a span of time, not a condition
+            for (fault, outage) in faults {
+                let injected = now()
+                proxy.inject(fault)
+                try await sleep(faultSeconds)  // the fault's duration
+                proxy.heal()
+                let healed = now()
+                // Recovered: every replica ready, and from some moment on only 200s for 3 s.
+                try await eventually("\(fault): recovered", within: .seconds(30), every: .milliseconds(200)) {
+                    load.recovery(after: healed, window: 3) != nil
+                }
+                let figures = load.figures(from: injected, healed: healed, outage: outage)
+                let line = "\(fault): \(figures.summary)"
+                FileHandle.standardError.write(Data("fault injection: \(line)\n".utf8))
+                reports.append(line)
+                #expect(figures.wrongActive.isEmpty, "\(fault): revoked tokens reported active: \(figures.wrongActive.prefix(3))")
+                #expect(figures.badStatuses.isEmpty, "\(fault): answers other than 200/503: \(figures.badStatuses.prefix(3))")
+                #expect(figures.unanswered == 0, "\(fault): \(figures.unanswered) requests unanswered within \(requestCeiling) s")
+                if outage { #expect(figures.readinessDropped, "\(fault): readiness never dropped") }
+                #expect(figures.readyAgain != nil, "\(fault): not every replica ready again")
+                if let recovery = figures.recovery {
+                    #expect(recovery <= 2, "\(fault): all-200 answers only \(recovery) s after the heal")
                 }
             }
+            return reports
+        }
+
+        static func run(_ replicas: [Replica], proxy: FaultProxy, directURL: String) async throws {
+            let rs = try await replicas[0].createClient("rs", roles: ["introspect", "revoke"])
+            let tokens = try await concurrentMap(1200, width: 8) { i in try await replicas[i % 3].issue(client: "rs", subject: "load-\(i)").accessToken }
+            let load = Load(replicas: replicas, tokens: tokens, client: rs)
+            let start = now()
+            // The load stops on a flag and is awaited, never cancelled: cancelling a request in
+            // flight in URLSession (swift-corelibs-foundation) deadlocks its completion against the
+            // canceller (seen here: a task group's cancelAll stuck in URLSessionTask.cancel).
+            let outcome: Result<[String], any Error> = await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<6 { group.addTask { await load.work(worker) } }
+                group.addTask { await load.sampleReadiness() }
+                let outcome: Result<[String], any Error>
+                do {
+                    outcome = .success(try await Self.inject(faults, proxy: proxy, load: load))
+                } catch {
+                    outcome = .failure(error)
+                }
+                load.stop()
+                await group.waitForAll()
+                return outcome
+            }
+            let reports = try outcome.get()
             print("fault injection (\(String(format: "%.0f", now() - start)) s, 3 replicas, 6 load workers):\n  " + reports.joined(separator: "\n  "))
 
             // Zero acknowledged revocations lost: every replica, and a replica without memory on the
@@ -114,7 +133,7 @@ private func now() -> Double { ProcessInfo.processInfo.systemUptime }
 private func sleep(_ seconds: Double) async throws { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
 
 /// The steady load and what it saw.
-private final class Load: Sendable {
+final class Load: Sendable {
     struct Request {
         var start: Double
         var end: Double
@@ -160,16 +179,22 @@ private final class Load: Sendable {
         self.client = client
     }
 
+    private let stopped = Mutex(false)
+
+    /// Ends `work` and `sampleReadiness` after their current request.
+    func stop() { stopped.withLock { $0 = true } }
+    private var running: Bool { !stopped.withLock { $0 } }
+
     /// Revoked and acknowledged tokens.
     var acknowledged: [String] { state.withLock { $0.acked.keys.sorted().map { tokens[$0] } } }
 
-    /// One worker: 1 request in 8 revokes a token not revoked yet, the rest introspect any token.
-    func work(_ worker: Int) async throws {
+    /// One worker: 1 request in 12 revokes a token not revoked yet, the rest introspect any token.
+    func work(_ worker: Int) async {
         var generator = SystemRandomNumberGenerator()
-        while !Task.isCancelled {
+        while running {
             let replica = Int.random(in: 0..<replicas.count, using: &generator)
             var token = Int.random(in: 0..<tokens.count, using: &generator)
-            var revoke = Int.random(in: 0..<8, using: &generator) == 0
+            var revoke = Int.random(in: 0..<12, using: &generator) == 0
             if revoke {
                 let picked = state.withLock { s -> Int? in
                     let free = (0..<tokens.count).filter { s.acked[$0] == nil && !s.uncertain.contains($0) && !s.pending.contains($0) }
@@ -188,10 +213,7 @@ private final class Load: Sendable {
                     : try await replicas[replica].introspect(tokens[token], as: client, timeout: ClusterSuites.FaultInjectionTests.requestCeiling)
                 request.status = answer.status
                 request.active = answer.active
-            } catch is CancellationError {
-                return
             } catch {
-                if Task.isCancelled { return }
                 request.status = 0  // no answer within the ceiling (or the connection failed)
             }
             request.end = now()
@@ -207,25 +229,27 @@ private final class Load: Sendable {
     }
 
     /// `/readyz` of every replica every 100 ms.
-    func sampleReadiness() async throws {
-        while !Task.isCancelled {
+    func sampleReadiness() async {
+        while running {
             for (i, replica) in replicas.enumerated() {
                 let status = (try? await replica.readiness(timeout: 5)) ?? 0
                 state.withLock { $0.ready.append((now(), i, status == 200)) }
             }
-            try await Task.sleep(for: .milliseconds(100))  // sampling, not waiting
+            try? await Task.sleep(for: .milliseconds(100))  // sampling, not waiting
         }
     }
 
-    /// Seconds from `after` to the moment from which, for `window` seconds, every answer was 200
-    /// and every replica's last readiness sample is 200; nil if not (yet) so.
+    /// Seconds from `after` to the moment from which every request sent was answered 200, for at
+    /// least `window` seconds of answers, with every replica's last readiness sample 200; nil if not
+    /// (yet) so. By the time a request was sent: one sent during the fault may still be answered
+    /// 503 after the heal, when its own store limit runs out.
     func recovery(after: Double, window: Double) -> Double? {
         state.withLock { s in
-            let later = s.requests.filter { $0.end >= after }.sorted { $0.end < $1.end }
-            guard let last = later.last, last.end - after >= window else { return nil }
-            // The last answer that was not 200: recovery is the start of the first request after it.
+            let later = s.requests.filter { $0.end >= after }.sorted { $0.start < $1.start }
+            guard let last = later.max(by: { $0.end < $1.end }), last.end - after >= window else { return nil }
+            // The last request sent that was not answered 200: recovery is the next one's sending.
             let lastBad = later.last { $0.status != 200 }
-            let from = lastBad.map { bad in later.first { $0.start > bad.end }?.start } ?? after
+            let from = lastBad.map { bad in later.first { $0.start > bad.start }?.start } ?? after
             guard let from, last.end - from >= window else { return nil }
             for i in replicas.indices {
                 guard let latest = s.ready.last(where: { $0.1 == i }), latest.2 else { return nil }

@@ -22,7 +22,7 @@ final class AnswerCounter: Sendable {
     static func get(_ url: String) async -> (Int, String)? {
         var request = URLRequest(url: URL(string: url)!)
         request.timeoutInterval = 5
-        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        guard let (data, response) = try? await URLSession.shared.dataIgnoringCancellation(for: request) else { return nil }
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 

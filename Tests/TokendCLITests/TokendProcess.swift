@@ -189,7 +189,7 @@ func postForm(_ url: String, _ body: String, user: String, password: String) asy
     let credentials = Data("\(user):\(password)".utf8).base64EncodedString()
     request.setValue("Basic \(credentials)", forHTTPHeaderField: "Authorization")
     request.httpBody = Data(body.utf8)
-    let (data, response) = try await URLSession.shared.data(for: request)
+    let (data, response) = try await URLSession.shared.dataIgnoringCancellation(for: request)
     let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
 }

@@ -58,7 +58,7 @@ func postForm(_ url: String, _ body: String, user: String, password: String) asy
     request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
     request.setValue("Basic " + Data("\(user):\(password)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
     request.httpBody = Data(body.utf8)
-    let (data, response) = try await URLSession.shared.data(for: request)
+    let (data, response) = try await URLSession.shared.dataIgnoringCancellation(for: request)
     let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
 }
@@ -74,7 +74,7 @@ struct AdminAPI {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await URLSession.shared.dataIgnoringCancellation(for: request)
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard status == 200 else { throw TestSetupError("\(method): \(status) \(String(decoding: data, as: UTF8.self))") }
         return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
