@@ -34,12 +34,30 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
             throw PostgresURLError("TOKEND_DATABASE_URL has no host")
         }
         self.host = host
+        // Foundation takes any number of digits, and its `port` is nil past Int.max: the default
+        // only for no port at all (`host` or `host:`).
+        let portText = url.rangeOfPort.flatMap { range in url.string.map { String($0[range]) } } ?? ""
+        if !portText.isEmpty {
+            guard let port = url.port, (1...65535).contains(port) else {
+                throw PostgresURLError("TOKEND_DATABASE_URL has a port outside 1-65535")
+            }
+        }
         self.port = url.port ?? 5432
-        self.user = url.user?.removingPercentEncoding ?? "postgres"
-        self.password = url.password?.removingPercentEncoding
-        var database = url.path
-        if database.hasPrefix("/") { database.removeFirst() }
-        self.database = database.isEmpty ? self.user : (database.removingPercentEncoding ?? database)
+        // Each part percent-decoded once, from the text as written; one that does not decode to
+        // UTF-8 is refused, never replaced by the default or dropped.
+        func decoded(_ part: String?, _ name: String) throws(PostgresURLError) -> String? {
+            guard let part else { return nil }
+            guard let text = part.removingPercentEncoding else {
+                throw PostgresURLError("TOKEND_DATABASE_URL: the \(name) is not UTF-8 once percent-decoded")
+            }
+            return text
+        }
+        self.user = try decoded(url.percentEncodedUser, "user") ?? "postgres"
+        self.password = try decoded(url.percentEncodedPassword, "password")
+        var path = url.percentEncodedPath
+        if path.hasPrefix("/") { path.removeFirst() }
+        let database = try decoded(path, "database name") ?? ""
+        self.database = database.isEmpty ? self.user : database
         let query = url.queryItems ?? []
         let modeName = query.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
         guard let mode = SSLMode(rawValue: modeName) else {
@@ -98,7 +116,8 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     /// `string` with its password replaced, for log lines; also for a URL that does not parse.
     public static func redacted(_ string: String) -> String {
         guard var url = URLComponents(string: string) else { return "(unparseable URL)" }
-        if url.password != nil { url.password = "xxxxx" }
+        // As written: `password` is nil for one that does not decode to UTF-8.
+        if url.percentEncodedPassword != nil { url.percentEncodedPassword = "xxxxx" }
         return url.string ?? "(unparseable URL)"
     }
 }
