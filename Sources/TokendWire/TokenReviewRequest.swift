@@ -38,6 +38,14 @@ public struct TokenReviewRequest: Sendable, Equatable {
         guard wire.kind == Self.kind else { throw .wrongKind }
         guard wire.apiVersion == Self.apiVersion else { throw .wrongAPIVersion }
         guard let token = wire.spec?.token, !token.isEmpty else { throw .noToken }
+        // JSONDecoder reads the first of a member given twice and does not check the members it
+        // skips; JSONSerialization reads the last, and checks all of RFC 8259. A body the two read
+        // differently is ambiguous, and refused. (The token_review fuzz target found both.)
+        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { throw .notATokenReview }
+        let spec = object["spec"] as? [String: Any]
+        guard object["kind"] as? String == wire.kind, object["apiVersion"] as? String == wire.apiVersion,
+            spec?["token"] as? String == token, spec?["audiences"] as? [String] == wire.spec?.audiences
+        else { throw .ambiguous }
         self.token = token
         self.audiences = wire.spec?.audiences ?? []
     }
@@ -73,4 +81,5 @@ public struct TokenReviewError: Error, Equatable, CustomStringConvertible {
         "apiVersion must be authentication.k8s.io/v1 (kube-apiserver: --authentication-token-webhook-version=v1)"
     )
     public static let noToken = TokenReviewError("spec.token is required")
+    public static let ambiguous = TokenReviewError("the TokenReview gives a member more than once")
 }

@@ -28,6 +28,23 @@ private let head = #"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRevie
         }
     }
 
+    // Found by the token_review fuzz target: JSONDecoder reads the first of a member given twice
+    // (JSONSerialization the last), and does not check the members it skips.
+
+    @Test func aMemberGivenTwiceIsRefused() throws {
+        #expect(throws: TokenReviewError.ambiguous) { try review(head + #""spec":{"token":"a"},"spec":{}}"#) }
+        #expect(throws: TokenReviewError.ambiguous) { try review(head + #""spec":{"token":"a","token":"b"}}"#) }
+        #expect(throws: TokenReviewError.ambiguous) { try review(head + #""spec":{"token":"a"},"kind":"Status"}"#) }
+        // The same value twice reads alike either way.
+        #expect(try review(head + #""spec":{"token":"a"},"spec":{"token":"a"}}"#).token == "a")
+    }
+
+    @Test func aBodyThatIsNotJSONInAnIgnoredMemberIsRefused() {
+        let notUTF8 = Data((head + #""spec":{"token":"t"},"status":""#).utf8) + Data([0xFF]) + Data(#""}"#.utf8)
+        #expect(throws: TokenReviewError.notATokenReview) { try TokenReviewRequest(json: notUTF8) }
+        #expect(throws: TokenReviewError.notATokenReview) { try review(head + "\"spec\":{\"token\":\"t\"},\"status\":\"\u{0}\"}") }
+    }
+
     @Test func theWrittenRequestParsesToTheSameRequest() throws {
         for request in [
             TokenReviewRequest(token: "t\"\\\u{1}\n é 🙂"), TokenReviewRequest(token: "t", audiences: ["https://k", "\u{7F}"]),
