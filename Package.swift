@@ -52,6 +52,7 @@ let package = Package(
             name: "TokendPostgres",
             dependencies: [
                 "TokendCore",
+                "TokendWire",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,9 +3,11 @@ import Logging
 import NIOSSL
 import PostgresNIO
 import TokendCore
+import TokendWire
 
 /// `postgres://user:pass@host:port/db[?sslmode=disable|prefer|require|verify-ca|verify-full][&sslrootcert=/path/ca.pem][&pooler=transaction|session]`,
-/// parsed. As with libpq: `require` encrypts without checking the server's certificate,
+/// parsed (the parts by `TokendWire.PostgresURL`, which the fuzzer builds alone; the TLS
+/// configuration and the connection settings here). As with libpq: `require` encrypts without checking the server's certificate,
 /// `verify-ca` checks that it chains to a trusted root, `verify-full` also that it names the host.
 /// Trusted roots: the PEM file `sslrootcert`, else (or with `sslrootcert=system`) the system's.
 ///
@@ -32,40 +34,36 @@ public struct DatabaseURL: Sendable {
     public var transactionPooler: Bool
 
     public init(_ string: String) throws {
-        guard let url = URLComponents(string: string), let scheme = url.scheme, ["postgres", "postgresql"].contains(scheme) else {
-            throw TokendError.invalidRequest("TOKEND_DATABASE_URL must look like postgres://user:pass@host:port/db")
+        let parsed: PostgresURL
+        do {
+            parsed = try PostgresURL(string)
+        } catch {
+            throw TokendError.invalidRequest(error.description)
         }
-        guard let host = url.host, !host.isEmpty else {
-            throw TokendError.invalidRequest("TOKEND_DATABASE_URL has no host")
-        }
-        self.host = host
-        self.port = url.port ?? 5432
-        self.user = url.user?.removingPercentEncoding ?? "postgres"
-        self.password = url.password?.removingPercentEncoding
-        var database = url.path
-        if database.hasPrefix("/") { database.removeFirst() }
-        self.database = database.isEmpty ? self.user : (database.removingPercentEncoding ?? database)
-        let query = url.queryItems ?? []
-        let mode = query.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
-        let rootCertificate = query.first(where: { $0.name == "sslrootcert" })?.value
+        host = parsed.host
+        port = parsed.port
+        user = parsed.user
+        password = parsed.password
+        database = parsed.database
+        transactionPooler = parsed.transactionPooler
         var config = TLSConfiguration.makeClientConfiguration()
-        switch mode {
-        case "disable":
+        switch parsed.sslMode {
+        case .disable:
             tls = nil
             tlsRequired = false
-        case "allow", "prefer":
+        case .allow, .prefer:
             config.certificateVerification = .none
             tls = config
             tlsRequired = false
-        case "require":
+        case .require:
             config.certificateVerification = .none
             tls = config
             tlsRequired = true
-        case "verify-ca", "verify-full":
+        case .verifyCA, .verifyFull:
             // The server's chain must lead to `sslrootcert` (a PEM file of CA certificates), or
             // with no sslrootcert (or `sslrootcert=system`) to the system's trusted roots.
-            config.certificateVerification = mode == "verify-ca" ? .noHostnameVerification : .fullVerification
-            if let rootCertificate, rootCertificate != "system" {
+            config.certificateVerification = parsed.sslMode == .verifyCA ? .noHostnameVerification : .fullVerification
+            if let rootCertificate = parsed.sslRootCertificate, rootCertificate != "system" {
                 let roots: [NIOSSLCertificate]
                 do {
                     roots = try NIOSSLCertificate.fromPEMFile(rootCertificate)
@@ -79,19 +77,6 @@ public struct DatabaseURL: Sendable {
             }
             tls = config
             tlsRequired = true
-        default:
-            throw TokendError.invalidRequest("unsupported sslmode \"\(mode)\" (disable, prefer, require, verify-ca, verify-full)")
-        }
-        if rootCertificate != nil, !["verify-ca", "verify-full"].contains(mode) {
-            throw TokendError.invalidRequest("sslrootcert is used only with sslmode=verify-ca or verify-full")
-        }
-        switch query.first(where: { $0.name == "pooler" }).map({ $0.value ?? "" }) {
-        case nil, "session":
-            transactionPooler = false
-        case "transaction":
-            transactionPooler = true
-        case let other?:
-            throw TokendError.invalidRequest("unsupported pooler \"\(other)\" (transaction, session)")
         }
     }
 
@@ -168,9 +153,5 @@ public struct DatabaseURL: Sendable {
     }
 
     /// The URL with its password replaced, for log lines.
-    public static func redacted(_ string: String) -> String {
-        guard var url = URLComponents(string: string) else { return "(unparseable URL)" }
-        if url.password != nil { url.password = "xxxxx" }
-        return url.string ?? "(unparseable URL)"
-    }
+    public static func redacted(_ string: String) -> String { PostgresURL.redacted(string) }
 }

@@ -81,14 +81,13 @@ struct ConnectWatchController: Sendable {
         }
     }
 
-    /// One enveloped message: flags 0, big-endian length, the message in the codec.
+    /// One enveloped message (`ConnectEnvelope`): flags 0, big-endian length, the message in the codec.
     static func envelope(_ message: some Message, codec: Codec) throws -> ByteBuffer {
         let bytes: [UInt8] =
             codec == .proto ? try message.serializedBytes() : try message.jsonUTF8Bytes(options: ConnectCodec.jsonEncoding)
         var buffer = ByteBuffer()
         buffer.reserveCapacity(5 + bytes.count)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(bytes.count))
+        buffer.writeBytes(ConnectEnvelope.prefix(flags: 0, length: bytes.count))
         buffer.writeBytes(bytes)
         return buffer
     }
@@ -107,21 +106,20 @@ struct ConnectWatchController: Sendable {
         }
         json.endObject()
         var buffer = ByteBuffer()
-        buffer.writeInteger(UInt8(0x02))
-        buffer.writeInteger(UInt32(json.bytes.count))
+        buffer.reserveCapacity(5 + json.bytes.count)
+        buffer.writeBytes(ConnectEnvelope.prefix(flags: ConnectEnvelope.endOfStream, length: json.bytes.count))
         buffer.writeBytes(json.bytes)
         return buffer
     }
 
     /// The request: exactly one envelope holding a `WatchRequest` (gzip-compressed when its flags say so).
     static func decode(_ body: ByteBuffer, codec: Codec, encoding: String?) throws -> Tokend_V1_WatchRequest {
-        var body = body
-        guard let flags = body.readInteger(as: UInt8.self), let length = body.readInteger(as: UInt32.self),
-            Int(length) == body.readableBytes, var payload = body.readSlice(length: Int(length))
+        guard let (flags, message) = body.withUnsafeReadableBytes({ ConnectEnvelope.single($0) }),
+            var payload = body.getSlice(at: body.readerIndex + message.lowerBound, length: message.count)
         else {
             throw TokendError.invalidRequest("the request must be one Connect envelope holding a WatchRequest")
         }
-        if flags & 0x01 != 0 {
+        if flags & ConnectEnvelope.compressed != 0 {
             guard encoding?.lowercased() == "gzip" else {
                 throw TokendError.invalidRequest("a compressed envelope needs Connect-Content-Encoding: gzip")
             }

@@ -1,6 +1,6 @@
 import Foundation
-import NIOCore
 import TokendCore
+import TokendWire
 
 /// How TokenReview names users and groups: `TOKEND_K8S_USERNAME_PREFIX` / `TOKEND_K8S_GROUPS_PREFIX`.
 /// The prefixes keep tokend's names apart from the cluster's own (`system:…`, other authenticators).
@@ -11,47 +11,6 @@ public struct KubernetesNaming: Sendable, Equatable {
     public init(usernamePrefix: String = "tokend:", groupsPrefix: String = "tokend:") {
         self.usernamePrefix = usernamePrefix
         self.groupsPrefix = groupsPrefix
-    }
-}
-
-/// An `authentication.k8s.io/v1` `TokenReview` as kube-apiserver's webhook token authenticator
-/// posts it: `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":…,"audiences":[…]}}`.
-/// Other members (`metadata`, an empty `status`) are ignored.
-struct TokenReviewRequest: Sendable {
-    static let apiVersion = "authentication.k8s.io/v1"
-    static let kind = "TokenReview"
-
-    let token: String
-    /// `spec.audiences`: the API server's audiences (empty: none asked for).
-    let audiences: [String]
-
-    /// Parses a request body; anything but a v1 `TokenReview` with a `spec.token` is
-    /// `TokendError.invalidRequest`, with a message that never quotes the body.
-    init(json body: ByteBuffer) throws {
-        struct Wire: Decodable {
-            struct Spec: Decodable {
-                let token: String?
-                let audiences: [String]?
-            }
-            let apiVersion: String?
-            let kind: String?
-            let spec: Spec?
-        }
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(body.readableBytesView))
-        } catch {
-            throw TokendError.invalidRequest("the body must be a JSON authentication.k8s.io/v1 TokenReview object")
-        }
-        guard wire.kind == Self.kind else { throw TokendError.invalidRequest("kind must be TokenReview") }
-        guard wire.apiVersion == Self.apiVersion else {
-            throw TokendError.invalidRequest(
-                "apiVersion must be authentication.k8s.io/v1 (kube-apiserver: --authentication-token-webhook-version=v1)"
-            )
-        }
-        guard let token = wire.spec?.token, !token.isEmpty else { throw TokendError.invalidRequest("spec.token is required") }
-        self.token = token
-        self.audiences = wire.spec?.audiences ?? []
     }
 }
 

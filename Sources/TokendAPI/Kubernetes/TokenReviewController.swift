@@ -1,6 +1,9 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import TokendCore
+import TokendWire
 
 /// `POST /apis/authentication.k8s.io/v1/tokenreviews`: Kubernetes webhook token authentication
 /// (SPEC "Public listener"), so that kube-apiserver accepts tokens issued here and stops the moment
@@ -26,7 +29,13 @@ struct TokenReviewController: Sendable {
     /// Parse → authenticate → `Introspector.review` → render. Inactive tokens are `200` with
     /// `status.authenticated: false`.
     @Sendable func review(_ request: Request, context: TokendRequestContext) async throws -> Response {
-        let review = try TokenReviewRequest(json: try await RequestBody.collect(request))
+        let body = try await RequestBody.collect(request)
+        let review: TokenReviewRequest
+        do {
+            review = try TokenReviewRequest(json: Data(body.readableBytesView))
+        } catch {
+            throw TokendError.invalidRequest(error.description)
+        }
         let caller = try await ClientAuthentication.authenticateBasic(request, with: authenticator, context: context)
         let outcome = try await introspector.review(review.token, caller: caller, audiences: review.audiences)
         return JSONBody.response(TokenReviewAnswer(outcome, requested: review.audiences, naming: naming))
