@@ -186,13 +186,19 @@ extension ClusterSuites {
             #expect(!late.active && !late.fromCache)
         }
 
+        /// A token issued through `a`, introspected once and so held in the introspector's cache.
+        static func cachedToken(_ introspector: CachingIntrospector, _ a: Replica, subject: String) async throws -> String {
+            let token = try await a.issue(client: "rs", subject: subject).accessToken
+            #expect(try await introspector.introspect(token).active)
+            #expect(introspector.cachedAnswer(token) != nil)
+            return token
+        }
+
         /// SIGSTOP: the server is silent (no reset, no UNAVAILABLE). The cache answers no longer than
         /// `maxStaleness` after the server was last known live, then calls fail (deadline); SIGCONT brings
         /// it back.
         static func aSilentServerStopsTheCache(_ introspector: CachingIntrospector, _ a: Replica) async throws {
-            let token = try await a.issue(client: "rs", subject: "silent").accessToken
-            #expect(try await introspector.introspect(token).active)
-            #expect(introspector.cachedAnswer(token) != nil)
+            let token = try await cachedToken(introspector, a, subject: "silent")
             let stoppedAt = ContinuousClock.now
             #expect(kill(a.pid, SIGSTOP) == 0)
             defer { _ = kill(a.pid, SIGCONT) }
@@ -215,9 +221,7 @@ extension ClusterSuites {
 
         /// SIGKILL: the connection is reset, the cache stops at once, and calls fail.
         static func aKilledServerStopsTheCache(_ introspector: CachingIntrospector, _ a: Replica) async throws {
-            let token = try await a.issue(client: "rs", subject: "killed").accessToken
-            #expect(try await introspector.introspect(token).active)
-            #expect(introspector.cachedAnswer(token) != nil)
+            let token = try await cachedToken(introspector, a, subject: "killed")
             let killedAt = ContinuousClock.now
             #expect(kill(a.pid, SIGKILL) == 0)
             try await eventually("the cache stops answering", within: maxStaleness) { introspector.cachedAnswer(token) == nil }
