@@ -4,7 +4,10 @@ import Synchronization
 /// A bounded per-replica cache of token records, keyed by token hash.
 ///
 /// It holds only what never changes about a token (its claims); whether a token is revoked is
-/// decided on every answer by the `RevocationView`. An entry is never served after its token's
+/// decided on every answer by the `RevocationView`. Each record is packed in one allocation
+/// (`PackedTokenRecord`) under the first 16 bytes of its hash, and the claims tokens usually share
+/// (client, issuer, scope, audiences, extra claims) are kept once (`SharedClaims`): about 230 bytes
+/// per record of the shape `TokenCacheMemoryTests` states, table included. An entry is never served after its token's
 /// `exp`, and is dropped when read then.
 ///
 /// Two bounds limit it, whichever is reached first (SPEC: `TOKEND_CACHE_ENTRIES`,
@@ -15,24 +18,61 @@ import Synchronization
 public final class TokenCache: Sendable {
     /// SPEC's default `TOKEND_CACHE_MEMORY`.
     public static let defaultMemoryLimit = 256 << 20
+    /// At most this many distinct sets of shared claims are pooled; records with claims beyond
+    /// them own their copy.
+    static let poolLimit = 16_384
 
     public let capacity: Int
     /// The bound on `bytes`.
     public let memoryLimit: Int
+
+    /// Bytes 0..<16 of a token hash: the table's key (the rest is in the record, and compared).
+    struct Key: Hashable {
+        var a: UInt64
+        var b: UInt64
+
+        init(_ hash: TokenHash) {
+            let words = hash.words
+            (a, b) = (words.0, words.1)
+        }
+
+        /// SHA-256 output is uniform: one word is as good a hash-table key as two.
+        func hash(into hasher: inout Hasher) { hasher.combine(a) }
+    }
+
     private struct State {
-        var records: [TokenHash: TokenRecord] = [:]
-        /// `TokenCache.heapBytes(of:)` summed over `records`.
+        var records: [Key: PackedTokenRecord] = [:]
+        /// The claims records share (see `SharedClaims`).
+        var pool: Set<SharedClaims> = []
+        /// `PackedRecordHeader.bytes` summed over `records`.
         var recordBytes: Int = 0
+        /// `SharedClaims.bytes` summed over `pool`.
+        var poolBytes: Int = 0
         var hits: Int = 0
         var misses: Int = 0
 
-        mutating func remove(_ hash: TokenHash) {
-            if let removed = records.removeValue(forKey: hash) { recordBytes -= TokenCache.heapBytes(of: removed) }
+        mutating func remove(_ key: Key) {
+            guard let removed = records.removeValue(forKey: key) else { return }
+            recordBytes -= Int(removed.header.bytes)
+            let claims = removed.header.claims
+            guard claims.pooled else { return }
+            claims.users -= 1
+            if claims.users == 0 {
+                pool.remove(claims)
+                claims.pooled = false
+                poolBytes -= claims.bytes
+            }
         }
 
-        /// `bytes` once a record holding `recordBytes` is inserted under a new key.
-        func bytesAfterInserting(_ recordBytes: Int) -> Int {
-            TokenCache.tableBytes(capacity: TokenCache.capacityAfterInserting(into: records)) + self.recordBytes + recordBytes
+        var bytes: Int {
+            TokenCache.tableBytes(capacity: records.capacity) + recordBytes + TokenCache.poolTableBytes(capacity: pool.capacity)
+                + poolBytes
+        }
+
+        /// `bytes` once a record adding `added` bytes is inserted under a new key.
+        func bytesAfterInserting(_ added: Int) -> Int {
+            TokenCache.tableBytes(capacity: TokenCache.capacityAfterInserting(count: records.count, capacity: records.capacity))
+                + recordBytes + TokenCache.poolTableBytes(capacity: pool.capacity) + poolBytes + added
         }
     }
     private let state = Mutex(State())
@@ -45,19 +85,22 @@ public final class TokenCache: Sendable {
 
     /// The record for `hash`, unless absent or expired at `now`.
     public func get(_ hash: TokenHash, now: Date) -> TokenRecord? {
-        state.withLock { state in
-            guard let record = state.records[hash] else {
+        let key = Key(hash)
+        let packed: PackedTokenRecord? = state.withLock { state in
+            guard let packed = state.records[key], packed.holds(hash) else {
                 state.misses += 1
                 return nil
             }
-            if record.expiresAt <= now {
-                state.remove(hash)
+            if packed.expiresAt <= now {
+                state.remove(key)
                 state.misses += 1
                 return nil
             }
             state.hits += 1
-            return record
+            return packed
         }
+        // Unpacked outside the lock: a packed record never changes once made.
+        return packed?.unpack(hash: hash)
     }
 
     /// Caches an unrevoked, unexpired access token record. Refresh tokens are never cached: a
@@ -66,57 +109,74 @@ public final class TokenCache: Sendable {
     /// byte bound is not cached.
     public func put(_ record: TokenRecord, now: Date) {
         guard capacity > 0, record.kind == .access, record.revokedAt == nil, record.expiresAt > now else { return }
-        let recordBytes = Self.heapBytes(of: record)
+        let key = Key(record.hash)
+        let candidate = SharedClaims(of: record)
+        let packed = PackedTokenRecord.make(record, claims: candidate)
         state.withLock { state in
-            state.remove(record.hash)
-            while state.records.count >= capacity || state.bytesAfterInserting(recordBytes) > memoryLimit,
-                let victim = state.records.first
-            {
+            state.remove(key)
+            while true {
+                let pooled = state.pool.firstIndex(of: candidate).map { state.pool[$0] }
+                let added = Int(packed.header.bytes) + (pooled == nil ? candidate.bytes : 0)
+                if state.records.count < capacity, state.bytesAfterInserting(added) <= memoryLimit {
+                    let claims = pooled ?? candidate
+                    if pooled == nil, state.pool.count < Self.poolLimit {
+                        candidate.pooled = true
+                        state.pool.insert(candidate)
+                        state.poolBytes += candidate.bytes
+                    }
+                    if claims.pooled {
+                        claims.users += 1
+                        if claims !== candidate { packed.header.claims = claims }
+                    } else {
+                        // Owned by this record alone: its bytes are the record's.
+                        packed.header.bytes += Int32(clamping: candidate.bytes)
+                    }
+                    state.records[key] = packed
+                    state.recordBytes += Int(packed.header.bytes)
+                    return
+                }
+                // Evict arbitrary entries (the table's first) until it fits; an empty cache it
+                // does not fit in leaves it out.
+                guard let victim = state.records.first else { return }
                 state.remove(victim.key)
             }
-            guard state.records.count < capacity, state.bytesAfterInserting(recordBytes) <= memoryLimit else { return }
-            state.records[record.hash] = record
-            state.recordBytes += recordBytes
         }
     }
 
     public func remove(_ hash: TokenHash) {
-        state.withLock { $0.remove(hash) }
+        let key = Key(hash)
+        state.withLock { state in
+            if let packed = state.records[key], packed.holds(hash) { state.remove(key) }
+        }
     }
 
     /// Drops every entry expired at `now`; returns how many.
     @discardableResult
     public func removeExpired(now: Date) -> Int {
         state.withLock { state in
-            let before = state.records.count
-            var removedBytes = 0
-            state.records = state.records.filter { entry in
-                if entry.value.expiresAt > now { return true }
-                removedBytes += Self.heapBytes(of: entry.value)
-                return false
-            }
-            state.recordBytes -= removedBytes
-            return before - state.records.count
+            let expired = state.records.compactMap { $0.value.expiresAt <= now ? $0.key : nil }
+            for key in expired { state.remove(key) }
+            return expired.count
         }
     }
 
     public var count: Int { state.withLock { $0.records.count } }
 
+    /// Distinct sets of shared claims pooled, and the bytes of the pool's own table.
+    var pool: (count: Int, tableBytes: Int) {
+        state.withLock { ($0.pool.count, Self.poolTableBytes(capacity: $0.pool.capacity)) }
+    }
+
     /// The bytes this cache holds, as it estimates them (what `memoryLimit` bounds and
     /// `tokend_cache_bytes` reports): its hash table, from the table's real capacity (bucket count
-    /// × the key's and the record's stride, plus bitmap and header; after a growth up to half of it
-    /// is empty buckets), plus what each record's strings, audience array and extra claims hold
-    /// on the heap (`heapBytes(of:)`).
+    /// × the key's and the reference's stride, plus bitmap and header; after a growth up to half
+    /// of it is empty buckets), each packed record's allocation (`PackedTokenRecord`), and the
+    /// pool of shared claims with their strings.
     ///
-    /// It counts every record as owning its strings, so records that share storage (copies of one
-    /// `String` value, as records issued in this process may be) are counted more than once; it
-    /// does not count malloc's free lists or fragmentation, nor, for the moment a growth copies
-    /// it, the old table (up to half the bound, briefly). Against the process's RSS growth while
-    /// 200,000 to 1,000,000 records with strings of their own (as decoded from the store) filled
-    /// it, it read 0.92–0.96 (`TokenCacheMemoryTests`, which asserts only 0.5–2×: RSS is noisy).
-    public var bytes: Int {
-        state.withLock { Self.tableBytes(capacity: $0.records.capacity) + $0.recordBytes }
-    }
+    /// It does not count malloc's free lists or fragmentation, nor, for the moment a growth
+    /// copies it, the old table (up to half the bound, briefly). `TokenCacheMemoryTests` compares
+    /// it with the process's RSS growth while the cache fills.
+    public var bytes: Int { state.withLock { $0.bytes } }
 
     /// Hits ÷ lookups since start; 0 before the first lookup.
     public var hitRatio: Double {
@@ -130,18 +190,6 @@ public final class TokenCache: Sendable {
 // MARK: The estimate
 
 extension TokenCache {
-    /// The heap bytes `record` holds beyond its own fixed size: one allocation per string of more
-    /// than 15 UTF-8 bytes (shorter ones are stored inline in the `String`), the audience array's
-    /// storage and the extra claims' dictionary storage. A pure function of the record, so what a
-    /// put adds a removal subtracts.
-    static func heapBytes(of record: TokenRecord) -> Int {
-        var bytes = heapBytes(record.clientID) + heapBytes(record.issuer) + heapBytes(record.jti) + heapBytes(record.grantID)
-        bytes += heapBytes(record.subject) + heapBytes(record.username) + heapBytes(record.scope)
-        if let confirmation = record.confirmation { bytes += heapBytes(confirmation.jkt) + heapBytes(confirmation.x5tS256) }
-        bytes += heapBytes(record.audiences) + heapBytes(record.extra)
-        return bytes
-    }
-
     /// A native string's storage: a 32-byte header, the UTF-8 bytes and a NUL; none up to 15 bytes.
     static func heapBytes(_ string: String?) -> Int {
         guard let count = string?.utf8.count, count > 15 else { return 0 }
@@ -164,16 +212,22 @@ extension TokenCache {
 
     /// The cache's own table at `capacity` (as `Dictionary.capacity` reports it).
     static func tableBytes(capacity: Int) -> Int {
-        dictionaryStorageBytes(capacity: capacity, entryStride: MemoryLayout<TokenHash>.stride + MemoryLayout<TokenRecord>.stride)
+        dictionaryStorageBytes(capacity: capacity, entryStride: MemoryLayout<Key>.stride + MemoryLayout<PackedTokenRecord>.stride)
     }
 
-    /// The capacity `records` will have once one more key is inserted: the same, or, when full,
-    /// that of the next power-of-two bucket count (the standard library's growth).
-    static func capacityAfterInserting(into records: [TokenHash: TokenRecord]) -> Int {
-        records.count < records.capacity ? records.capacity : tableCapacity(buckets: bucketCount(capacity: records.count + 1))
+    /// The pool's table at `capacity` (a `Set` of references).
+    static func poolTableBytes(capacity: Int) -> Int {
+        dictionaryStorageBytes(capacity: capacity, entryStride: MemoryLayout<SharedClaims>.stride)
     }
 
-    /// A native `Dictionary`'s storage: a 64-byte header, a bitmap of one bit per bucket (in
+    /// The capacity a table of `count` entries and `capacity` will have once one more key is
+    /// inserted: the same, or, when full, that of the next power-of-two bucket count (the
+    /// standard library's growth).
+    static func capacityAfterInserting(count: Int, capacity: Int) -> Int {
+        count < capacity ? capacity : tableCapacity(buckets: bucketCount(capacity: count + 1))
+    }
+
+    /// A native `Dictionary`'s (or `Set`'s) storage: a 64-byte header, a bitmap of one bit per bucket (in
     /// 64-bit words), and a key and a value per bucket; `capacity` is ¾ of the power-of-two bucket
     /// count (the standard library's `_HashTable.scale(forCapacity:)`).
     static func dictionaryStorageBytes(capacity: Int, entryStride: Int) -> Int {

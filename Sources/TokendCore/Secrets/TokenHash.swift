@@ -75,6 +75,13 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
         return try Swift.withUnsafeBytes(of: &copy) { try body($0) }
     }
 
+    /// The four words in memory order (for compact tables: `TokenCache` keys on the first two).
+    var words: (UInt64, UInt64, UInt64, UInt64) { (w0, w1, w2, w3) }
+
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        (w0, w1, w2, w3) = words
+    }
+
     /// Bytes 0..<8 and 8..<16 as little-endian integers (what the Bloom filter's positions use).
     var firstWordLE: UInt64 { UInt64(littleEndian: w0) }
     var secondWordLE: UInt64 { UInt64(littleEndian: w1) }
