@@ -240,6 +240,9 @@ public final class TokendMetrics: DecisionMetrics {
         gauge("cache_hit_ratio", "Cache hits per lookup since start", memory.cache.hitRatio)
         gauge("filter_entries", "Revoked token hashes in the Bloom filter", Double(figures.filterEntries))
         gauge("filter_bits_per_entry", "Bloom filter bits per entry", figures.filterBitsPerEntry)
+        gauge(
+            "revoked_hash_bytes", "Bytes the exact set of revoked token hashes and the Bloom filter hold, by their own estimate",
+            Double(figures.hashBytes))
         gauge("filter_false_positives", "Bloom filter hits not confirmed by the exact set since start", Double(figures.filterFalsePositives))
         gauge("revocation_rules", "Subject, client and grant revocation rules held in memory", Double(figures.rules))
     }

@@ -3,7 +3,8 @@ import Synchronization
 
 /// One replica's in-memory knowledge of the revocation log, fed by `RevocationFeed`.
 ///
-/// Single-token and grant revocations are kept exactly (hash → expiry), behind a Bloom filter that
+/// Single-token and grant revocations are kept exactly (hash → expiry, `RevokedHashes`: about 36
+/// bytes a hash), behind a Bloom filter that
 /// answers "certainly not revoked" without touching the exact set; a filter hit is confirmed
 /// against the exact set, so the filter can cost a lookup but never flip an answer. Subject and
 /// client revocations are compact rules ("tokens of S issued up to T are revoked"). Entries whose
@@ -39,6 +40,8 @@ public final class RevocationView: Sendable {
         public var filterBitsPerEntry: Double
         public var filterFalsePositives: Int
         public var exactEntries: Int
+        /// The heap bytes of the exact set and the filter (an estimate, `RevokedHashes.bytes`).
+        public var hashBytes: Int
         public var rules: Int
     }
 
@@ -52,7 +55,7 @@ public final class RevocationView: Sendable {
         /// kept in `addedDuringRebuild` for it.
         var rebuilding = false
         var addedDuringRebuild: [TokenHash] = []
-        var exact: [TokenHash: Date] = [:]
+        var exact = RevokedHashes()
         var subjects: [String: (cutoff: Date, expires: Date)] = [:]
         var clients: [String: (cutoff: Date, expires: Date)] = [:]
         var grants: [String: Date] = [:]
@@ -99,10 +102,7 @@ public final class RevocationView: Sendable {
         state.withLock { state in
             for entry in entries {
                 for hash in entry.tokenHashes {
-                    if let known = state.exact.updateValue(entry.expiresAt, forKey: hash) {
-                        if known > entry.expiresAt { state.exact[hash] = known }
-                        continue
-                    }
+                    guard state.exact.insert(hash, expiresAt: entry.expiresAt) else { continue }
                     if state.rebuilding { state.addedDuringRebuild.append(hash) }
                     if state.filterComplete && state.filterMembers < state.filter.capacity {
                         state.filter.insert(hash)
@@ -126,14 +126,15 @@ public final class RevocationView: Sendable {
     /// Makes room in the exact set for `additional` more hashes (a hint; see `RevocationFeed`).
     public func reserveCapacity(additional: Int) {
         guard additional > 0 else { return }
-        state.withLock { $0.exact.reserveCapacity($0.exact.count + additional) }
+        state.withLock { $0.exact.reserve(additional: additional) }
     }
 
     /// Rebuilds the filter for the live hashes when it is incomplete, over-full, or sized for
     /// more than `maximumOversize` × them. The filter is built outside the lock from a snapshot;
     /// answers meanwhile use the old filter and, for anything it may lack, the exact set.
     public func refitFilter() {
-        let snapshot: [TokenHash: Date]? = state.withLock { state in
+        let snapshot: RevokedHashes? = state.withLock { state in
+            state.exact.mergeIfLarge()
             guard !state.rebuilding else { return nil }
             let live = state.exact.count
             let oversized = state.filter.capacity > max(Self.minimumFilterCapacity, Int(Double(live) * Self.maximumOversize))
@@ -144,7 +145,7 @@ public final class RevocationView: Sendable {
         }
         guard let snapshot else { return }
         var filter = BloomFilter(capacity: Self.filterCapacity(forLiveEntries: snapshot.count), falsePositiveRate: falsePositiveRate)
-        for hash in snapshot.keys { filter.insert(hash) }
+        snapshot.forEach { filter.insert($0) }
         var members = snapshot.count
         state.withLock { state in
             for hash in state.addedDuringRebuild {
@@ -191,7 +192,7 @@ public final class RevocationView: Sendable {
     public func verdict(for record: TokenRecord) -> Verdict {
         state.withLock { state in
             if !state.filterComplete || state.filter.mightContain(record.hash) {
-                if state.exact[record.hash] != nil { return .revoked }
+                if state.exact.contains(record.hash) { return .revoked }
                 if state.filterComplete { state.falsePositives += 1 }
             }
             if !state.grants.isEmpty, state.grants[record.grantID] != nil { return .revoked }
@@ -217,12 +218,11 @@ public final class RevocationView: Sendable {
     public func compact(now: Date) {
         state.withLock { state in
             guard state.nextExpiry <= now else { return }
-            state.exact = state.exact.filter { $0.value > now }
+            let earliestHash = state.exact.removeExpired(now: now)
             state.subjects = state.subjects.filter { $0.value.expires > now }
             state.clients = state.clients.filter { $0.value.expires > now }
             state.grants = state.grants.filter { $0.value > now }
-            var next = Date.distantFuture
-            for expiry in state.exact.values where expiry < next { next = expiry }
+            var next = earliestHash ?? Date.distantFuture
             for rule in state.subjects.values where rule.expires < next { next = rule.expires }
             for rule in state.clients.values where rule.expires < next { next = rule.expires }
             for expiry in state.grants.values where expiry < next { next = expiry }
@@ -240,6 +240,7 @@ public final class RevocationView: Sendable {
                 filterBitsPerEntry: Double(state.filter.bitCount) / Double(max(state.exact.count, 1)),
                 filterFalsePositives: state.falsePositives,
                 exactEntries: state.exact.count,
+                hashBytes: state.exact.bytes + state.filter.bitCount / 8,
                 rules: state.subjects.count + state.clients.count + state.grants.count
             )
         }
