@@ -30,6 +30,7 @@ extension ClusterSuites {
                     let watcher = try await replicas[0].createClient("watcher", roles: ["introspect"])
                     try await Self.cutOff(replicas[0], watcher)
                     try await Self.disconnected(replicas[1], watcher)
+                    try await Self.connectCallerGone(replicas[1], watcher)
                 }
                 result = .success(())
             } catch {
@@ -101,6 +102,17 @@ extension ClusterSuites {
             print("slow subscriber: B (TOKEND_GRPC_KEEPALIVE 1s) closed the silent connection after \(formatMS((ContinuousClock.now - opened).milliseconds))")
             try await eventually("B serves no subscriber", within: .seconds(10)) { try await hub.metric("tokend_watch_subscribers") == 0 }
         }
+
+        /// A Connect Watch (HTTP/1.1 on the public listener) whose caller closes its connection:
+        /// B drops the subscription at once, with no entry committed that could fail to write.
+        static func connectCallerGone(_ hub: Replica, _ watcher: ClientCredentials) async throws {
+            let head = try await hub.revocationPosition().head
+            let watch = try await offPool { try SilentWatch(connectURL: hub.publicURL, credentials: watcher, after: head) }
+            try await eventually("B serves the Connect subscriber", within: .seconds(20)) { try await hub.metric("tokend_watch_subscribers") == 1 }
+            watch.close()
+            try await eventually("B dropped the Connect subscriber", within: .seconds(10)) { try await hub.metric("tokend_watch_subscribers") == 0 }
+            #expect(try await hub.revocationPosition().head == head, "an entry was committed meanwhile: the test proves nothing")
+        }
     }
 }
 
@@ -109,9 +121,10 @@ extension ClusterSuites {
 private final class SilentWatch: @unchecked Sendable {
     private let fd: Int32
 
-    init(grpcURL: String, credentials: ClientCredentials, after: Int64) throws {
-        guard let url = URL(string: grpcURL), let host = url.host, let port = url.port else { throw TestSetupError("gRPC URL \(grpcURL)") }
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// A TCP connection to `urlString`'s host and port.
+    private static func connected(to urlString: String) throws -> (fd: Int32, host: String, port: Int) {
+        guard let url = URL(string: urlString), let host = url.host, let port = url.port else { throw TestSetupError("URL \(urlString)") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSetupError("socket: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -120,7 +133,39 @@ private final class SilentWatch: @unchecked Sendable {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw TestSetupError("connect to \(grpcURL): errno \(errno)") }
+        guard connected == 0 else { throw TestSetupError("connect to \(urlString): errno \(errno)") }
+        return (fd, host, port)
+    }
+
+    /// A Connect server-streaming Watch over HTTP/1.1: the request, then the response's head read.
+    init(connectURL: String, credentials: ClientCredentials, after: Int64) throws {
+        let (fd, host, port) = try Self.connected(to: connectURL)
+        self.fd = fd
+        let json = Array("{\"afterSeq\":\"\(after)\"}".utf8)
+        let length = UInt32(json.count)
+        let body: [UInt8] = [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + json
+        let head =
+            "POST /tokend.v1.RevocationService/Watch HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+            + "Content-Type: application/connect+json\r\nAuthorization: \(credentials.basic)\r\nContent-Length: \(body.count)\r\n\r\n"
+        let bytes = Array(head.utf8) + body
+        let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw TestSetupError("send: \(sent), errno \(errno)") }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while !received.isEmpty ? !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") : true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw TestSetupError("no response head from \(connectURL): \(String(decoding: received, as: UTF8.self))") }
+            received += buffer[0..<n]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200") else { throw TestSetupError("Connect Watch answered \(text.prefix(200))") }
+    }
+
+    init(grpcURL: String, credentials: ClientCredentials, after: Int64) throws {
+        let (fd, host, port) = try Self.connected(to: grpcURL)
+        self.fd = fd
 
         // tokend.v1.WatchRequest{after_seq = 1: int64}, protobuf: field 1 as a varint.
         var message: [UInt8] = []

@@ -54,6 +54,7 @@ struct ConnectWatchController: Sendable {
             headers[.contentType] = codec.contentType
             headers[.cacheControl] = "no-store"
             let replica = tokend.replica
+            let channel = context.channel
             return Response(
                 status: .ok,
                 headers: headers,
@@ -65,7 +66,11 @@ struct ConnectWatchController: Sendable {
                         do {
                             // Written from this task: the connection's back-pressure reaches the
                             // subscription's bounded buffer, and a client that stops reading is cut off.
-                            try await replica.watch(after: message.afterSeq, caller: caller) { entry in
+                            // A caller that closes its connection ends the subscription at once, not
+                            // when the next entry fails to write.
+                            try await replica.watch(
+                                after: message.afterSeq, caller: caller, callerGone: { await PeerGoneHandler.gone(on: channel) }
+                            ) { entry in
                                 try await writer.write(try Self.envelope(Tokend_V1_RevocationEvent(entry), codec: codec))
                             }
                         } catch let error as TokendError {

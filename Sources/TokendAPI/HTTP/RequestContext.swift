@@ -11,10 +11,13 @@ public struct TokendRequestContext: RequestContext {
     public let annotations = RequestAnnotations()
     /// The peer's IP address (what the guessing limits count per); `nil` when unknown (in tests).
     public let remoteAddress: String?
+    /// The request's connection (a streaming response waits for its caller to go: `PeerGoneHandler`).
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.channel = source.channel
     }
 
     /// Bodies are read with their own limits (64 KiB, RFC endpoints and Connect alike).
