@@ -30,6 +30,7 @@ private func record(
         record(),
         record(subject: nil, username: nil, notBefore: now.addingTimeInterval(-10), confirmation: TokendCore.Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")),
         record(confirmation: TokendCore.Confirmation(jkt: nil, x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")),
+        record(confirmation: TokendCore.Confirmation(jkt: nil, x5tS256: nil)),
         // Not packed as base64url: too short, a length no encoding has (9), stray bits in the last
         // character (10 characters: 60 bits, the last 4 must be 0), padding, other characters.
         record(jti: "abc", grantID: "abcdefghi"),

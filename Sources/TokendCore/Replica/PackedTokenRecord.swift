@@ -93,7 +93,7 @@ struct PackedTokenRecord: @unchecked Sendable {
         appendString(record.username, to: &tail)
         appendString(record.jti, to: &tail)
         appendString(record.grantID, to: &tail)
-        let confirmation = record.confirmation.flatMap { $0.jkt == nil && $0.x5tS256 == nil ? nil : $0 }
+        let confirmation = record.confirmation
         if let confirmation {
             appendString(confirmation.jkt, to: &tail)
             appendString(confirmation.x5tS256, to: &tail)
