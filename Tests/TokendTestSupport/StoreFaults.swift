@@ -1,0 +1,175 @@
+import Foundation
+import PostgresNIO
+import SQLiteNIO
+import Synchronization
+import TokendCore
+import TokendPostgres
+import TokendSQLite
+
+// Faults of the real stores, for the tests of how tokend answers them: a store whose database has
+// gone away (`withStore(_:takeDown:)`), writes held up by another session (`withWritesLocked`),
+// and tables locked on the test server (`DatabaseProbe.withTableLock`).
+
+/// `withStore`, and `takeDown`, which closes the store's connection for good, as when its
+/// database has gone away: every later call fails at once with the driver's own error (SQLite: its
+/// one connection is closed; PostgreSQL: the pool of the store's own client is shut down).
+public func withStore<T: Sendable>(
+    _ kind: StoreKind,
+    takeDown body: @Sendable (any TokendStore, _ takeDown: @escaping @Sendable () async throws -> Void) async throws -> T
+) async throws -> T {
+    switch kind {
+    case .sqlite:
+        return try await withStore(.sqlite) { store in
+            // Closing it again afterwards, as `withStore` does, is harmless.
+            try await body(store) { try await (store as? SQLiteStore)?.shutdown() }
+        }
+    case .postgres, .pgbouncer:
+        return try await withFreshPostgres(throughPgBouncer: kind == .pgbouncer) { _, url in
+            let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+            let running = Task { await client.run() }
+            let store = PostgresStore(client: client, logger: TestEnvironment.logger, transactionPooler: kind == .pgbouncer)
+            let result: Result<T, any Error>
+            do {
+                result = .success(
+                    try await body(store) {
+                        running.cancel()
+                        await running.value
+                    }
+                )
+            } catch {
+                result = .failure(error)
+            }
+            running.cancel()
+            await running.value
+            return try result.get()
+        }
+    }
+}
+
+/// Runs `body` while another session holds the write lock of `store`'s database, as a migration
+/// or a backup tool can: the store's reads answer, its writes wait (PostgreSQL: behind `LOCK TABLE
+/// tokens, grants, revocations IN EXCLUSIVE MODE`; SQLite: behind a `BEGIN IMMEDIATE` on a
+/// connection of its own, until `busy_timeout` fails them). Then it releases the lock and waits
+/// until the writes it held up have ended, so that what they left behind can be checked.
+public func withWritesLocked<T: Sendable>(_ store: any TokendStore, _ body: @Sendable () async throws -> T) async throws -> T {
+    if let sqlite = store as? SQLiteStore {
+        let connection = try await SQLiteConnection.open(storage: .file(path: sqlite.path), logger: TestEnvironment.logger)
+        let result: Result<T, any Error>
+        do {
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            result = .success(try await body())
+        } catch {
+            result = .failure(error)
+        }
+        _ = try? await connection.query("ROLLBACK")
+        try await connection.close()
+        // The store runs one call at a time: this one follows the held-up writes.
+        try await store.ping()
+        return try result.get()
+    }
+    guard let postgres = store as? PostgresStore else { throw TestSetupError("withWritesLocked: not a store of the test server") }
+    var database = ""
+    for try await name in try await postgres.client.query("SELECT current_database()").decode(String.self) { database = name }
+    let result = try await DatabaseProbe.withTableLock("EXCLUSIVE", on: ["tokens", "grants", "revocations"], in: database) { _ in
+        try await body()
+    }
+    // A held-up statement whose call was given up still runs once the lock is released (the
+    // server notices the closed connection only when it answers); it must have ended.
+    try await poll(until: "the writes held up by the lock have ended") { try await DatabaseProbe.busyBackends(in: database) == 0 }
+    return result
+}
+
+extension DatabaseProbe {
+    /// A lock held on tables of a database of the test server by a session of its own.
+    public final class TableLock: Sendable {
+        let client: PostgresClient
+        let tables: [String]
+        private let releasing: AsyncStream<Void>.Continuation
+
+        init(client: PostgresClient, tables: [String], releasing: AsyncStream<Void>.Continuation) {
+            self.client = client
+            self.tables = tables
+            self.releasing = releasing
+        }
+
+        /// Lock requests on the locked tables that wait for the lock now: the statements it holds up.
+        public func waiting() async throws -> Int {
+            let rows = try await client.query(
+                """
+                SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                WHERE NOT l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND c.relname = ANY(\(tables))
+                """
+            )
+            var count = 0
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
+        }
+
+        /// Ends the lock's transaction (also done when `withTableLock` returns).
+        public func release() {
+            releasing.yield()
+            releasing.finish()
+        }
+    }
+
+    /// Runs `body` while a session of its own holds `LOCK TABLE tables IN mode MODE` on `database`
+    /// (`ACCESS EXCLUSIVE`: reads and writes of them wait; `EXCLUSIVE`: writes wait), until
+    /// `body` returns or calls `release()`.
+    public static func withTableLock<T: Sendable>(
+        _ mode: String,
+        on tables: [String],
+        in database: String,
+        _ body: (TableLock) async throws -> T
+    ) async throws -> T {
+        guard (tables + [mode]).allSatisfy({ $0.allSatisfy { $0.isLetter || $0 == "_" || $0 == " " } }) else {
+            throw TestSetupError("withTableLock: bad table name or mode")
+        }
+        let client = PostgresClient(configuration: try DatabaseURL.configuration(try databaseURL(database)), backgroundLogger: TestEnvironment.logger)
+        let (released, releasing) = AsyncStream.makeStream(of: Void.self)
+        let (locked, lockedContinuation) = AsyncThrowingStream.makeStream(of: Void.self)
+        let lock = TableLock(client: client, tables: tables, releasing: releasing)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            group.addTask {
+                do {
+                    try await client.withConnection { connection in
+                        let logger = TestEnvironment.logger
+                        try await connection.query("BEGIN", logger: logger)
+                        // Names and mode cannot be bound; they were checked above.
+                        let names = tables.joined(separator: ", ")
+                        try await connection.query("LOCK TABLE \(unescaped: names) IN \(unescaped: mode) MODE", logger: logger)
+                        lockedContinuation.yield()
+                        for await _ in released { break }
+                        try await connection.query("ROLLBACK", logger: logger)
+                    }
+                    lockedContinuation.finish()
+                } catch {
+                    lockedContinuation.finish(throwing: error)
+                }
+            }
+            defer { group.cancelAll() }
+            for try await _ in locked { break }
+            let result: Result<T, any Error>
+            do { result = .success(try await body(lock)) } catch { result = .failure(error) }
+            lock.release()
+            try await group.next()  // the lock's session, after its ROLLBACK (the client runs until cancelled)
+            return try result.get()
+        }
+    }
+
+    /// Backends of `database` running a statement or inside a transaction now.
+    public static func busyBackends(in database: String) async throws -> Int {
+        let count = Mutex(0)
+        try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+            let rows = try await client.query(
+                """
+                SELECT count(*) FROM pg_stat_activity WHERE datname = \(database) AND backend_type = 'client backend'
+                  AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+                """
+            )
+            for try await value in rows.decode(Int.self) { count.withLock { $0 = value } }
+        }
+        return count.withLock { $0 }
+    }
+}
