@@ -121,7 +121,7 @@ final class Stall: Sendable {
 /// reporting it. Kept as a double: the time-limit tests move a `TestClock` and must see the stalled
 /// call cancelled and still running; a real store can be made to stall (a locked table) but not
 /// on a clock the test moves, nor tell that its call was given up. Failures and domain answers
-/// come from real stores (`failuresAreCountedButDomainAnswersAreNot`).
+/// come from the real embedded store (`failuresAreCountedButDomainAnswersAreNot`).
 final class StallingStore: TokendStore {
     let stall = Stall()
 
@@ -205,9 +205,8 @@ final class StallingStore: TokendStore {
         for await _ in base.stall.cancelled { break }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func failuresAreCountedButDomainAnswersAreNot(kind: StoreKind) async throws {
-        try await withStore(kind) { base, takeDown in
+    @Test func failuresAreCountedButDomainAnswersAreNot() async throws {
+        try await withStore(.sqlite) { base, takeDown in
             let store = TimeLimitedStore(base, seconds: 60, clock: TestClock())
             let client = ClientRecord(id: "c", roles: [.introspect], audiences: [], secretSalt: [1], secretHash: [2], createdAt: Date())
             try await store.createClient(client, audit: nil)
