@@ -1,14 +1,12 @@
 import Foundation
 import PostgresNIO
-import SQLiteNIO
-import Synchronization
 import TokendCore
 import TokendPostgres
 import TokendSQLite
 
 // Faults of the real stores, for the tests of how tokend answers them: a store whose database has
-// gone away (`withStore(_:takeDown:)`), writes held up by another session (`withWritesLocked`),
-// and tables locked on the test server (`DatabaseProbe.withTableLock`).
+// gone away (`withStore(_:takeDown:)`), and tables locked on the test server by a session of the
+// test's own (`DatabaseProbe.withTableLock`).
 
 /// `withStore`, and `takeDown`, which closes the store's connection for good, as when its
 /// database has gone away: every later call fails at once with the driver's own error (SQLite: its
@@ -44,39 +42,6 @@ public func withStore<T: Sendable>(
             return try result.get()
         }
     }
-}
-
-/// Runs `body` while another session holds the write lock of `store`'s database, as a migration
-/// or a backup tool can: the store's reads answer, its writes wait (PostgreSQL: behind `LOCK TABLE
-/// tokens, grants, revocations IN EXCLUSIVE MODE`; SQLite: behind a `BEGIN IMMEDIATE` on a
-/// connection of its own, until `busy_timeout` fails them). Then it releases the lock and waits
-/// until the writes it held up have ended, so that what they left behind can be checked.
-public func withWritesLocked<T: Sendable>(_ store: any TokendStore, _ body: @Sendable () async throws -> T) async throws -> T {
-    if let sqlite = store as? SQLiteStore {
-        let connection = try await SQLiteConnection.open(storage: .file(path: sqlite.path), logger: TestEnvironment.logger)
-        let result: Result<T, any Error>
-        do {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            result = .success(try await body())
-        } catch {
-            result = .failure(error)
-        }
-        _ = try? await connection.query("ROLLBACK")
-        try await connection.close()
-        // The store runs one call at a time: this one follows the held-up writes.
-        try await store.ping()
-        return try result.get()
-    }
-    guard let postgres = store as? PostgresStore else { throw TestSetupError("withWritesLocked: not a store of the test server") }
-    var database = ""
-    for try await name in try await postgres.client.query("SELECT current_database()").decode(String.self) { database = name }
-    let result = try await DatabaseProbe.withTableLock("EXCLUSIVE", on: ["tokens", "grants", "revocations"], in: database) { _ in
-        try await body()
-    }
-    // A held-up statement whose call was given up still runs once the lock is released (the
-    // server notices the closed connection only when it answers); it must have ended.
-    try await poll(until: "the writes held up by the lock have ended") { try await DatabaseProbe.busyBackends(in: database) == 0 }
-    return result
 }
 
 extension DatabaseProbe {
@@ -156,20 +121,5 @@ extension DatabaseProbe {
             try await group.next()  // the lock's session, after its ROLLBACK (the client runs until cancelled)
             return try result.get()
         }
-    }
-
-    /// Backends of `database` running a statement or inside a transaction now.
-    public static func busyBackends(in database: String) async throws -> Int {
-        let count = Mutex(0)
-        try await withAdminClient(try TestEnvironment.databaseURL()) { client in
-            let rows = try await client.query(
-                """
-                SELECT count(*) FROM pg_stat_activity WHERE datname = \(database) AND backend_type = 'client backend'
-                  AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
-                """
-            )
-            for try await value in rows.decode(Int.self) { count.withLock { $0 = value } }
-        }
-        return count.withLock { $0 }
     }
 }
