@@ -190,7 +190,8 @@ extension ClusterSuites {
 
         /// SIGTERM while an introspection waits in a store that will not answer: the process exits
         /// once the drain period (3 s) is over, not before, and not only when the request ends (the
-        /// store limit is 600 s). The request cut off is never answered inactive: its token is valid.
+        /// store limit is 600 s). The request cut off is answered 503 or not at all, never inactive: its
+        /// token is valid.
         @Test func theDrainPeriodBoundsTheWaitForAnInFlightRequest() async throws {
             try await Self.withServer(["TOKEND_DRAIN_PERIOD": "3s"]) { server, database, introspect in
                 try await DatabaseProbe.withTableLock("ACCESS EXCLUSIVE", on: ["tokens"], in: database) { lock in
