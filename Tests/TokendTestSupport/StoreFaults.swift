@@ -23,7 +23,11 @@ public func withStore<T: Sendable>(
         }
     case .postgres, .pgbouncer:
         return try await withFreshPostgres(throughPgBouncer: kind == .pgbouncer) { _, url in
-            let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+            // A pool of its own beside withFreshPostgres's, so kept small: every suite runs at once,
+            // and twice the connections per test came near the test server's max_connections.
+            var configuration = try DatabaseURL.configuration(url)
+            configuration.options.maximumConnections = 4
+            let client = PostgresClient(configuration: configuration, backgroundLogger: TestEnvironment.logger)
             let running = Task { await client.run() }
             let store = PostgresStore(client: client, logger: TestEnvironment.logger, transactionPooler: kind == .pgbouncer)
             let result: Result<T, any Error>
