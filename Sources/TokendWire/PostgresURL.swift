@@ -30,8 +30,16 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         guard let url = URLComponents(string: string), let scheme = url.scheme, ["postgres", "postgresql"].contains(scheme) else {
             throw PostgresURLError("TOKEND_DATABASE_URL must look like postgres://user:pass@host:port/db")
         }
-        guard let host = url.host, !host.isEmpty else {
+        // The host as written: a DNS name or IPv4 address in ASCII (an internationalized name in its
+        // `xn--` form), or an IPv6 literal in brackets. Foundation's `host` converts between Unicode
+        // and punycode, not always reversibly (the fuzzer found `uƍ%432` rendered as `xn--uC2-flb`,
+        // which parses to `uc2ȓ`), and a resolver wants the ASCII form anyway.
+        guard let host = url.encodedHost, !host.isEmpty else {
             throw PostgresURLError("TOKEND_DATABASE_URL has no host")
+        }
+        guard host.hasPrefix("[") || host.utf8.allSatisfy(Self.isHostByte) else {
+            throw PostgresURLError(
+                "TOKEND_DATABASE_URL: the host must be a DNS name or an IP address in ASCII (an internationalized name in its xn-- form)")
         }
         self.host = host
         // Foundation takes any number of digits, and its `port` is nil past Int.max: the default
@@ -88,11 +96,21 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     private func render(password: String?) -> String {
         var text = "postgres://" + Self.encode(user)
         if let password { text += ":" + Self.encode(password) }
-        text += "@" + (host.hasPrefix("[") && host.hasSuffix("]") ? host : Self.encode(host)) + ":\(port)/" + Self.encode(database)
+        text += "@" + host + ":\(port)/" + Self.encode(database)
         text += "?sslmode=" + sslMode.rawValue
         if let sslRootCertificate { text += "&sslrootcert=" + Self.encode(sslRootCertificate) }
         if transactionPooler { text += "&pooler=transaction" }
         return text
+    }
+
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
     }
 
     /// Every byte outside RFC 3986's unreserved set as %XX.

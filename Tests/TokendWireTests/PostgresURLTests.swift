@@ -61,6 +61,20 @@ import Testing
         }
     }
 
+    @Test func theHostIsTakenAsWrittenInASCII() throws {
+        #expect(try PostgresURL("postgres://u@my-db.svc_1:5/db").host == "my-db.svc_1")
+        #expect(try PostgresURL("postgres://u@10.0.0.7/db").host == "10.0.0.7")
+        #expect(try PostgresURL("postgres://u@[fe80::1]/db").host == "[fe80::1]")
+        // An internationalized name stays in its xn-- form: Foundation's `host` decodes it.
+        let idn = try PostgresURL("postgres://u@xn--uc2-flb/db")
+        #expect(idn.host == "xn--uc2-flb")
+        #expect(try PostgresURL(idn.url) == idn)
+        // Found by the fuzzer: `uƍ%432` became `xn--uC2-flb`, which parses to `uc2ȓ`.
+        for host in ["u\u{18D}%432", "u%C6%8D", "h%2Fx", "h%41"] {
+            #expect(throws: PostgresURLError.self, "\(host)") { try PostgresURL("postgres://u@\(host)/db") }
+        }
+    }
+
     @Test func theRedactionForLogsKeepsNoPassword() {
         #expect(PostgresURL.redacted("postgres://u:s3cret@h/db") == "postgres://u:xxxxx@h/db")
         // Not UTF-8 once decoded: Foundation's `password` is nil, and it was logged as written.
