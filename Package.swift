@@ -69,14 +69,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Generated swift-protobuf messages (scripts/generate-proto); shared by server and CLI.
+        // Generated swift-protobuf messages (scripts/generate-proto); shared by server and CLI. Beside
+        // Generated/, the pure code over them that the fuzzer builds with them (scripts/fuzz).
         .target(
             name: "TokendProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/PROTO_SHA256"],
             swiftSettings: swiftSettings
         ),
-        // The hand-written wire parsers and writer: form bodies, Basic credentials, media types, JSON.
+        // The hand-written wire parsers and writer: form bodies, Basic and Bearer credentials, media
+        // types, JSON.
         // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
         .target(name: "TokendWire", swiftSettings: swiftSettings),
         .target(

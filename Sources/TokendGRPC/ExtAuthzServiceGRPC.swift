@@ -22,7 +22,7 @@ struct ExtAuthzServiceGRPC: Envoy_Service_Auth_V3_Authorization.ServiceProtocol 
         try await answering {
             let gateway = try await tokend.authenticator.authenticate(basicAuthorization: request.metadata.authorization, source: peerAddress(context))
             let attributes = request.message.attributes
-            let headers = Self.headers(of: attributes.request.http)
+            let headers = attributes.request.http.headersByLowercasedName
             let requirements = GatewayRequirements(
                 audience: attributes.contextExtensions["audience"],
                 scope: attributes.contextExtensions["scope"]
@@ -34,19 +34,6 @@ struct ExtAuthzServiceGRPC: Envoy_Service_Auth_V3_Authorization.ServiceProtocol 
             )
             return ServerResponse(message: Self.response(GatewayAnswer(decision), requestHeaders: headers))
         }
-    }
-
-    /// The request's headers by lower-case name: Envoy sends `headers` (a map), or `header_map`
-    /// (raw values) when configured to; the first value of a name wins.
-    static func headers(of http: Envoy_Service_Auth_V3_AttributeContext.HttpRequest) -> [String: String] {
-        var headers: [String: String] = [:]
-        for (name, value) in http.headers { headers[name.lowercased()] = value }
-        for header in http.headerMap.headers {
-            let name = header.key.lowercased()
-            guard headers[name] == nil else { continue }
-            headers[name] = header.value.isEmpty ? String(decoding: header.rawValue, as: UTF8.self) : header.value
-        }
-        return headers
     }
 
     static func response(_ answer: GatewayAnswer, requestHeaders: [String: String]) -> Envoy_Service_Auth_V3_CheckResponse {

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import SwiftProtobuf
 import TokendCore
+import TokendProto
 import TokendWire
 
 /// Connect protocol unary calls (connectrpc.com/docs/protocol): decoding requests and encoding
@@ -12,18 +13,9 @@ enum ConnectCodec: Sendable {
     case proto
     case json
 
-    static let jsonEncoding: JSONEncodingOptions = {
-        var options = JSONEncodingOptions()
-        // The RFC names (`client_id`), as in proto/; protojson parsers accept either form.
-        options.preserveProtoFieldNames = true
-        return options
-    }()
-
-    static let jsonDecoding: JSONDecodingOptions = {
-        var options = JSONDecodingOptions()
-        options.ignoreUnknownFields = true
-        return options
-    }()
+    /// The RFC names (`client_id`) in answers; unknown members of requests skipped (`ConnectJSONOptions`).
+    static let jsonEncoding = ConnectJSONOptions.encoding
+    static let jsonDecoding = ConnectJSONOptions.decoding
 
     var contentType: String {
         switch self {
