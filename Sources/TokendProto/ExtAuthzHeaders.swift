@@ -3,11 +3,20 @@
 // them (`Tests/Fuzz/check_request`).
 
 extension Envoy_Service_Auth_V3_AttributeContext.HttpRequest {
-    /// The request's headers by lower-case name: Envoy sends `headers` (a map), or `header_map`
-    /// (raw values) when configured to; the first value of a name wins.
+    /// The request's headers by lower-case name: Envoy sends `headers` (a map, lower-case names),
+    /// or `header_map` (raw values) when configured to; the first value of a name wins. A map key
+    /// in another case counts only when the lower-case one is absent, and of several such spellings
+    /// the first in `String` order: the map has no order of its own (a Swift dictionary iterates in
+    /// an order seeded per instance), and the answer must not depend on it.
     public var headersByLowercasedName: [String: String] {
         var byName: [String: String] = [:]
-        for (name, value) in headers { byName[name.lowercased()] = value }
+        var otherSpellings: [String] = []
+        for (name, value) in headers {
+            if name == name.lowercased() { byName[name] = value } else { otherSpellings.append(name) }
+        }
+        for name in otherSpellings.sorted() where byName[name.lowercased()] == nil {
+            byName[name.lowercased()] = headers[name]
+        }
         for header in headerMap.headers {
             let name = header.key.lowercased()
             guard byName[name] == nil else { continue }
