@@ -365,6 +365,91 @@ import TokendTestSupport
         }
     }
 
+    /// A gzip body is one whole gzip member or invalid_argument: cut short anywhere (even by only
+    /// its 8-byte trailer, the CRC-32 and length zlib checks last), corrupted, empty, or followed by
+    /// other bytes (a second member), never the part that inflated. The largest bomb a body can
+    /// carry (64 KiB on the wire) is 413 resource_exhausted, inflated no further than the limit.
+    @Test(arguments: StoreKind.allCases)
+    func gzipCutShortCorruptOrFollowedByMoreIsInvalidArgument(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            _ = try await h.caller("as", [.issue])
+            let issued = try await h.issue(IssueRequest(clientID: "as", subject: "zipped"))
+            try await withPublicRouter(h.services) { client in
+                let headers: HTTPFields = [.contentType: "application/proto", .contentEncoding: "gzip", .authorization: rs.basic]
+                let whole = Array(try gzip(try introspectRequest(issued.accessToken).serializedBytes()).readableBytesView)
+                let ok = try await client.send(Self.introspectPath, headers: headers, body: ByteBuffer(bytes: whole))
+                #expect(try ok.message(Tokend_V1_IntrospectResponse.self).active)
+
+                func flipped(_ index: Int) -> [UInt8] {
+                    var bytes = whole
+                    bytes[index] ^= 0x01
+                    return bytes
+                }
+                let refused: [(String, [UInt8])] = [
+                    ("without its trailer", Array(whole.dropLast(8))),
+                    ("without its last byte", Array(whole.dropLast())),
+                    ("cut in the middle", Array(whole.prefix(whole.count / 2))),
+                    ("the 10-byte header alone", Array(whole.prefix(10))),
+                    ("empty", []),
+                    ("a wrong CRC-32", flipped(whole.count - 8)),
+                    ("a wrong length", flipped(whole.count - 4)),
+                    ("a corrupt deflate stream", flipped(10)),
+                    ("a byte after the member", whole + [0]),
+                    ("a second member", whole + whole),
+                    ("its trailer twice", whole + whole.suffix(8)),
+                ]
+                for (name, body) in refused {
+                    let response = try await client.send(Self.introspectPath, headers: headers, body: ByteBuffer(bytes: body))
+                    #expect(response.status == .badRequest && response.json?["code"] == "invalid_argument", "\(name): \(response.status.code) \(response.text)")
+                }
+
+                // 64 MiB of zeros: about 64 KiB of gzip, under the wire limit.
+                let bomb = try gzip([UInt8](repeating: 0, count: 64 << 20))
+                #expect(bomb.readableBytes <= 64 * 1024, "\(bomb.readableBytes) bytes")
+                let tooLarge = try await client.send(Self.introspectPath, headers: headers, body: bomb)
+                #expect(tooLarge.status == .contentTooLarge, "\(tooLarge.status.code) \(tooLarge.text)")
+                #expect(tooLarge.json?["code"] == "resource_exhausted")
+            }
+        }
+    }
+
+    /// Watch's one envelope, gzip-compressed (flags 0x01, `Connect-Content-Encoding: gzip`): the same
+    /// rules as a unary body, answered in the stream's end (200, then an end-of-stream envelope with
+    /// the Connect code): a bomb is resource_exhausted, a member cut short or corrupt invalid_argument.
+    /// (A body taken as whole would start a live stream that never ends: the time limit fails it.)
+    @Test(.timeLimit(.minutes(1)), arguments: StoreKind.allCases)
+    func watchEnvelopeGzipBombAndCutShortGzip(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            try await withPublicRouter(h.services) { client in
+                func watch(_ payload: [UInt8]) async throws -> String? {
+                    let length = UInt32(payload.count)
+                    let envelope: [UInt8] = [0x01, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + payload
+                    let response = try await client.send(
+                        "/tokend.v1.RevocationService/Watch",
+                        headers: [
+                            .contentType: "application/connect+json", HTTPField.Name("Connect-Content-Encoding")!: "gzip", .authorization: rs.basic,
+                        ],
+                        body: ByteBuffer(bytes: envelope)
+                    )
+                    #expect(response.status == .ok)
+                    let bytes = Array(response.body.readableBytesView)
+                    // The last envelope is the end of the stream (flags 0x02): its JSON holds the error.
+                    guard bytes.count >= 5, bytes[0] & 0x02 != 0 else { return "no end-of-stream envelope: \(bytes)" }
+                    let end = try JSONDecoder().decode(JSON.self, from: Data(bytes[5...]))
+                    return end["error"]?["code"]?.string
+                }
+                let bomb = Array(try gzip([UInt8](repeating: 0x20, count: 16 << 20)).readableBytesView)
+                #expect(try await watch(bomb) == "resource_exhausted")
+                let whole = Array(try gzip(Array(#"{"after_seq":"0"}"#.utf8)).readableBytesView)
+                #expect(try await watch(Array(whole.dropLast(8))) == "invalid_argument")
+                #expect(try await watch(whole + [0]) == "invalid_argument")
+                #expect(try await watch(Array(whole.prefix(12))) == "invalid_argument")
+            }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func storeOutageIs503Unavailable(kind: StoreKind) async throws {
         try await withHarness(kind) { h in

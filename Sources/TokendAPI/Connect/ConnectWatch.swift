@@ -1,4 +1,3 @@
-import CompressNIO
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -128,11 +127,11 @@ struct ConnectWatchController: Sendable {
             guard encoding?.lowercased() == "gzip" else {
                 throw TokendError.invalidRequest("a compressed envelope needs Connect-Content-Encoding: gzip")
             }
-            do {
-                payload = try payload.decompress(with: .gzip(), maxSize: RequestBody.maximumSize)
-            } catch {
+            // Past 64 KiB inflated: tooLarge (resource_exhausted), as for a unary body.
+            guard let inflated = try RequestBody.gunzip(payload) else {
                 throw TokendError.invalidRequest("the request envelope is not valid gzip")
             }
+            payload = inflated
         }
         do {
             switch codec {
