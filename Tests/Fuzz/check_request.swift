@@ -15,7 +15,8 @@
 // - the token is what a reading of the header's bytes finds: after leading spaces, the scheme
 //   `bearer` in any ASCII case ending at a space or the end, then the rest without its leading and
 //   trailing spaces; so it is a piece of the header, never longer than it, without spaces at its
-//   ends; no header or another scheme: no token.
+//   ends; no header or another scheme: no token (the finding: read by Character, a space followed
+//   by a combining mark was no space, and `Bearer <U+0301>…` presented no token).
 import Foundation
 import SwiftProtobuf
 import TokendProto
@@ -34,7 +35,10 @@ public func fuzzCheckRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     } catch {
         fatalError("property violated: a CheckRequest decoded from \(show(body)) does not encode: \(error)")
     }
-    require((try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: encoded)) == request, "\(show(body)) re-encoded as \(show(encoded)) decodes differently")
+    require(
+        (try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: encoded)) == request,
+        "\(show(body)) re-encoded as \(show(encoded)) decodes differently"
+    )
     let fromStable = try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: stable)
     require(fromStable == request, "the sorted encoding \(show(stable)) decodes differently")
     let reencoded: [UInt8]? = try? fromStable?.serializedBytes(options: deterministicBinary)
@@ -55,7 +59,10 @@ public func fuzzCheckRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             require(value == expected, "\(name): \(value.debugDescription), the first header_map entry says \(String(describing: expected))")
         } else {
             let chosen = spellings.first { $0 == $0.lowercased() } ?? spellings.sorted()[0]
-            require(value == http.headers[chosen], "\(name): \(value.debugDescription), the map has \(http.headers.filter { spellings.contains($0.key) })")
+            require(
+                value == http.headers[chosen],
+                "\(name): \(value.debugDescription), the map has \(http.headers.filter { spellings.contains($0.key) })"
+            )
         }
     }
     let decodedAgain = try? Envoy_Service_Auth_V3_CheckRequest(serializedBytes: body)
@@ -66,7 +73,10 @@ public func fuzzCheckRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     let authorization = headers["authorization"]
     let token = BearerAuthorization.token(authorization)
     let expected = authorization.flatMap { bearerToken(Array($0.utf8)) }
-    require(token == expected, "authorization \(String(describing: authorization?.debugDescription)): token \(String(describing: token?.debugDescription)), its bytes give \(String(describing: expected?.debugDescription))")
+    require(
+        token == expected,
+        "authorization \(String(describing: authorization?.debugDescription)): token \(String(describing: token?.debugDescription)), its bytes give \(String(describing: expected?.debugDescription))"
+    )
     if let token, let authorization {
         require(token.utf8.count <= authorization.utf8.count, "a token longer than its header")
         require(token.first != " " && token.last != " ", "a token with a space at an end: \(token.debugDescription)")

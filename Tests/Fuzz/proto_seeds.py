@@ -121,6 +121,8 @@ CHECK = [
         ("Authorization", "Bearer first"), ("AUTHORIZATION", "Bearer second"), ("authorization", "Bearer third")]))),
     ("two-attributes-merged", check_request(http_request("GET", "/", "h", [("authorization", "Bearer " + TOKEN)]))
      + check_request(http_request("GET", "/", "h", [("Authorization", "Bearer other")]))),
+    # A combining mark after the space (the finding: read by Character, the scheme ran on).
+    ("bearer-space-combining-mark", check_request(http_request("GET", "/", "h", [("authorization", "Bearer \u0301" + TOKEN)]))),
     # Fields Envoy sends that tokend's restated proto leaves out (source, time, metadata): unknown.
     ("envoy-unknown-fields", check_request(http_request("GET", "/", "h", [("authorization", "Bearer " + TOKEN)]),
                                            unknown=s(1, s(1, b"\x0a\x0910.0.0.1")) + s(2, b"\x08\x01") + v(11, 3))),

@@ -401,7 +401,10 @@ import TokendTestSupport
                 ]
                 for (name, body) in refused {
                     let response = try await client.send(Self.introspectPath, headers: headers, body: ByteBuffer(bytes: body))
-                    #expect(response.status == .badRequest && response.json?["code"] == "invalid_argument", "\(name): \(response.status.code) \(response.text)")
+                    #expect(
+                        response.status == .badRequest && response.json?["code"] == "invalid_argument",
+                        "\(name): \(response.status.code) \(response.text)"
+                    )
                 }
 
                 // 64 MiB of zeros: about 64 KiB of gzip, under the wire limit.
@@ -425,7 +428,8 @@ import TokendTestSupport
             try await withPublicRouter(h.services) { client in
                 func watch(_ payload: [UInt8]) async throws -> String? {
                     let length = UInt32(payload.count)
-                    let envelope: [UInt8] = [0x01, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + payload
+                    let prefix: [UInt8] = [0x01, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+                    let envelope = prefix + payload
                     let response = try await client.send(
                         "/tokend.v1.RevocationService/Watch",
                         headers: [

@@ -6,7 +6,8 @@ import TokendProto
 /// `HttpRequest.headersByLowercasedName`: ext_authz's reading of the request's headers
 /// (TokendProto, so that `Tests/Fuzz/check_request` builds it).
 @Suite struct ExtAuthzHeadersTests {
-    private func http(_ headers: [String: String], _ headerMap: [(String, String, String)] = []) -> Envoy_Service_Auth_V3_AttributeContext.HttpRequest {
+    private func http(_ headers: [String: String], _ headerMap: [(String, String, String)] = []) -> Envoy_Service_Auth_V3_AttributeContext.HttpRequest
+    {
         .with {
             $0.headers = headers
             $0.headerMap.headers = headerMap.map { key, value, raw in
