@@ -23,11 +23,13 @@ public struct TokendServer: Sendable {
 }
 
 /// Builds the server `tokend serve` runs; tests call it too, to run the whole service in-process.
-/// `gracefulShutdownSignals` are trapped by the group (none in tests).
+/// `gracefulShutdownSignals` are trapped by the group (none in tests); `now` is the replica's wall
+/// clock (tests that count per minute move it by hand).
 public func buildServiceGroup(
     configuration: ServeConfiguration,
     logger: Logger,
-    gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]
+    gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+    now: @escaping Now = { Date() }
 ) async throws -> TokendServer {
     let tls = try configuration.tls.map { files in
         do {
@@ -75,6 +77,7 @@ public func buildServiceGroup(
         cacheEntries: configuration.cacheEntries,
         cacheMemory: configuration.cacheMemory,
         maxStaleness: configuration.maxStaleness,
+        now: now,
         logger: logger,
         storeCalls: store.calls,
         pool: backend.pool,

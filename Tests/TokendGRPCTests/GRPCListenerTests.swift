@@ -218,6 +218,7 @@ enum InProcess {
     static func run(
         databaseURL: String? = nil,
         extra: [String: String] = [:],
+        now: @escaping Now = { Date() },
         _ body: (TokendServer, Tokend, GRPCAddress) async throws -> Void
     ) async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-grpc-\(UUID().uuidString)").path
@@ -229,7 +230,7 @@ enum InProcess {
         if let databaseURL { settings["TOKEND_DATABASE_URL"] = databaseURL }
         settings.merge(extra) { $1 }
         let configuration = try ServeConfiguration { settings[$0] }
-        let server = try await buildServiceGroup(configuration: configuration, logger: TestEnvironment.logger, gracefulShutdownSignals: [])
+        let server = try await buildServiceGroup(configuration: configuration, logger: TestEnvironment.logger, gracefulShutdownSignals: [], now: now)
         // The same replica's decisions, to register clients and issue tokens without the admin API.
         let tokend = Tokend(replica: server.replica, issuer: IssuerIdentifier("http://tokend.test"), logger: TestEnvironment.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
