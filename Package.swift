@@ -186,6 +186,7 @@ let package = Package(
             dependencies: [
                 "TokendCore", "TokendPostgres", "TokendSQLite",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TokendTestSupport",

@@ -18,12 +18,15 @@ import Glibc
 /// process off the same data directory.
 public final class SQLiteStore: TokendStore {
     public let name = "sqlite"
+    /// The database file, `tokend.sqlite3` in the data directory.
+    public let path: String
     private let connection: SQLiteConnection
     let gate = AsyncGate()
     private let lockFD: Int32
     private let logger: Logger
 
-    private init(connection: SQLiteConnection, lockFD: Int32, logger: Logger) {
+    private init(path: String, connection: SQLiteConnection, lockFD: Int32, logger: Logger) {
+        self.path = path
         self.connection = connection
         self.lockFD = lockFD
         self.logger = logger
@@ -45,8 +48,9 @@ public final class SQLiteStore: TokendStore {
                 "another tokend process is using the data directory \(directory); stop it or set TOKEND_DATA_DIR to another directory"
             )
         }
-        let connection = try await SQLiteConnection.open(storage: .file(path: directory + "/tokend.sqlite3"), logger: logger)
-        let store = SQLiteStore(connection: connection, lockFD: fd, logger: logger)
+        let path = directory + "/tokend.sqlite3"
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let store = SQLiteStore(path: path, connection: connection, lockFD: fd, logger: logger)
         do {
             try await store.execute("PRAGMA journal_mode=WAL")
             try await store.execute("PRAGMA synchronous=FULL")

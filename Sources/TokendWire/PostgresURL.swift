@@ -94,11 +94,12 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String { render(password: password == nil ? nil : "xxxxx") }
 
     private func render(password: String?) -> String {
-        var text = "postgres://" + Self.encode(user)
-        if let password { text += ":" + Self.encode(password) }
-        text += "@" + host + ":\(port)/" + Self.encode(database)
+        let encode = PercentEncoding.encode
+        var text = "postgres://" + encode(user)
+        if let password { text += ":" + encode(password) }
+        text += "@" + host + ":\(port)/" + encode(database)
         text += "?sslmode=" + sslMode.rawValue
-        if let sslRootCertificate { text += "&sslrootcert=" + Self.encode(sslRootCertificate) }
+        if let sslRootCertificate { text += "&sslrootcert=" + encode(sslRootCertificate) }
         if transactionPooler { text += "&pooler=transaction" }
         return text
     }
@@ -111,24 +112,6 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         default:
             false
         }
-    }
-
-    /// Every byte outside RFC 3986's unreserved set as %XX.
-    private static func encode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(UnicodeScalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                out.unicodeScalars.append("%")
-                out.unicodeScalars.append(UnicodeScalar(hex[Int(byte >> 4)]))
-                out.unicodeScalars.append(UnicodeScalar(hex[Int(byte & 0x0F)]))
-            }
-        }
-        return out
     }
 
     /// `string` with its password replaced, for log lines; also for a URL that does not parse.

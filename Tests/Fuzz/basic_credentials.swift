@@ -18,7 +18,7 @@ public func fuzzBasicCredentials(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
 
     guard let (id, secret) = try? BasicCredentials.parse(raw) else { return 0 }
     require(!id.isEmpty, "an empty client id was accepted")
-    let header = "Basic " + Data((formEncode(id) + ":" + formEncode(secret)).utf8).base64EncodedString()
+    let header = "Basic " + Data((PercentEncoding.encode(id) + ":" + PercentEncoding.encode(secret)).utf8).base64EncodedString()
     // Re-encoding escapes every reserved byte (three bytes each): past the parser's 2,048 bytes of
     // credentials the longer form is refused, rightly. (The first CI run found this in the property.)
     guard header.utf8.count - "Basic ".utf8.count <= 2048 else { return 0 }

@@ -15,7 +15,7 @@ public func fuzzFormBody(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     require(only != nil, "the restricted parse failed where the full parse succeeded")
     for name in ["audience", "scope"] { require(only?[name] == full[name], "restricted and full parse disagree on \(name)") }
 
-    let encoded = full.fields.map { formEncode($0.key) + "=" + formEncode($0.value) }.joined(separator: "&")
+    let encoded = full.fields.map { PercentEncoding.encode($0.key) + "=" + PercentEncoding.encode($0.value) }.joined(separator: "&")
     var again: FormBody?
     encoded.utf8.withContiguousStorageIfAvailable { again = try? FormBody(bytes: UnsafeRawBufferPointer($0)) }
     require(again?.fields == full.fields, "the re-encoded body does not parse to the same fields")

@@ -6,7 +6,6 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import SwiftProtobuf
-import Synchronization
 import Testing
 import TokendAPI
 import TokendCore
@@ -62,10 +61,14 @@ struct Harness: Sendable {
     let store: any TokendStore
     let clock: ManualClock
     let services: Services
+    /// Closes the store's connection for good, as when its database has gone away: every later
+    /// call fails (see `withStore(_:takeDown:)`).
+    let takeDown: @Sendable () async throws -> Void
 
-    init(kind: StoreKind, store: any TokendStore) {
+    init(kind: StoreKind, store: any TokendStore, takeDown: @escaping @Sendable () async throws -> Void) {
         self.kind = kind
         self.store = store
+        self.takeDown = takeDown
         let clock = ManualClock()
         self.clock = clock
         // As `tokend serve` runs it: replica memory (token cache + revocation view) kept current by
@@ -83,17 +86,16 @@ struct Harness: Sendable {
         try await services.issuer.issue(request)
     }
 
-    /// Services over the same store, seen through a wrapper whose calls can be made to fail
-    /// (without memory: every answer asks the failing store).
-    func faultyServices() -> (Services, FaultyStore) {
-        let faulty = FaultyStore(base: store)
-        return (Services(store: faulty, now: clock.now, cacheEntries: 0), faulty)
+    /// Services over the same store without memory, so that every answer asks the store: what the
+    /// outage tests answer through once they have taken the store down.
+    func storeOnlyServices() -> Services {
+        Services(store: store, now: clock.now, cacheEntries: 0)
     }
 }
 
 func withHarness<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> T) async throws -> T {
-    try await withStore(kind) { store in
-        let harness = Harness(kind: kind, store: store)
+    try await withStore(kind) { store, takeDown in
+        let harness = Harness(kind: kind, store: store, takeDown: takeDown)
         try await harness.services.replica.feed?.sync()
         return try await body(harness)
     }
@@ -119,106 +121,6 @@ func withPublicRouter<T: Sendable>(
 func withAdminRouter<T: Sendable>(_ services: Services, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
     let app = Application(router: services.adminRouter(), logger: TestEnvironment.logger)
     return try await app.test(.router, body)
-}
-
-// MARK: - A store that fails on demand
-
-/// Delegates to a real store; each group of calls can be switched to throw, as a store outage does.
-/// The real outage (a stopped PostgreSQL) is tested elsewhere: this only drives the HTTP mapping.
-final class FaultyStore: TokendStore {
-    struct Outage: Error {}
-
-    let base: any TokendStore
-    let failClients = Atomic<Bool>(false)
-    let failTokens = Atomic<Bool>(false)
-    let failPing = Atomic<Bool>(false)
-
-    init(base: any TokendStore) { self.base = base }
-
-    func failAll() {
-        failClients.store(true, ordering: .relaxed)
-        failTokens.store(true, ordering: .relaxed)
-        failPing.store(true, ordering: .relaxed)
-    }
-
-    private func clients() throws { if failClients.load(ordering: .relaxed) { throw Outage() } }
-    private func tokens() throws { if failTokens.load(ordering: .relaxed) { throw Outage() } }
-
-    var name: String { base.name }
-    func ping() async throws {
-        if failPing.load(ordering: .relaxed) { throw Outage() }
-        try await base.ping()
-    }
-
-    func createClient(_ client: ClientRecord, audit: AuditEvent?) async throws {
-        try clients()
-        try await base.createClient(client, audit: audit)
-    }
-    func client(id: String) async throws -> ClientRecord? {
-        try clients()
-        return try await base.client(id: id)
-    }
-    func listClients() async throws -> [ClientRecord] {
-        try clients()
-        return try await base.listClients()
-    }
-    func deleteClient(id: String, audit: AuditEvent?) async throws -> Bool {
-        try clients()
-        return try await base.deleteClient(id: id, audit: audit)
-    }
-    func updateClientSecret(id: String, salt: [UInt8], hash: [UInt8], audit: AuditEvent?) async throws -> Bool {
-        try clients()
-        return try await base.updateClientSecret(id: id, salt: salt, hash: hash, audit: audit)
-    }
-    func updateClient(_ client: ClientRecord, audit: AuditEvent?) async throws -> Bool {
-        try clients()
-        return try await base.updateClient(client, audit: audit)
-    }
-    func signingKeys() async throws -> [StoredSigningKey] {
-        try tokens()
-        return try await base.signingKeys()
-    }
-    func insertFirstSigningKey(_ key: StoredSigningKey) async throws -> Bool {
-        try tokens()
-        return try await base.insertFirstSigningKey(key)
-    }
-    func rotateSigningKey(to key: StoredSigningKey, retiring: Date, audit: AuditEvent?) async throws {
-        try tokens()
-        try await base.rotateSigningKey(to: key, retiring: retiring, audit: audit)
-    }
-
-    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws {
-        try self.tokens()
-        try await base.insertTokens(tokens, audit: audit)
-    }
-    func token(hash: TokenHash) async throws -> TokenRecord? {
-        try tokens()
-        return try await base.token(hash: hash)
-    }
-    func token(jti: String) async throws -> TokenRecord? {
-        try tokens()
-        return try await base.token(jti: jti)
-    }
-    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
-        try tokens()
-        return try await base.withRevocationTransaction(body)
-    }
-    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] {
-        try tokens()
-        return try await base.revocations(after: after, limit: limit)
-    }
-    func revocationHead() async throws -> Int64 {
-        try tokens()
-        return try await base.revocationHead()
-    }
-    func auditEvents(since: Date?, actor: String?, after: Int64, limit: Int) async throws -> [AuditEvent] {
-        try tokens()
-        return try await base.auditEvents(since: since, actor: actor, after: after, limit: limit)
-    }
-    func deleteExpired(before cutoff: Date) async throws -> Int {
-        try tokens()
-        return try await base.deleteExpired(before: cutoff)
-    }
 }
 
 // MARK: - Requests

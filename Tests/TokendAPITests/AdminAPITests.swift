@@ -403,8 +403,8 @@ import TokendTestSupport
     @Test(arguments: StoreKind.allCases)
     func storeOutageIs503Unavailable(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
-            let (services, faulty) = h.faultyServices()
-            faulty.failAll()
+            let services = h.storeOnlyServices()
+            try await h.takeDown()
             try await withAdminRouter(services) { admin in
                 let list = try await admin.connect(Self.path("ListClients"), Tokend_V1_ListClientsRequest(), authorization: Self.admin)
                 list.expectConnectError(.serviceUnavailable, "unavailable")

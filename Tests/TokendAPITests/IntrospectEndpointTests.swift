@@ -411,17 +411,17 @@ import TokendTestSupport
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
-            let (services, faulty) = h.faultyServices()
+            let services = h.storeOnlyServices()
             try await withPublicRouter(services) { client in
                 #expect(try await client.isActive(issued.accessToken, as: rs))
-                // Token lookups fail (client authentication still answers from its cache or the store).
-                faulty.failTokens.store(true, ordering: .relaxed)
+                // The store goes away: the token lookup fails (the client still authenticates from
+                // the authenticator's cache).
+                try await h.takeDown()
                 let lookup = try await client.introspect(issued.accessToken, as: rs)
                 lookup.expectOAuthError(.serviceUnavailable, "temporarily_unavailable")
                 #expect(lookup.headers[.retryAfter] != nil)
                 #expect(lookup.json?["active"] == nil, "never a guess: \(lookup.text)")
-                // Everything fails, and the client record has left the authenticator's cache.
-                faulty.failAll()
+                // The client record has left the authenticator's cache: authentication fails too.
                 h.clock.advance(by: 10)
                 let auth = try await client.introspect(issued.accessToken, as: rs)
                 auth.expectOAuthError(.serviceUnavailable, "temporarily_unavailable")

@@ -460,13 +460,14 @@ import TokendTestSupport
             let rs = try await h.caller("rs", [.introspect])
             let authServer = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
-            let (services, faulty) = h.faultyServices()
+            let services = h.storeOnlyServices()
             try await withPublicRouter(services) { client in
                 let ok = try await client.connect(Self.introspectPath, introspectRequest(issued.accessToken), authorization: rs.basic)
                 #expect(try ok.message(Tokend_V1_IntrospectResponse.self).active)
                 _ = try await client.connect(Self.revokePath, revokeRequest("garbage"), authorization: authServer.basic)
 
-                faulty.failTokens.store(true, ordering: .relaxed)
+                // The store goes away; both callers still authenticate from the authenticator's cache.
+                try await h.takeDown()
                 let introspect = try await client.connect(Self.introspectPath, introspectRequest(issued.accessToken), authorization: rs.basic)
                 introspect.expectConnectError(.serviceUnavailable, "unavailable")
                 #expect(introspect.headers[.retryAfter] != nil)
@@ -477,8 +478,7 @@ import TokendTestSupport
                 let issueResponse = try await client.connect(Self.issuePath, issue, authorization: authServer.basic)
                 issueResponse.expectConnectError(.serviceUnavailable, "unavailable")
 
-                // Client authentication itself cannot reach the store.
-                faulty.failAll()
+                // Past the cache: client authentication itself cannot reach the store.
                 h.clock.advance(by: 10)
                 let auth = try await client.connect(Self.introspectPath, introspectRequest(issued.accessToken), authorization: rs.basic)
                 auth.expectConnectError(.serviceUnavailable, "unavailable")

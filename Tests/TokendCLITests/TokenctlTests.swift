@@ -31,6 +31,44 @@ import TokendTestSupport
         }
     }
 
+    /// `tokend gc` on each store, with the clock of the moment: it deletes the token that has
+    /// expired and the log entry that covered only it, keeps the live tokens and the entry that
+    /// covers one of them, and a second run finds nothing left to delete.
+    @Test(arguments: StoreKind.allCases)
+    func gcDeletesWhatHasExpiredByNowAndKeepsTheRest(kind: StoreKind) async throws {
+        try await Self.withServer(kind) { server in
+            #expect(try server.tokenctl(["clients", "create", "rs", "--role", "introspect"]).status == 0)
+            func issue(ttl: String) throws -> String {
+                let issued = try server.tokenctl(["tokens", "issue", "--client", "rs", "--subject", "s", "--ttl", ttl, "--output", "json"])
+                return try #require(issued.json?["access_token"] as? String, "\(issued.stderr)")
+            }
+            let expiring = try issue(ttl: "1s")
+            let expiredBy = Date().addingTimeInterval(2)  // iat is whole seconds
+            let revokedLive = try issue(ttl: "1h")
+            let live = try issue(ttl: "1h")
+            for token in [expiring, revokedLive] { #expect(try server.tokenctl(["revoke", "--token", token]).status == 0) }
+            server.stop()  // the embedded store admits one process at a time
+
+            try await poll(until: "the 1 s token has expired", within: .seconds(30)) { Date() > expiredBy }
+            let store = server.environment.filter { $0.key == "TOKEND_DATA_DIR" || $0.key == "TOKEND_DATABASE_URL" }
+            let first = try run(Binaries.tokend, ["gc"], environment: store)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout == "deleted 1 expired tokens\n")
+            let second = try run(Binaries.tokend, ["gc"], environment: store)
+            #expect(second.stdout == "deleted 0 expired tokens\n", "\(second.stderr)")
+
+            let restarted = try TokendProcess(dataDir: server.dataDir, environment: server.environment)
+            defer { restarted.stop() }
+            let active = try restarted.tokenctl(["tokens", "introspect", live, "--output", "json"])
+            #expect(active.json?["active"] as? Bool == true, "\(active.stdout) \(active.stderr)")
+            let revoked = try restarted.tokenctl(["tokens", "introspect", revokedLive, "--output", "json"])
+            #expect(revoked.json?.count == 1 && revoked.json?["active"] as? Bool == false)
+            let log = try restarted.tokenctl(["revocations", "list", "--output", "json"])
+            let entries = try #require(log.json?["entries"] as? [[String: Any]], "\(log.stderr)")
+            #expect(entries.count == 1, "the entry of the live revoked token only: \(entries)")
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func walkthroughWorksEndToEnd(kind: StoreKind) async throws {
         try await Self.withServer(kind) { server in

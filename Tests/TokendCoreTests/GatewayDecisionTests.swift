@@ -6,7 +6,9 @@ import TokendTestSupport
 
 private let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-/// Answers lookups from a dictionary; everything else is out of scope here.
+/// Answers lookups from a dictionary; everything else is out of scope here. Kept as a double: the
+/// decisions must hold for record shapes a store does not hand back (an empty `cnf`, which the
+/// stores read back as none), and these cases check the decision alone, record for record.
 private struct RecordsStore: TokenStore {
     let records: [TokenHash: TokenRecord]
     struct Unused: Error {}

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TokendTestSupport
 
@@ -86,78 +85,65 @@ private func record(
     }
 }
 
-/// A token store double: answers from a dictionary or fails, and counts lookups.
-private final class StubTokenStore: TokenStore, Sendable {
-    let records: [TokenHash: TokenRecord]
-    let fails: Bool
-    private let calls = Mutex(0)
-    var lookups: Int { calls.withLock { $0 } }
-
-    init(records: [TokenRecord] = [], fails: Bool = false) {
-        self.records = Dictionary(uniqueKeysWithValues: records.map { ($0.hash, $0) })
-        self.fails = fails
-    }
-
-    struct Down: Error {}
-
-    func token(hash: TokenHash) async throws -> TokenRecord? {
-        calls.withLock { $0 += 1 }
-        if fails { throw Down() }
-        return records[hash]
-    }
-
-    func insertTokens(_ tokens: [TokenRecord], audit: AuditEvent?) async throws { throw Down() }
-    func token(jti: String) async throws -> TokenRecord? { throw Down() }
-    func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {
-        throw Down()
-    }
-    func revocations(after: Int64, limit: Int) async throws -> [RevocationEntry] { throw Down() }
-    func revocationHead() async throws -> Int64 { throw Down() }
-    func deleteExpired(before cutoff: Date) async throws -> Int { throw Down() }
-}
-
+/// The introspector over the real embedded store (each store's own failures are the store suites'
+/// business); lookups are counted by the time limit `tokend serve` wraps every store in, and a store
+/// outage is the store taken down (`withStore(_:takeDown:)`).
 @Suite struct IntrospectorLookupTests {
     @Test func malformedTokensAreInactiveWithoutALookup() async throws {
-        let store = StubTokenStore()
-        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
-        for token in ["", "abc", "tkd_at_short", "tkd_at_" + String(repeating: "*", count: 43), String(repeating: "a", count: 10 * 1024)] {
-            #expect(try await introspector.introspect(token: token, audiences: []) == .inactive)
+        try await withStore(.sqlite) { base in
+            let store = TimeLimitedStore(base, seconds: 60)
+            let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+            for token in ["", "abc", "tkd_at_short", "tkd_at_" + String(repeating: "*", count: 43), String(repeating: "a", count: 10 * 1024)] {
+                let result = try await introspector.introspect(token: token, audiences: [])
+                #expect(result == .inactive)
+            }
+            #expect(store.calls.snapshot.calls == 0)
         }
-        #expect(store.lookups == 0)
     }
 
     @Test func aStoreFailureIsUnavailableNeverAGuess() async throws {
-        let store = StubTokenStore(fails: true)
-        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
-        do {
-            let result = try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: [])
-            Issue.record("expected unavailable, got \(result)")
-        } catch let error as TokendError {
-            #expect(error.code == .unavailable)
-            #expect(error == .unavailable)
+        try await withStore(.sqlite) { base, takeDown in
+            let store = TimeLimitedStore(base, seconds: 60)
+            let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+            try await takeDown()
+            do {
+                let result = try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: [])
+                Issue.record("expected unavailable, got \(result)")
+            } catch let error as TokendError {
+                #expect(error.code == .unavailable)
+                #expect(error == .unavailable)
+            }
+            #expect(store.calls.snapshot.calls == 1)
+            #expect(store.calls.snapshot.failures == 1, "the store's own error, not a timeout: \(store.calls.snapshot)")
+            #expect(store.calls.snapshot.timeouts == 0)
         }
-        #expect(store.lookups == 1)
     }
 
     @Test func knownTokenIsLookedUpByItsHash() async throws {
-        let token = OpaqueToken.generate(.access)
-        var r = record()
-        r.hash = TokenHash(token: token)
-        let store = StubTokenStore(records: [r])
-        let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
-        #expect(try await introspector.introspect(token: token, audiences: []) == .active(r))
-        #expect(try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: []) == .inactive)
-        #expect(store.lookups == 2)
+        try await withStore(.sqlite) { base in
+            let token = OpaqueToken.generate(.access)
+            var r = record()
+            r.hash = TokenHash(token: token)
+            try await base.insertTokens([r])
+            let store = TimeLimitedStore(base, seconds: 60)
+            let introspector = Introspector(store: store, now: { now }, logger: TestEnvironment.logger)
+            #expect(try await introspector.introspect(token: token, audiences: []) == .active(r))
+            #expect(try await introspector.introspect(token: OpaqueToken.generate(.access), audiences: []) == .inactive)
+            #expect(store.calls.snapshot.calls == 2)
+        }
     }
 
     @Test func revokerTurnsStoreFailuresIntoUnavailable() async throws {
-        let revoker = Revoker(store: StubTokenStore(fails: true), now: { now }, logger: TestEnvironment.logger)
-        let caller = ClientRecord(id: "app", roles: [], audiences: [], secretSalt: [], secretHash: [], createdAt: now)
-        do {
-            try await revoker.revoke(token: OpaqueToken.generate(.access), caller: caller)
-            Issue.record("expected unavailable")
-        } catch let error as TokendError {
-            #expect(error.code == .unavailable)
+        try await withStore(.sqlite) { store, takeDown in
+            let revoker = Revoker(store: store, now: { now }, logger: TestEnvironment.logger)
+            let caller = ClientRecord(id: "app", roles: [], audiences: [], secretSalt: [], secretHash: [], createdAt: now)
+            try await takeDown()
+            do {
+                try await revoker.revoke(token: OpaqueToken.generate(.access), caller: caller)
+                Issue.record("expected unavailable")
+            } catch let error as TokendError {
+                #expect(error.code == .unavailable)
+            }
         }
     }
 }

@@ -186,11 +186,36 @@ import TokendTestSupport
         #expect(source.batches.withLock { $0 } == [[0], [2]])
     }
 
+    /// Five concurrent lookups queued behind a running fetch are coalesced into one fetch of all
+    /// five keys; when that fetch fails, every one of them gets its error, and the batcher keeps
+    /// working. (The first fetch holds the only slot on the gate until all five have queued, so
+    /// the batch is decided by the batcher alone; each lookup fetched on its own would make six
+    /// batches.)
     @Test func aFailedFetchFailsEveryWaiterOfThatBatch() async throws {
         struct Boom: Error {}
-        let batcher = LookupBatcher<Int, Int> { _ in throw Boom() }
-        await #expect(throws: Boom.self) { try await batcher.get(1) }
+        let source = Source()
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 1, maxBatchSize: 256) { keys in
+            let values = try await source.fetch(keys, wait: true)
+            if keys.contains(where: (1...5).contains) { throw Boom() }
+            return values
+        }
+        let first = Task { try await batcher.get(0) }
+        try await poll(until: "a batch started") { source.batches.withLock({ $0.count }) == 1 }
+        let queued = (1...5).map { key in Task { try await batcher.get(key) } }
+        try await Self.waitUntilQueued(batcher, 5)
+        source.open.yield()  // the first fetch
+        #expect(try await first.value == 0)
+        try await poll(until: "the second fetch started") { source.batches.withLock({ $0.count }) == 2 }
+        // Required: a lookup left out of this batch would wait for a gate the test never opens.
+        try #require(source.batches.withLock { $0 } == [[0], [1, 2, 3, 4, 5]], "the five queued lookups were not fetched together")
+        source.open.yield()  // that fetch, which fails
+        for (index, lookup) in queued.enumerated() {
+            await #expect(throws: Boom.self, "lookup \(index + 1)") { try await lookup.value }
+        }
+        #expect(batcher.figures.batches == 2 && batcher.figures.keys == 6)
         // The batcher keeps working after a failure.
-        await #expect(throws: Boom.self) { try await batcher.get(2) }
+        source.open.yield()
+        #expect(try await batcher.get(7) == 70)
+        #expect(source.batches.withLock { $0 } == [[0], [1, 2, 3, 4, 5], [7]])
     }
 }

@@ -321,3 +321,54 @@ import TokendTestSupport
         }
     }
 }
+
+/// Compaction in the running feed (`RevocationFeed.run` compacts the view once a minute of its
+/// clock): entries whose tokens have all expired leave memory, every entry that still covers a
+/// live token stays, and the filter is refitted to the live hashes.
+@Suite struct RevocationFeedCompactionTests {
+    @Test(arguments: StoreKind.conformanceCases)
+    func theRunningFeedDropsExpiredEntriesAndKeepsLiveOnes(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let short = (0..<3).map { _ in mint(issuedAt: t0, ttl: 60) }
+            let long = (0..<3).map { _ in mint(issuedAt: t0, ttl: 7200) }
+            let bob = mint(subject: "bob", issuedAt: t0, ttl: 60)
+            let carol = mint(subject: "carol", issuedAt: t0, ttl: 7200)
+            for token in short + long + [bob, carol] { try await store.insertTokens([token.record]) }
+            let at = t0.addingTimeInterval(1)
+            for token in short + long { _ = try await store.revoke(.token(token.hash), reason: "", at: at) }
+            // Rules live until their tokens expire: bob's with the short ones, carol's on.
+            _ = try await store.revoke(.subject("bob"), reason: "", at: at)
+            _ = try await store.revoke(.subject("carol"), reason: "", at: at)
+            let head = try await store.revocationHead()
+
+            let clock = ManualClock(t0)
+            let view = RevocationView()
+            let feed = RevocationFeed(store: store, view: view, pollInterval: .milliseconds(10), now: clock.now, logger: TestEnvironment.logger)
+            let running = Task { await feed.run() }
+            do {
+                try await Self.expectCompaction(view, clock: clock, head: head, live: long, liveRule: carol)
+            } catch {
+                running.cancel()
+                await running.value
+                throw error
+            }
+            running.cancel()
+            await running.value
+        }
+    }
+
+    static func expectCompaction(_ view: RevocationView, clock: ManualClock, head: Int64, live: [Minted], liveRule: Minted) async throws {
+        try await poll(until: "the log applied") { view.watermark == head }
+        #expect(view.figures.exactEntries == 6 && view.figures.rules == 2)
+
+        // Past the short tokens' expiry and the feed's minute: the next read compacts.
+        clock.advance(by: 120)
+        try await poll(until: "the expired entries compacted away") { view.figures.exactEntries < 6 }
+        let figures = view.figures
+        #expect(figures.exactEntries == 3 && figures.filterEntries == 3, "\(figures)")
+        #expect(figures.rules == 1, "\(figures)")
+        #expect(live.allSatisfy { view.verdict(for: $0.record) == .revoked }, "a live entry was compacted away")
+        #expect(view.verdict(for: liveRule.record) == .revoked, "a live rule was compacted away")
+        #expect(view.watermark == head)
+    }
+}

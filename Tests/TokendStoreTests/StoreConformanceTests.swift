@@ -726,6 +726,66 @@ import TokendTestSupport
         }
     }
 
+    /// `tokend gc` (`deleteExpired`) on a log whose live and expired entries interleave: it
+    /// deletes exactly the expired tokens and the entries that no longer cover a live token, keeps
+    /// every entry that still does (wherever it stands in the log), one expiring at the cutoff and
+    /// the newest, and never touches clients, audit events or signing keys.
+    @Test(arguments: StoreKind.conformanceCases)
+    func gcDeletesWhatHasExpiredAndKeepsEveryEntryThatStillCovers(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let clock = ManualClock(t0)
+            let admin = AuditConformanceTests.Admin(store, clock: clock)
+            _ = try await admin.registry.create(id: "app", roles: ["issue"], audiences: [], audit: AuditConformanceTests.operatorContext)
+            let key = StoredSigningKey(kid: "k1", algorithm: "ES256", privateKey: [1, 2, 3], createdAt: t0, retiresAt: nil)
+            #expect(try await store.insertFirstSigningKey(key))
+            let audit = try await AuditConformanceTests.all(store)
+
+            let cutoff = t0.addingTimeInterval(3600)
+            let liveToken = mint(ttl: 7200)
+            let expiredToken = mint(ttl: 600)
+            let ruled = mint(subject: "carol", ttl: 86400)
+            let expiredByJTI = mint(ttl: 60)
+            let atCutoff = mint(ttl: 3600)
+            let unrevoked = (live: mint(ttl: 5400), expired: mint(ttl: 1800))
+            for minted in [liveToken, expiredToken, ruled, expiredByJTI, atCutoff, unrevoked.live, unrevoked.expired] {
+                try await store.insertTokens([minted.record])
+            }
+            let at = t0.addingTimeInterval(1)
+            let seqs = [
+                try await store.revoke(.token(liveToken.hash), reason: "", at: at).seq,  // covers a live token
+                try await store.revoke(.token(expiredToken.hash), reason: "", at: at).seq,
+                try await store.revoke(.subject("carol"), reason: "", at: at).seq,  // a rule over a live token
+                try await store.revoke(.jti(expiredByJTI.record.jti), reason: "", at: at).seq,
+                try await store.revoke(.token(atCutoff.hash), reason: "", at: at).seq,  // expires at the cutoff, not before
+                try await store.revoke(.subject("nobody"), reason: "", at: at).seq,  // the newest: covers nothing, stays as the head
+            ]
+            #expect(seqs.allSatisfy { $0 > 0 } && seqs == seqs.sorted())
+
+            #expect(try await store.deleteExpired(before: cutoff) == 3)
+            for gone in [expiredToken, expiredByJTI, unrevoked.expired] {
+                #expect(try await store.token(hash: gone.hash) == nil, "an expired token was kept")
+            }
+            for kept in [liveToken, ruled, atCutoff] {
+                #expect(try await store.token(hash: kept.hash)?.revokedAt == at, "a live revoked token was deleted")
+            }
+            #expect(try await store.token(hash: unrevoked.live.hash) == unrevoked.live.record)
+            #expect(try await log(store).map(\.seq) == [seqs[0], seqs[2], seqs[4], seqs[5]])
+            #expect(try await store.revocationHead() == seqs[5])
+            #expect(try await store.client(id: "app") != nil)
+            #expect(try await AuditConformanceTests.all(store) == audit)
+            #expect(try await store.signingKeys() == [key])
+
+            // Once everything has expired: no token is left, the log keeps only its head, and
+            // clients, audit events and keys are still there.
+            #expect(try await store.deleteExpired(before: t0.addingTimeInterval(2 * 86400)) == 4)
+            for minted in [liveToken, ruled, atCutoff, unrevoked.live] { #expect(try await store.token(hash: minted.hash) == nil) }
+            #expect(try await log(store).map(\.seq) == [seqs[5]])
+            #expect(try await store.client(id: "app") != nil)
+            #expect(try await AuditConformanceTests.all(store) == audit)
+            #expect(try await store.signingKeys() == [key])
+        }
+    }
+
     @Test(arguments: StoreKind.conformanceCases)
     func ping(kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -90,6 +90,15 @@ public func withFreshPostgres<T: Sendable>(
     throughPgBouncer: Bool = false,
     _ body: @Sendable (PostgresClient) async throws -> T
 ) async throws -> T {
+    try await withFreshPostgres(migrate: migrate, throughPgBouncer: throughPgBouncer) { client, _ in try await body(client) }
+}
+
+/// `withFreshPostgres`, and the URL `client` connects with (for a second client of the same database).
+func withFreshPostgres<T: Sendable>(
+    migrate: Bool = true,
+    throughPgBouncer: Bool,
+    _ body: @Sendable (PostgresClient, String) async throws -> T
+) async throws -> T {
     let (name, directURL) = try await createDatabase()
     let result: Result<T, any Error>
     do {
@@ -102,7 +111,7 @@ public func withFreshPostgres<T: Sendable>(
             defer { group.cancelAll() }
             do {
                 if migrate { try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate() }
-                return .success(try await body(client))
+                return .success(try await body(client, url))
             } catch {
                 return .failure(error)
             }
@@ -116,15 +125,19 @@ public func withFreshPostgres<T: Sendable>(
 
 /// A new empty database; returns its name and URL.
 public func createDatabase() async throws -> (String, String) {
-    let base = try TestEnvironment.databaseURL()
     let name = "tokend_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-    try await withAdminClient(base) { client in
+    try await withAdminClient(try TestEnvironment.databaseURL()) { client in
         // Identifiers cannot be bound; the name is generated here from [a-z0-9_].
         try await client.query("CREATE DATABASE \(unescaped: name)")
     }
-    guard var components = URLComponents(string: base) else { throw TestSetupError("bad TOKEND_TEST_DATABASE_URL") }
+    return (String(name), try databaseURL(String(name)))
+}
+
+/// The URL of database `name` on the test server.
+public func databaseURL(_ name: String) throws -> String {
+    guard var components = URLComponents(string: try TestEnvironment.databaseURL()) else { throw TestSetupError("bad TOKEND_TEST_DATABASE_URL") }
     components.path = "/" + name
-    return (String(name), components.string!)
+    return components.string!
 }
 
 public func dropDatabase(_ name: String) async throws {

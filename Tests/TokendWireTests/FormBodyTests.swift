@@ -15,6 +15,14 @@ func parseForm(_ body: some Collection<UInt8>) throws -> [String: String] {
         #expect(try parseForm("x=%C3%A9+%2B&a=&b".utf8) == ["x": "é +", "a": "", "b": ""])
     }
 
+    /// `PercentEncoding` (what the fuzz targets and `PostgresURL` encode with) leaves only the
+    /// unreserved bytes as they are, and what it writes parses back to the same text.
+    @Test func percentEncodedTextParsesBackUnchanged() throws {
+        let text = "a:b@c d+e/%é~&=-._"
+        #expect(PercentEncoding.encode(text) == "a%3Ab%40c%20d%2Be%2F%25%C3%A9~%26%3D-._")
+        #expect(try parseForm((PercentEncoding.encode(text) + "=" + PercentEncoding.encode(text)).utf8) == [text: text])
+    }
+
     @Test func skipsEmptyParameters() throws {
         #expect(try parseForm("&&token=t&&".utf8) == ["token": "t"])
         #expect(try parseForm("".utf8) == [:])
