@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "TokendClient",
             dependencies: [
-                "TokendProto",
+                "TokendProto", "TokendWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

@@ -1,4 +1,5 @@
 import Foundation
+import TokendWire
 
 /// Where a tokend's revocation stream is served, and as whom to ask:
 /// `http(s)://client_id:secret@host:port` (SPEC, `TOKEND_REVOCATION_UPSTREAM`). The userinfo is
@@ -38,13 +39,9 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     /// `Basic base64(client_id:secret)`, each form-encoded first as RFC 6749 §2.3.1 has it (and as
     /// tokend decodes them).
     public var basicAuthorization: String {
-        "Basic " + Data("\(Self.formEncode(clientID)):\(Self.formEncode(secret))".utf8).base64EncodedString()
+        "Basic " + Data("\(PercentEncoding.encode(clientID)):\(PercentEncoding.encode(secret))".utf8).base64EncodedString()
     }
 
     /// `scheme://client_id@host:port`, for logs and status output.
     public var description: String { "\(tls ? "https" : "http")://\(clientID)@\(host.contains(":") ? "[\(host)]" : host):\(port)" }
-
-    static func formEncode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
-    }
 }

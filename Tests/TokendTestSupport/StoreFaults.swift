@@ -28,22 +28,35 @@ public func withStore<T: Sendable>(
             var configuration = try DatabaseURL.configuration(url)
             configuration.options.maximumConnections = 4
             let client = PostgresClient(configuration: configuration, backgroundLogger: TestEnvironment.logger)
-            let running = Task { await client.run() }
             let store = PostgresStore(client: client, logger: TestEnvironment.logger, transactionPooler: kind == .pgbouncer)
-            let result: Result<T, any Error>
-            do {
-                result = .success(
-                    try await body(store) {
-                        running.cancel()
-                        await running.value
+            // The client runs in a child task of this scope. Taking the store down cancels its run
+            // (the pool closes, and every later call fails at once) and waits until it has returned.
+            let (stop, stopping) = AsyncStream.makeStream(of: Void.self)
+            let (ended, ending) = AsyncStream.makeStream(of: Void.self)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { running in
+                        running.addTask { await client.run() }
+                        for await _ in stop { break }
+                        running.cancelAll()
                     }
-                )
-            } catch {
-                result = .failure(error)
+                    ending.finish()
+                }
+                let result: Result<T, any Error>
+                do {
+                    result = .success(
+                        try await body(store) {
+                            stopping.finish()
+                            for await _ in ended {}
+                        }
+                    )
+                } catch {
+                    result = .failure(error)
+                }
+                stopping.finish()
+                try await group.waitForAll()
+                return try result.get()
             }
-            running.cancel()
-            await running.value
-            return try result.get()
         }
     }
 }
