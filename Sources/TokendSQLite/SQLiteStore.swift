@@ -22,18 +22,30 @@ public final class SQLiteStore: TokendStore {
     public let path: String
     private let connection: SQLiteConnection
     let gate = AsyncGate()
-    private let lockFD: Int32
+    private let directoryLock: DirectoryLock
     private let logger: Logger
 
-    private init(path: String, connection: SQLiteConnection, lockFD: Int32, logger: Logger) {
+    private init(path: String, connection: SQLiteConnection, directoryLock: DirectoryLock, logger: Logger) {
         self.path = path
         self.connection = connection
-        self.lockFD = lockFD
+        self.directoryLock = directoryLock
         self.logger = logger
     }
 
-    deinit {
-        if lockFD >= 0 { close(lockFD) }
+    /// The data directory's lock file, held (`flock`) from `open` until `shutdown`, or until the
+    /// store is released if it never shuts down. Released explicitly, not only by `deinit`: a task
+    /// can still hold the store for a moment after a failed `open` or a `shutdown`, and a second
+    /// `open` of the same directory then found it locked (a loaded test run did).
+    private final class DirectoryLock: Sendable {
+        private let fd: Mutex<Int32>
+        init(fd: Int32) { self.fd = Mutex(fd) }
+        func release() {
+            fd.withLock { fd in
+                if fd >= 0 { Glibc.close(fd) }
+                fd = -1
+            }
+        }
+        deinit { release() }
     }
 
     /// Opens (creating if needed) `directory/tokend.sqlite3` and applies pending migrations.
@@ -48,9 +60,16 @@ public final class SQLiteStore: TokendStore {
                 "another tokend process is using the data directory \(directory); stop it or set TOKEND_DATA_DIR to another directory"
             )
         }
+        let lock = DirectoryLock(fd: fd)
         let path = directory + "/tokend.sqlite3"
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let store = SQLiteStore(path: path, connection: connection, lockFD: fd, logger: logger)
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        } catch {
+            lock.release()
+            throw error
+        }
+        let store = SQLiteStore(path: path, connection: connection, directoryLock: lock, logger: logger)
         do {
             try await store.execute("PRAGMA journal_mode=WAL")
             try await store.execute("PRAGMA synchronous=FULL")
@@ -61,6 +80,7 @@ public final class SQLiteStore: TokendStore {
             // A connection must be closed before it is released (sqlite-nio asserts it), also when
             // a migration failed or the opening task was cancelled.
             try? await store.shutdown()
+            lock.release()
             throw error
         }
         return store
@@ -72,6 +92,7 @@ public final class SQLiteStore: TokendStore {
     /// leave the connection open.
     public func shutdown() async throws {
         try await connection.close().get()
+        directoryLock.release()
     }
 
     // MARK: Schema
