@@ -117,8 +117,7 @@ extension ClusterSuites {
             #expect(ready?.1.contains("shutting down") == true)
             #expect(await Self.get(server.publicURL + "/healthz")?.0 == 200)
 
-            let deadline = Date().addingTimeInterval(30)
-            while server.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            try await eventually("the server exits after SIGTERM", within: .seconds(30)) { !server.process.isRunning }
             #expect(!server.process.isRunning)
             #expect(server.process.terminationStatus == 0)
         }

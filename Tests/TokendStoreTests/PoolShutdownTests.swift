@@ -32,6 +32,8 @@ import TokendTestSupport
             await withTaskGroup(of: Void.self) { queries in
                 for _ in 0..<4 { queries.addTask { _ = try? await client.query("SELECT pg_sleep(0.01)") } }
             }
+            // Not a wait for readiness: the pause is the test's input, a random point in the idle
+            // connections' timer cycle at which the client is cancelled.
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...150)))
             running.cancel()
             do {
