@@ -100,11 +100,12 @@ public func buildServiceGroup(
         _ router: Router<TokendRequestContext>,
         _ address: ListenAddress,
         name: String,
+        fastPath: IntrospectionFastPath? = nil,
         bound: @escaping @Sendable (ListenAddress) -> Void
     ) -> Application<RouterResponder<TokendRequestContext>> {
         Application(
             router: router,
-            server: .tokend(tls: tls),
+            server: .tokend(tls: tls, fastPath: fastPath),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
             onServerRunning: { channel in
                 let actual = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
@@ -120,7 +121,8 @@ public func buildServiceGroup(
     }
     let kubernetes = KubernetesNaming(usernamePrefix: configuration.kubernetesUsernamePrefix, groupsPrefix: configuration.kubernetesGroupsPrefix)
     let publicRouter = buildPublicRouter(tokend, metrics: metrics, logger: logger, kubernetes: kubernetes)
-    var publicApp = listener(publicRouter, configuration.httpAddress, name: "public") { bound in
+    let fastPath = IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
+    var publicApp = listener(publicRouter, configuration.httpAddress, name: "public", fastPath: fastPath) { bound in
         // With port 0 the issuer is known only now.
         if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }
         if listening.bound(public: "\(scheme)://\(bound)") { banner() }

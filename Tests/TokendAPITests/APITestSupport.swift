@@ -45,6 +45,11 @@ struct Services: Sendable {
         buildPublicRouter(tokend, metrics: metrics, logger: TestEnvironment.logger, kubernetes: kubernetes)
     }
 
+    /// The introspection fast path of the public listener, as `tokend serve` builds it.
+    func fastPath() -> IntrospectionFastPath {
+        IntrospectionFastPath(tokend, metrics: metrics, logger: TestEnvironment.logger)
+    }
+
     func adminRouter() -> Router<TokendRequestContext> {
         buildAdminRouter(tokend, adminToken: testAdminToken, metrics: metrics, logger: TestEnvironment.logger)
     }
@@ -101,10 +106,52 @@ func withHarness<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (Harness) asy
     }
 }
 
+/// How a test reaches the public listener.
+enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// The router in-process, with no socket.
+    case router
+    /// A socket to a live HTTP/1.1 listener as `tokend serve` builds it, with the introspection
+    /// fast path in its pipeline: what the fast path answers and what it hands to the router.
+    case socket
+
+    var testDescription: String { rawValue }
+}
+
 /// Runs `body` against the public router (in-process, no socket).
 func withPublicRouter<T: Sendable>(_ services: Services, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
     let app = Application(router: services.publicRouter(), logger: TestEnvironment.logger)
     return try await app.test(.router, body)
+}
+
+/// Runs `body` against the public listener over `transport`. Over a socket, `body` also gets the
+/// fast path, to tell which answers it gave.
+func withPublicRouter<T: Sendable>(
+    _ services: Services,
+    over transport: Transport,
+    _ body: @Sendable (any TestClientProtocol, IntrospectionFastPath?) async throws -> T
+) async throws -> T {
+    switch transport {
+    case .router:
+        return try await withPublicRouter(services) { try await body($0, nil) }
+    case .socket:
+        let fastPath = services.fastPath()
+        let app = Application(
+            router: services.publicRouter(),
+            server: .tokend(tls: nil, fastPath: fastPath),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            logger: TestEnvironment.logger
+        )
+        return try await app.test(.live) { try await body($0, fastPath) }
+    }
+}
+
+/// `withPublicRouter(_:over:_:)` for a test that does not look at the fast path.
+func withPublicRouter<T: Sendable>(
+    _ services: Services,
+    over transport: Transport,
+    _ body: @Sendable (any TestClientProtocol) async throws -> T
+) async throws -> T {
+    try await withPublicRouter(services, over: transport) { client, _ in try await body(client) }
 }
 
 /// Runs `body` against the public router with other TokenReview name prefixes.

@@ -12,8 +12,8 @@ import TokendTestSupport
 @Suite struct IntrospectEndpointTests {
     // MARK: Active answers
 
-    @Test(arguments: StoreKind.allCases)
-    func activeAnswerCarriesEveryClaimThatIsSet(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func activeAnswerCarriesEveryClaimThatIsSet(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("resource-server", [.introspect])
             _ = try await h.caller("auth-server", [.issue])
@@ -31,11 +31,13 @@ import TokendTestSupport
                     notBefore: Date(timeIntervalSince1970: TimeInterval(now - 30))
                 )
             )
-            try await withPublicRouter(h.services) { client in
-                let response = try await client.introspect(issued.accessToken, as: rs)
-                #expect(response.status == .ok)
-                #expect(response.headers[.contentType] == "application/json")
-                #expect(response.headers[.cacheControl] == "no-store")
+            try await withPublicRouter(h.services, over: transport) { client, fastPath in
+                // The second answer comes from memory: over a socket, from the fast path.
+                for _ in 0..<2 {
+                    let response = try await client.introspect(issued.accessToken, as: rs)
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == "application/json")
+                    #expect(response.headers[.cacheControl] == "no-store")
                 let expected: JSON = [
                     "active": true,
                     "scope": "read write",
@@ -53,13 +55,15 @@ import TokendTestSupport
                     "tenant": "acme",
                     "acr": "urn:mace:incommon:iap:silver",
                 ]
-                #expect(response.json == expected, "got \(response.text)")
+                    #expect(response.json == expected, "got \(response.text)")
+                }
+                if let fastPath { #expect(fastPath.answered == 1) }
             }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func plainAndCertificateBoundTokensAreBearerWithoutUnsetClaims(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func plainAndCertificateBoundTokensAreBearerWithoutUnsetClaims(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
@@ -72,7 +76,7 @@ import TokendTestSupport
                     confirmation: TokendCore.Confirmation(x5tS256: "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")
                 )
             )
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let plainAnswer = try await client.introspect(plain.accessToken, as: rs)
                 #expect(
                     plainAnswer.json == [
@@ -89,13 +93,13 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func clientSecretPostAuthenticates(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func clientSecretPostAuthenticates(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as", subject: "u"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let response = try await client.send(
                     "/oauth2/introspect",
                     headers: formHeaders,
@@ -115,13 +119,13 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func basicCredentialsAreFormDecodedPerRFC6749(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func basicCredentialsAreFormDecodedPerRFC6749(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("urn:rs:api@example.com", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 // id form-encoded: "urn%3Ars%3Aapi%40example.com:<secret>"
                 let encoded = try await client.introspect(issued.accessToken, as: rs)
                 #expect(encoded.status == .ok)
@@ -140,8 +144,8 @@ import TokendTestSupport
 
     // MARK: Inactive answers
 
-    @Test(arguments: StoreKind.allCases)
-    func inactiveAnswersAreExactlyActiveFalse(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func inactiveAnswersAreExactlyActiveFalse(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
@@ -158,7 +162,7 @@ import TokendTestSupport
                 ("4097 bytes", live.accessToken + String(repeating: "A", count: 4097 - live.accessToken.utf8.count)),
                 ("10 KB", String(repeating: "tkd_at_", count: 1500)),
             ]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client, fastPath in
                 #expect(try await client.isActive(live.accessToken, as: rs))
                 for (label, token) in candidates {
                     let response = try await client.introspect(token, as: rs)
@@ -166,17 +170,20 @@ import TokendTestSupport
                     #expect(response.json == ["active": false], "\(label): \(response.text)")
                     #expect(response.headers[.cacheControl] == "no-store", "\(label)")
                 }
+                // Over a socket the malformed ones never leave the fast path (the 10 KB body is
+                // past its limit; unknown and revoked tokens are not in the cache).
+                if let fastPath { #expect(fastPath.answered == 4) }
             }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func expiredTokenIsInactive(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func expiredTokenIsInactive(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as", ttl: 60))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 h.clock.advance(by: 59)
                 #expect(try await client.isActive(issued.accessToken, as: rs))
                 h.clock.advance(by: 1)
@@ -186,14 +193,14 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func notYetValidTokenIsInactiveUntilNbf(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func notYetValidTokenIsInactiveUntilNbf(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let nbf = h.clock.now().addingTimeInterval(120)
             let issued = try await h.issue(IssueRequest(clientID: "as", notBefore: nbf))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let early = try await client.introspect(issued.accessToken, as: rs)
                 #expect(early.json == ["active": false], "\(early.text)")
                 h.clock.advance(by: 119)
@@ -206,8 +213,8 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func audienceRestrictedCallerSeesOnlyItsAudiences(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func audienceRestrictedCallerSeesOnlyItsAudiences(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let restricted = try await h.caller("rs-a", [.introspect], audiences: ["https://a.example"])
             let unrestricted = try await h.caller("rs-any", [.introspect])
@@ -215,7 +222,7 @@ import TokendTestSupport
             let forA = try await h.issue(IssueRequest(clientID: "as", audiences: ["https://b.example", "https://a.example"]))
             let forB = try await h.issue(IssueRequest(clientID: "as", audiences: ["https://b.example"]))
             let noAud = try await h.issue(IssueRequest(clientID: "as"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 #expect(try await client.isActive(forA.accessToken, as: restricted))
                 let outside = try await client.introspect(forB.accessToken, as: restricted)
                 #expect(outside.json == ["active": false], "\(outside.text)")
@@ -227,13 +234,13 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func tokenTypeHintIsOnlyAHint(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func tokenTypeHintIsOnlyAHint(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as", refresh: true))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for hint in ["refresh_token", "access_token", "no_such_hint"] {
                     let response = try await client.send(
                         "/oauth2/introspect",
@@ -253,8 +260,8 @@ import TokendTestSupport
 
     // MARK: Authentication and authorization
 
-    @Test(arguments: StoreKind.allCases)
-    func missingOrWrongCredentialsAre401InvalidClient(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func missingOrWrongCredentialsAre401InvalidClient(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
@@ -273,7 +280,7 @@ import TokendTestSupport
                 ("bearer scheme", "Bearer \(rs.secret)"),
                 ("scheme only", "Basic"),
             ]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for (label, authorization) in authorizations {
                     var headers = formHeaders
                     if let authorization { headers[.authorization] = authorization }
@@ -295,13 +302,13 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func basicAndClientSecretTogetherAreInvalidRequest(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func basicAndClientSecretTogetherAreInvalidRequest(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let response = try await client.send(
                     "/oauth2/introspect",
                     headers: formHeaders(rs),
@@ -313,12 +320,12 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func callerWithoutIntrospectRoleIs403(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func callerWithoutIntrospectRoleIs403(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let issuer = try await h.caller("as", [.issue, .revoke])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let response = try await client.introspect(issued.accessToken, as: issuer)
                 response.expectOAuthError(.forbidden, "unauthorized_client")
                 #expect(response.json?["active"] == nil)
@@ -335,8 +342,8 @@ import TokendTestSupport
 
     // MARK: Malformed requests
 
-    @Test(arguments: StoreKind.allCases)
-    func malformedRequestsAre400InvalidRequest(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func malformedRequestsAre400InvalidRequest(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
@@ -355,7 +362,7 @@ import TokendTestSupport
                 ("no content type", [.authorization: rs.basic], "token=\(token)"),
                 ("multipart", [.contentType: "multipart/form-data; boundary=x", .authorization: rs.basic], "token=\(token)"),
             ]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for (label, headers, body) in cases {
                     let response = try await client.send("/oauth2/introspect", headers: headers, body: ByteBuffer(string: body))
                     #expect(response.status == .badRequest, "\(label): \(response.status.code) \(response.text)")
@@ -375,11 +382,11 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func bodiesOver64KiBAre413(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func bodiesOver64KiBAre413(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let prefix = "token="
                 let atLimit = prefix + String(repeating: "A", count: 64 * 1024 - prefix.utf8.count)
                 let fits = try await client.send("/oauth2/introspect", headers: formHeaders(rs), body: ByteBuffer(string: atLimit))
@@ -405,14 +412,14 @@ import TokendTestSupport
 
     // MARK: Store outage, methods
 
-    @Test(arguments: StoreKind.allCases)
-    func storeOutageIs503TemporarilyUnavailable(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func storeOutageIs503TemporarilyUnavailable(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let rs = try await h.caller("rs", [.introspect])
             _ = try await h.caller("as", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "as"))
             let services = h.storeOnlyServices()
-            try await withPublicRouter(services) { client in
+            try await withPublicRouter(services, over: transport) { client in
                 #expect(try await client.isActive(issued.accessToken, as: rs))
                 // The store goes away: the token lookup fails (the client still authenticates from
                 // the authenticator's cache).
@@ -431,10 +438,10 @@ import TokendTestSupport
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func otherMethodsAre405(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func otherMethodsAre405(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for method: HTTPRequest.Method in [.get, .put, .delete] {
                     let response = try await client.send("/oauth2/introspect", method: method)
                     #expect(response.status == .methodNotAllowed, "\(method)")

@@ -32,9 +32,12 @@ extension ReloadingTLSChannel: HTTPChannelHandler where Base: HTTPChannelHandler
 
 extension HTTPServerBuilder {
     /// HTTP/1.1, over TLS with `source`'s current certificate when it is given.
-    /// Each connection gets a `PeerGoneHandler`, which a Connect server stream waits on.
-    public static func tokend(tls source: TLSCertificateSource?) -> HTTPServerBuilder {
-        let configuration = HTTP1Channel.Configuration(additionalChannelHandlers: [PeerGoneHandler()])
+    /// Each connection gets a `PeerGoneHandler`, which a Connect server stream waits on, and with
+    /// `fastPath` (the public listener) an `IntrospectionFastPathHandler`.
+    public static func tokend(tls source: TLSCertificateSource?, fastPath: IntrospectionFastPath? = nil) -> HTTPServerBuilder {
+        let configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [PeerGoneHandler()] + (fastPath.map { [IntrospectionFastPathHandler($0)] } ?? [])
+        )
         guard let source else { return .http1(configuration: configuration) }
         return .init { responder in
             ReloadingTLSChannel(base: HTTP1Channel(responder: responder, configuration: configuration), source: source)

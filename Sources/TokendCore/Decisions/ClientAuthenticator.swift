@@ -49,6 +49,17 @@ public final class ClientAuthenticator: Sendable {
         limiter?.failedAuthentication(clientID: clientID, from: source, failure: error) ?? error
     }
 
+    /// `authenticate(clientID:secret:source:)` when it can succeed without the store, synchronously:
+    /// the client's record is cached and current, `secret` is its secret and `source` is not past
+    /// the guessing limit for it. `nil` otherwise, with nothing counted: then the caller asks
+    /// `authenticate`, which decides (and counts a failure) as it always does.
+    public func authenticateFromCache(clientID: String, secret: String, source: String?) -> ClientRecord? {
+        guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else { return nil }
+        if let limiter, (try? limiter.checkPresented(clientID: clientID, from: source)) == nil { return nil }
+        guard let cached = cache.withLock({ $0[clientID] }), cached.until > now(), cached.verifier.matches(secret) else { return nil }
+        return cached.record
+    }
+
     /// The client, if `secret` is its current secret; `TokendError.unauthenticated` otherwise.
     public func authenticate(clientID: String, secret: String) async throws -> ClientRecord {
         guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else {

@@ -92,21 +92,51 @@ public struct Introspector: Sendable {
         return (result, source)
     }
 
+    /// `introspect` when memory alone can answer it, synchronously: `nil` when it cannot (no role,
+    /// no token, a caller past the guessing limit, a cache miss, a stale view or an ambiguous
+    /// rule), and then `introspect` must be asked, which answers or throws as it always does.
+    /// What this answers, `introspect` would have answered the same, and it counts the answer in
+    /// the metrics as `introspect` does. For the HTTP fast path (`IntrospectionFastPath`).
+    public func introspectFromMemory(_ token: String?, caller: ClientRecord) -> IntrospectionResult? {
+        guard caller.roles.contains(.introspect), let token else { return nil }
+        if let limiter, (try? limiter.checkUnknownTokens(caller: caller.id)) == nil { return nil }
+        let hash: TokenHash
+        switch Self.wellFormedHash(token) {
+        case nil:
+            metrics?.introspected(.inactive, source: .memory)
+            return .inactive
+        case let computed?: hash = computed
+        }
+        let current = now()
+        guard let result = memoryAnswer(hash, audiences: caller.audiences, at: current) else { return nil }
+        metrics?.introspected(result.isActive ? .active : .inactive, source: .memory)
+        return result
+    }
+
+    /// The token's hash, or `nil` for a token that is not well-formed (inactive without a lookup).
+    private static func wellFormedHash(_ token: String) -> TokenHash? {
+        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return nil }
+        return TokenHash(token: token)
+    }
+
+    /// The answer from the replica's memory, or `nil` when the store must be asked.
+    private func memoryAnswer(_ hash: TokenHash, audiences: [String], at current: Date) -> IntrospectionResult? {
+        guard let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
+            let record = memory.cache.get(hash, now: current)
+        else { return nil }
+        switch memory.view.verdict(for: record) {
+        case .notRevoked: return Self.evaluate(record, audiences: audiences, at: current)
+        case .revoked: return .inactive
+        case .ambiguous: return nil
+        }
+    }
+
     /// `answer`, also saying whether the token is well-formed but was never issued (the store has
     /// no record of it): what the guessing limit counts. Expired and revoked tokens have records.
     func lookup(token: String, audiences: [String]) async throws -> (result: IntrospectionResult, source: AnswerSource, neverIssued: Bool) {
-        guard token.utf8.count <= OpaqueToken.maximumLength, OpaqueToken.isWellFormed(token) else { return (.inactive, .memory, false) }
-        let hash = TokenHash(token: token)
+        guard let hash = Self.wellFormedHash(token) else { return (.inactive, .memory, false) }
         let current = now()
-        if let memory, memory.view.isFresh(now: current, maxStaleness: memory.maxStaleness),
-            let record = memory.cache.get(hash, now: current)
-        {
-            switch memory.view.verdict(for: record) {
-            case .notRevoked: return (Self.evaluate(record, audiences: audiences, at: current), .memory, false)
-            case .revoked: return (.inactive, .memory, false)
-            case .ambiguous: break
-            }
-        }
+        if let result = memoryAnswer(hash, audiences: audiences, at: current) { return (result, .memory, false) }
         let record: TokenRecord?
         do {
             record = try await read(hash)

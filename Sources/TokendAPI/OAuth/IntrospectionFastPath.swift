@@ -1,0 +1,246 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+import TokendCore
+import TokendWire
+
+/// RFC 7662 introspection answered on the event loop when memory can answer it: the HTTP/1.1
+/// fast path (issue 14). Everything it does not answer goes to the router unchanged, which then
+/// answers exactly as it would have without the fast path.
+///
+/// It answers one case only: a complete `POST /oauth2/introspect` form request whose caller is
+/// in the client cache with the right secret (`ClientAuthenticator.authenticateFromCache`) and
+/// whose token memory can decide (`Introspector.introspectFromMemory`), for a JSON answer. A cache
+/// miss, a stale view, a signed answer, any error (a wrong secret, a malformed form, a missing
+/// role, a guessing limit) and anything unusual in the request goes to the router. The answer is
+/// the router's, byte for byte: the same members, headers in the same order, and the same access
+/// log line and metrics (`IntrospectionFastPathTests` compares both paths on a corpus).
+public struct IntrospectionFastPath: Sendable {
+    let authenticator: ClientAuthenticator
+    let introspector: Introspector
+    let metrics: TokendMetrics
+    let logger: Logger
+    private let counter = AnswerCounter()
+
+    /// Requests the fast path has answered (the router answered the others).
+    public var answered: Int { counter.value.load(ordering: .relaxed) }
+
+    /// The largest body the fast path reads before handing a request to the router: a form with a
+    /// token and client credentials is far smaller.
+    static let maximumBody = 8 * 1024
+    static let path = "/oauth2/introspect"
+
+    public init(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger) {
+        self.authenticator = tokend.authenticator
+        self.introspector = tokend.introspector
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Whether the fast path may take the request that `head` starts: `POST /oauth2/introspect`
+    /// with a form body of a known, small size, or a chunked one, and nothing that changes how the
+    /// connection goes on: no `Expect`, and no `Connection` but `keep-alive` (Hummingbird closes
+    /// the connection after a request with `Connection: close`).
+    func accepts(_ head: HTTPRequest) -> Bool {
+        guard head.method == .post, head.path == Self.path else { return false }
+        let fields = head.headerFields
+        guard !fields.contains(.expect) else { return false }
+        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return false }
+        if let length = fields[.contentLength] {
+            guard let size = Int(length), size <= Self.maximumBody else { return false }
+        }
+        return true
+    }
+
+    /// The answer to a complete request, or `nil` for the router.
+    func answer(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> (result: IntrospectionResult, clientID: String)? {
+        let fields = head.headerFields
+        guard MediaType.is(fields[.contentType], "application/x-www-form-urlencoded"), !OAuthController.wantsJWT(fields[.accept]) else {
+            return nil
+        }
+        guard let form = try? body.withUnsafeReadableBytes({ try FormBody(bytes: $0) }),
+            let credentials = try? ClientAuthentication.credentials(headers: fields, form: form),
+            let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
+            let result = introspector.introspectFromMemory(form["token"], caller: caller)
+        else { return nil }
+        return (result, caller.id)
+    }
+
+    /// What `AccessLog` records for a request the router answered.
+    func record(status: Int, clientID: String, duration: Duration) {
+        counter.value.add(1, ordering: .relaxed)
+        metrics.request(listener: "public", route: Self.path, status: status, duration: duration)
+        guard logger.logLevel <= .info else { return }
+        logger.info(
+            "request",
+            metadata: [
+                "request_id": "\(RequestID())",
+                "listener": "public",
+                "method": "POST",
+                "route": "\(Self.path)",
+                "status": "\(status)",
+                "duration_ms": "\(AccessLog.milliseconds(duration))",
+                "client_id": "\(clientID)",
+            ]
+        )
+    }
+}
+
+private final class AnswerCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// The fast path in a connection's pipeline, between the HTTP/1.1 codec and Hummingbird.
+///
+/// A request is taken only while no earlier request of the connection waits for the router's
+/// answer (so answers keep their order under pipelining) and while the channel is writable (a
+/// caller that does not read its answers meets the router's back-pressure). Its parts are held
+/// until its end; if the fast path does not answer it, they go on to the router as they came,
+/// and so do they when a shutdown, an error or the caller's half-close arrives first.
+final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        case idle
+        /// A request the fast path may answer, held: its head, its body so far and when it began.
+        case holding(HTTPRequest, ByteBuffer?, ContinuousClock.Instant)
+        /// The rest of a request that goes to the router.
+        case forwarding
+    }
+
+    private let fastPath: IntrospectionFastPath
+    private var state = State.idle
+    /// Requests handed to the router whose answer has not been written yet.
+    private var routerAnswersDue = 0
+    private var needsFlush = false
+    private var date = HTTPDate()
+
+    init(_ fastPath: IntrospectionFastPath) {
+        self.fastPath = fastPath
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            if routerAnswersDue == 0, context.channel.isWritable, fastPath.accepts(head) {
+                state = .holding(head, nil, .now)
+            } else {
+                state = .forwarding
+                forward(.head(head), context: context)
+            }
+        case (.holding(let head, var body, let start), .body(let chunk)):
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > IntrospectionFastPath.maximumBody {
+                release(context: context)
+                forward(part, context: context)
+            } else {
+                if body == nil { body = chunk } else { body!.writeImmutableBuffer(chunk) }
+                state = .holding(head, body, start)
+            }
+        case (.holding(let head, let body, let start), .end(nil)):
+            let source = context.channel.remoteAddress?.ipAddress
+            if let (result, clientID) = fastPath.answer(head, body: body ?? ByteBuffer(), source: source) {
+                state = .idle
+                respond(result, context: context)
+                fastPath.record(status: 200, clientID: clientID, duration: .now - start)
+            } else {
+                release(context: context)
+                forward(part, context: context)
+            }
+        case (.holding, _):  // trailers, or a head the decoder never sends mid-request
+            release(context: context)
+            forward(part, context: context)
+        case (.forwarding, _), (.idle, _):
+            forward(part, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A shutdown (`ChannelShouldQuiesceEvent`) or the caller's half-close: the router must know
+        // of a request that has begun, as it would have without the fast path.
+        release(context: context)
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        release(context: context)
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), routerAnswersDue > 0 { routerAnswersDue -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    /// Hands a held request's parts so far to the router; the rest of it follows them.
+    private func release(context: ChannelHandlerContext) {
+        guard case .holding(let head, let body, _) = state else { return }
+        state = .forwarding
+        forward(.head(head), context: context)
+        if let body { forward(.body(body), context: context) }
+    }
+
+    private func forward(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head: routerAnswersDue += 1
+        case .end: state = .idle
+        case .body: break
+        }
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// The router's answer for `result`: `IntrospectionJSON.response` with the `Date` header
+    /// Hummingbird adds, written as Hummingbird writes it (head, body, end).
+    private func respond(_ result: IntrospectionResult, context: ChannelHandlerContext) {
+        let body = IntrospectionJSON.body(result)
+        var fields = IntrospectionJSON.headers
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.date] = date.current()
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        needsFlush = true
+    }
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate of the current second ("Sun, 06 Nov 1994 08:49:37 GMT"), formatted
+/// once per second.
+struct HTTPDate {
+    private var second = Int.min
+    private var text = ""
+
+    mutating func current() -> String {
+        let now = Int(Date().timeIntervalSince1970)
+        if now != second {
+            second = now
+            text = Self.format(now)
+        }
+        return text
+    }
+
+    static func format(_ seconds: Int) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}

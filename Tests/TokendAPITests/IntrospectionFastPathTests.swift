@@ -1,0 +1,229 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import Testing
+import TokendAPI
+import TokendCore
+import TokendTestSupport
+
+/// The introspection fast path (`IntrospectionFastPath`) against the router alone: the same raw
+/// bytes, malformed requests included, sent to a listener with the fast path and to one without,
+/// over one replica, must get the same bytes back (status line, headers in order, body), but for
+/// the `Date` header's value.
+@Suite struct IntrospectionFastPathTests {
+    @Test(arguments: StoreKind.allCases)
+    func bothPathsAnswerEveryRequestByteForByte(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            let restricted = try await h.caller("rs-a", [.introspect], audiences: ["https://a.example"])
+            let issuer = try await h.caller("as", [.issue])
+            let live = try await h.issue(IssueRequest(clientID: "as", scope: "read", audiences: ["https://b.example"]))
+            let revoked = try await h.issue(IssueRequest(clientID: "as"))
+            _ = try await h.services.revoker.revoke(.token(TokenHash(token: revoked.accessToken)), reason: "test")
+            let unknown = "tkd_at_" + String(repeating: "A", count: 43)
+            let corpus = Self.corpus(rs: rs, restricted: restricted, issuer: issuer, live: live.accessToken, revoked: revoked.accessToken, unknown: unknown)
+
+            let fastPath = h.services.fastPath()
+            let withFastPath = Application(
+                router: h.services.publicRouter(),
+                server: .tokend(tls: nil, fastPath: fastPath),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                logger: TestEnvironment.logger
+            )
+            let routerOnly = Application(
+                router: h.services.publicRouter(),
+                server: .tokend(tls: nil),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                logger: TestEnvironment.logger
+            )
+            try await withFastPath.test(.live) { fast in
+                try await routerOnly.test(.live) { plain in
+                    let fastPort = try #require(fast.port)
+                    let plainPort = try #require(plain.port)
+                    // Warm the client and token caches, as a serving replica's are.
+                    _ = try await Self.exchange(corpus[0].bytes, port: plainPort)
+                    for item in corpus {
+                        let expected = try await Self.exchange(item.bytes, port: plainPort)
+                        let got = try await Self.exchange(item.bytes, port: fastPort)
+                        #expect(!expected.isEmpty, "\(item.name): no answer")
+                        #expect(Self.withoutDate(got) == Self.withoutDate(expected), "\(item.name)")
+                        #expect(Self.dates(got).count == Self.dates(expected).count, "\(item.name): Date headers")
+                    }
+                }
+            }
+            // The comparison means something only if the fast path answered a good share.
+            let answerable = corpus.filter(\.fastPathAnswers)
+            #expect(fastPath.answered >= answerable.reduce(0) { $0 + $1.requests }, "the fast path answered \(fastPath.answered)")
+        }
+    }
+
+    /// Requests taken one at a time on a connection that shows the fast path no earlier request:
+    /// each answer, in order, and the fast path steps aside for a request while an earlier one
+    /// waits for the router (so answers cannot overtake).
+    @Test(arguments: StoreKind.allCases)
+    func pipelinedAnswersKeepTheirOrder(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            _ = try await h.caller("as", [.issue])
+            let live = try await h.issue(IssueRequest(clientID: "as"))
+            let unknown = "tkd_at_" + String(repeating: "B", count: 43)
+            let fast = Self.post("token=\(live.accessToken)", auth: rs.basic)
+            let slow = Self.post("token=\(unknown)", auth: rs.basic)
+            let fastPath = h.services.fastPath()
+            let app = Application(
+                router: h.services.publicRouter(),
+                server: .tokend(tls: nil, fastPath: fastPath),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                logger: TestEnvironment.logger
+            )
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                _ = try await Self.exchange(fast, port: port)  // caches the caller and the token
+                let before = fastPath.answered
+                let answer = try await Self.exchange(fast + slow + fast + fast, port: port)
+                let bodies = answer.components(separatedBy: "\r\n\r\n").dropFirst().map { $0.prefix(15) }
+                #expect(bodies == [#"{"active":true,"#, #"{"active":false"#, #"{"active":true,"#, #"{"active":true,"#], "\(answer)")
+                // The first went the fast way. The two after the router's were handed to it too,
+                // unless the router had answered before they were read (the bytes came in two reads).
+                #expect((1...3).contains(fastPath.answered - before))
+            }
+            // Every answer is counted as the access log counts the router's.
+            let exposition = h.services.metrics.exposition()
+            let line = exposition.split(separator: "\n").first {
+                $0.hasPrefix("tokend_http_requests_total{") && $0.contains(#"route="/oauth2/introspect""#) && $0.contains(#"status="200""#)
+            }
+            #expect(line?.split(separator: " ").last == "5", "\(exposition)")
+        }
+    }
+
+    struct Item {
+        let name: String
+        let bytes: String
+        /// Whether the fast path should answer every request of it itself.
+        var fastPathAnswers = false
+        var requests = 1
+    }
+
+    static let form = "application/x-www-form-urlencoded"
+
+    static func post(
+        _ body: String,
+        auth: String?,
+        contentType: String? = form,
+        path: String = "/oauth2/introspect",
+        extra: [String] = [],
+        version: String = "HTTP/1.1"
+    ) -> String {
+        var lines = ["POST \(path) \(version)", "Host: tokend.test"]
+        if let auth { lines.append("Authorization: \(auth)") }
+        if let contentType { lines.append("Content-Type: \(contentType)") }
+        lines += extra
+        lines.append("Content-Length: \(body.utf8.count)")
+        return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+    }
+
+    static func corpus(rs: Caller, restricted: Caller, issuer: Caller, live: String, revoked: String, unknown: String) -> [Item] {
+        let token = "token=\(live)"
+        let chunked = [
+            "POST /oauth2/introspect HTTP/1.1", "Host: tokend.test", "Authorization: \(rs.basic)", "Content-Type: \(form)",
+            "Transfer-Encoding: chunked",
+        ].joined(separator: "\r\n") + "\r\n\r\n"
+        func chunk(_ s: String) -> String { String(s.utf8.count, radix: 16) + "\r\n" + s + "\r\n" }
+        let long = "token=" + String(repeating: "A", count: 9000)
+        return [
+            Item(name: "active", bytes: post(token, auth: rs.basic), fastPathAnswers: true),
+            Item(
+                name: "client_secret_post",
+                bytes: post("\(token)&client_id=\(formEncode(rs.id))&client_secret=\(formEncode(rs.secret))", auth: nil),
+                fastPathAnswers: true
+            ),
+            Item(name: "revoked", bytes: post("token=\(revoked)", auth: rs.basic)),
+            Item(name: "malformed token", bytes: post("token=not-a-token", auth: rs.basic), fastPathAnswers: true),
+            Item(name: "unknown token", bytes: post("token=\(unknown)", auth: rs.basic)),
+            Item(name: "token hint", bytes: post("\(token)&token_type_hint=refresh_token", auth: rs.basic), fastPathAnswers: true),
+            Item(name: "no token", bytes: post("token_type_hint=access_token", auth: rs.basic)),
+            Item(name: "empty body", bytes: post("", auth: rs.basic)),
+            Item(name: "wrong secret", bytes: post(token, auth: basicAuthorization(id: rs.id, secret: rs.secret + "x"))),
+            Item(name: "unknown client", bytes: post(token, auth: basicAuthorization(id: "nobody", secret: rs.secret))),
+            Item(name: "no credentials", bytes: post(token, auth: nil)),
+            Item(name: "Bearer instead of Basic", bytes: post(token, auth: "Bearer \(live)")),
+            Item(name: "malformed Basic", bytes: post(token, auth: "Basic !!!")),
+            Item(name: "Basic and client_secret", bytes: post("\(token)&client_id=rs&client_secret=\(formEncode(rs.secret))", auth: rs.basic)),
+            Item(name: "repeated token", bytes: post("\(token)&\(token)", auth: rs.basic)),
+            Item(name: "bad percent-encoding", bytes: post("token=%zz", auth: rs.basic)),
+            Item(name: "text/plain", bytes: post(token, auth: rs.basic, contentType: "text/plain")),
+            Item(name: "no content type", bytes: post(token, auth: rs.basic, contentType: nil)),
+            Item(name: "content type with charset", bytes: post(token, auth: rs.basic, contentType: form + "; charset=UTF-8"), fastPathAnswers: true),
+            Item(name: "content type in capitals", bytes: post(token, auth: rs.basic, contentType: form.uppercased()), fastPathAnswers: true),
+            Item(name: "Accept: JSON", bytes: post(token, auth: rs.basic, extra: ["Accept: application/json"]), fastPathAnswers: true),
+            Item(
+                name: "JWT weighed below JSON",
+                bytes: post(token, auth: rs.basic, extra: ["Accept: application/token-introspection+jwt;q=0.5, application/json"]),
+                fastPathAnswers: true
+            ),
+            Item(name: "caller without the introspect role", bytes: post(token, auth: issuer.basic)),
+            Item(name: "audience-restricted caller", bytes: post(token, auth: restricted.basic), fastPathAnswers: true),
+            Item(name: "chunked", bytes: chunked + chunk("token=") + chunk(live) + "0\r\n\r\n", fastPathAnswers: true),
+            Item(name: "chunked past the fast path's limit", bytes: chunked + chunk(long) + "0\r\n\r\n"),
+            Item(name: "chunked with a trailer", bytes: chunked + chunk(token) + "0\r\nX-Trailer: 1\r\n\r\n"),
+            Item(name: "query string", bytes: post(token, auth: rs.basic, path: "/oauth2/introspect?token=x")),
+            Item(name: "trailing slash", bytes: post(token, auth: rs.basic, path: "/oauth2/introspect/")),
+            Item(name: "Connection: close", bytes: post(token, auth: rs.basic, extra: ["Connection: close"])),
+            Item(name: "Connection: keep-alive", bytes: post(token, auth: rs.basic, extra: ["Connection: keep-alive"]), fastPathAnswers: true),
+            Item(name: "Expect: 100-continue", bytes: post(token, auth: rs.basic, extra: ["Expect: 100-continue"])),
+            Item(name: "HTTP/1.0", bytes: post(token, auth: rs.basic, version: "HTTP/1.0"), fastPathAnswers: true),
+            Item(name: "body over 64 KiB", bytes: post("token=" + String(repeating: "A", count: 70_000), auth: rs.basic)),
+            Item(name: "body over the fast path's limit", bytes: post(long, auth: rs.basic)),
+            Item(name: "GET", bytes: "GET /oauth2/introspect HTTP/1.1\r\nHost: tokend.test\r\n\r\n"),
+            Item(name: "body shorter than its length", bytes: post(token, auth: rs.basic).replacingOccurrences(of: "Content-Length: ", with: "Content-Length: 9")),
+            Item(name: "not HTTP", bytes: "NOT HTTP AT ALL\r\n\r\n"),
+            Item(name: "header without a colon", bytes: post(token, auth: rs.basic, extra: ["No colon here"])),
+            Item(
+                name: "pipelined: fast, router, fast",
+                bytes: post(token, auth: rs.basic) + post("token=\(unknown)", auth: rs.basic) + post(token, auth: rs.basic),
+                requests: 3
+            ),
+            Item(name: "pipelined: three fast", bytes: String(repeating: post(token, auth: rs.basic), count: 3), fastPathAnswers: true, requests: 3),
+            Item(name: "pipelined: then garbage", bytes: post(token, auth: rs.basic) + "GARBAGE\r\n\r\n", requests: 2),
+        ]
+    }
+
+    /// Sends `bytes` on a new connection, closes its sending side and returns everything received
+    /// until the server closes the connection.
+    static func exchange(_ bytes: String, port: Int) async throws -> String {
+        try await withDeadline("an answer from port \(port)", .seconds(30)) {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                    }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: bytes))
+                outbound.finish()
+                var received = ByteBuffer()
+                do {
+                    for try await chunk in inbound { received.writeImmutableBuffer(chunk) }
+                } catch {
+                    // A reset after the answers: what was received is the answer.
+                }
+                return String(buffer: received)
+            }
+        }
+    }
+
+    static func withoutDate(_ answer: String) -> String {
+        answer.replacing(/\r\n[Dd]ate: [^\r]*/, with: "\r\nDate: -")
+    }
+
+    static func dates(_ answer: String) -> [Substring] {
+        answer.matches(of: /\r\nDate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/).map { answer[$0.range] }
+    }
+}
