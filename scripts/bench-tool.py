@@ -470,6 +470,21 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}" if us is not None else "–"
 
 
+def cmd_batch_sizes(a):
+    """One results line: the token lookup queries of a run by their number of keys (the growth of
+    tokend_store_lookup_batch_sizes_total between two scrapes), as JSON."""
+    def parse(text):
+        out = {}
+        for field in text.split():
+            label, _, value = field.partition("=")
+            out[label] = float(value)
+        return out
+    before, after = parse(a.before), parse(a.after)
+    counts = {label: int(after[label] - before.get(label, 0)) for label in after}
+    queries = sum(counts.values())
+    print(a.name, json.dumps({"counts": counts, "queries": queries}))
+
+
 def cmd_report(a):
     r = parse_results(a.results)
     with open(a.meta) as f:
@@ -490,6 +505,7 @@ def cmd_report(a):
     lines.append("| measurement | requests/s | p50 ms | p99 ms | p99.9 ms | CPU µs/request: tokend · PostgreSQL · load generator | note |")
     lines.append("|---|---:|---:|---:|---:|---:|---|")
     rows = [
+        ("nginx_static", "reference N: nginx, a static file of 180 bytes (one worker per core, no access log)"),
         ("healthz_base", "baseline (`--compare`): `GET /healthz`"),
         ("healthz", "reference A: `GET /healthz` (memory replica)"),
         ("mem_form_base", "baseline (`--compare`): introspection from memory, form"),
@@ -551,8 +567,14 @@ def cmd_report(a):
     d_b = ratio(get("db_form", "rps"), get("pgbench_prepared", "rps"))
     d_bx = ratio(get("db_form", "rps"), get("pgbench_extended", "rps"))
     d_m = ratio(get("db_form", "rps"), get("mem_form", "rps"))
+    m_nginx = ratio(get("mem_form", "rps"), get("nginx_static", "rps"))
+    if m_nginx is not None:
+        checks.append(("memory path (form) ÷ reference N (nginx static)", f"{m_nginx:.2f}", "≥ 0.30", verdict(m_nginx >= 0.30)))
     if m_form is not None:
         checks.append(("memory path (form) ÷ reference A", f"{m_form:.2f}", "≥ 0.8", verdict(m_form >= 0.8)))
+    d_a = ratio(get("db_form", "rps"), get("healthz", "rps"))
+    if d_a is not None:
+        checks.append(("database path (every lookup a miss) ÷ reference A", f"{d_a:.2f}", "≥ 0.5", verdict(d_a >= 0.5)))
     if m_proto is not None:
         checks.append(("memory path (Connect proto) ÷ reference A", f"{m_proto:.2f}", "≥ 0.8", verdict(m_proto >= 0.8)))
     g_i = ratio(get("grpc_introspect", "rps"), get("grpc_baseline", "rps"))
@@ -602,6 +624,13 @@ def cmd_report(a):
         checks.append(("baseline: CPU per request, reference A ÷ memory path (proto)", f"{bca / bcp:.2f}", "", f"{bca:.0f} vs {bcp:.0f} µs"))
     if get("mem_form_base", "rps") and get("healthz_base", "rps"):
         checks.append(("baseline: memory path (form) ÷ reference A", f"{get('mem_form_base', 'rps') / get('healthz_base', 'rps'):.2f}", "", ""))
+    sizes = r.get("db_batches")
+    if sizes and sizes.get("queries"):
+        counts = sizes["counts"]
+        lookups = get("db_form", "requests")
+        histogram = ", ".join(f"{label}: {n:,}" for label, n in counts.items() if n)
+        mean = f"{lookups / sizes['queries']:.1f} lookups per query · " if lookups else ""
+        checks.append(("database path: token lookup queries by keys per query", f"{sizes['queries']:,} queries", "", mean + histogram))
     dr, dp = get("db_form", "cpu_replica_us"), get("db_form", "cpu_pg_us")
     bp, bx = get("pgbench_prepared", "cpu_pg_us"), get("pgbench_extended", "cpu_pg_us")
     if dp and bp:
@@ -761,6 +790,10 @@ def main():
     s = sub.add_parser("h2load")
     s.add_argument("--output", required=True)
     s.add_argument("--log", required=True)
+    s = sub.add_parser("batch-sizes")
+    s.add_argument("--before", required=True)
+    s.add_argument("--after", required=True)
+    s.add_argument("--name", required=True)
     s = sub.add_parser("report")
     s.add_argument("--results", required=True)
     s.add_argument("--meta", required=True)
@@ -768,7 +801,7 @@ def main():
     a = p.parse_args()
     {"seed": cmd_seed, "revoke-all": cmd_revoke_all, "propagation": cmd_propagation,
      "coldstart": cmd_coldstart, "grpc-body": cmd_grpc_body, "grpc-verify": cmd_grpc_verify,
-     "h2load": cmd_h2load, "report": cmd_report}[a.cmd](a)
+     "h2load": cmd_h2load, "batch-sizes": cmd_batch_sizes, "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

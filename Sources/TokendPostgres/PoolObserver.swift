@@ -36,7 +36,7 @@ public final class PostgresPoolObserver: Sendable {
     }
 
     /// The pool now; `batcher` adds the coalesced-lookup counts.
-    func figures(batches: Int64, keys: Int64) -> StorePoolFigures {
+    func figures(batches: Int64, keys: Int64, sizes: LookupBatchSizes) -> StorePoolFigures {
         let attempts = attempts.load(ordering: .relaxed)
         let failures = failures.load(ordering: .relaxed)
         return StorePoolFigures(
@@ -45,7 +45,8 @@ public final class PostgresPoolObserver: Sendable {
             connectAttempts: attempts,
             connectFailures: failures,
             lookupBatches: batches,
-            batchedLookups: keys
+            batchedLookups: keys,
+            lookupBatchSizes: sizes
         )
     }
 }

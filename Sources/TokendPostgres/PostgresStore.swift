@@ -28,7 +28,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     public init(
         client: PostgresClient,
         logger: Logger,
-        maxConcurrentLookups: Int = 8,
+        maxConcurrentLookups: Int = 2,
         pool: PostgresPoolObserver? = nil,
         transactionPooler: Bool = false
     ) {
@@ -44,7 +44,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     /// The pool's connections (when observed) and the coalesced lookups.
     public var poolFigures: StorePoolFigures {
         let (batches, keys) = lookups.figures
-        return (pool ?? PostgresPoolObserver(maxConnections: 0)).figures(batches: batches, keys: keys)
+        return (pool ?? PostgresPoolObserver(maxConnections: 0)).figures(batches: batches, keys: keys, sizes: lookups.batchSizes)
     }
 
     public func ping() async throws {

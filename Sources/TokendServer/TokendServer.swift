@@ -121,7 +121,8 @@ public func buildServiceGroup(
     }
     let kubernetes = KubernetesNaming(usernamePrefix: configuration.kubernetesUsernamePrefix, groupsPrefix: configuration.kubernetesGroupsPrefix)
     let publicRouter = buildPublicRouter(tokend, metrics: metrics, logger: logger, kubernetes: kubernetes)
-    let fastPath = IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
+    // Without memory (TOKEND_CACHE_ENTRIES=0) every introspection asks the store: no fast path.
+    let fastPath = replica.memory == nil ? nil : IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
     var publicApp = listener(publicRouter, configuration.httpAddress, name: "public", fastPath: fastPath) { bound in
         // With port 0 the issuer is known only now.
         if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }

@@ -72,6 +72,10 @@ import TokendTestSupport
         let batches = source.batches.withLock { $0 }
         #expect(batches.map(\.count) == [1, 16, 16, 16, 2])
         #expect(batches.flatMap { $0 }.sorted() == Array(0...50))
+        // The histogram the bench reports (`tokend_store_lookup_batch_sizes_total`): one batch of 1,
+        // one of 2, three of 9-16.
+        let sizes = Dictionary(uniqueKeysWithValues: zip(LookupBatchSizes.labels, batcher.batchSizes.counts))
+        #expect(sizes == ["1": 1, "2": 1, "3-4": 0, "5-8": 0, "9-16": 3, "17-32": 0, "33-64": 0, "65-128": 0, "129+": 0])
     }
 
     /// Issue 14: the caller whose lookup started a fetch times out; the nine queued behind it,

@@ -292,6 +292,9 @@ public final class TokendMetrics: DecisionMetrics {
             to: figures.lookupBatches
         )
         advanceCounter("store_batched_lookups", "Token lookups answered by those queries", to: figures.batchedLookups)
+        for (label, count) in zip(LookupBatchSizes.labels, figures.lookupBatchSizes.counts) {
+            advanceCounter("store_lookup_batch_sizes", "Token lookup queries by their number of keys", labels: [("keys", label)], to: count)
+        }
     }
 
     /// The Prometheus text exposition format.

@@ -57,11 +57,16 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
     private let ids = Atomic<UInt64>(0)
     private let fetches = Atomic<Int64>(0)
     private let fetchedKeys = Atomic<Int64>(0)
+    /// Fetches by their number of keys, in `batchSizeBuckets`.
+    private let sizes = Mutex([Int64](repeating: 0, count: LookupBatchSizes.upperBounds.count))
 
     /// Fetches made so far, and the keys they asked for (their ratio is the mean batch size).
     public var figures: (batches: Int64, keys: Int64) {
         (fetches.load(ordering: .relaxed), fetchedKeys.load(ordering: .relaxed))
     }
+
+    /// Fetches made so far by their number of keys.
+    public var batchSizes: LookupBatchSizes { LookupBatchSizes(counts: sizes.withLock { $0 }) }
 
     /// Lookups queued for a coming fetch (not those whose fetch runs); for tests.
     var queuedLookups: Int { state.withLock { $0.queue.values.reduce(0) { $0 + $1.count } } }
@@ -116,6 +121,8 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
         if !Task.isCancelled {
             fetches.add(1, ordering: .relaxed)
             fetchedKeys.add(Int64(keys.count), ordering: .relaxed)
+            let bucket = LookupBatchSizes.bucket(of: keys.count)
+            sizes.withLock { $0[bucket] += 1 }
             do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
         }
         if case .failure = result, Task.isCancelled {
@@ -190,5 +197,28 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
             return nil
         }
         waiter?.continuation.resume(throwing: CancellationError())
+    }
+}
+
+/// How many fetches a `LookupBatcher` made with how many keys: counts per bucket of batch size,
+/// bucket `i` holding the sizes above `upperBounds[i - 1]` up to `upperBounds[i]`.
+public struct LookupBatchSizes: Sendable, Equatable {
+    public static let upperBounds = [1, 2, 4, 8, 16, 32, 64, 128, Int.max]
+    public var counts: [Int64]
+
+    public init(counts: [Int64] = [Int64](repeating: 0, count: Self.upperBounds.count)) {
+        self.counts = counts
+    }
+
+    static func bucket(of size: Int) -> Int {
+        upperBounds.firstIndex { size <= $0 } ?? upperBounds.count - 1
+    }
+
+    /// Each bucket's label: "1", "2", "3-4", …, "129+".
+    public static let labels: [String] = upperBounds.indices.map { index in
+        let low = index == 0 ? 1 : upperBounds[index - 1] + 1
+        let high = upperBounds[index]
+        if high == Int.max { return "\(low)+" }
+        return low == high ? "\(high)" : "\(low)-\(high)"
     }
 }

@@ -10,6 +10,8 @@ public struct StorePoolFigures: Sendable, Equatable {
     /// Token lookups coalesced into `= ANY($1)` queries: queries sent, and lookups they answered.
     public var lookupBatches: Int64
     public var batchedLookups: Int64
+    /// Those queries by their number of keys.
+    public var lookupBatchSizes: LookupBatchSizes
 
     public init(
         maxConnections: Int,
@@ -17,7 +19,8 @@ public struct StorePoolFigures: Sendable, Equatable {
         connectAttempts: Int64,
         connectFailures: Int64,
         lookupBatches: Int64,
-        batchedLookups: Int64
+        batchedLookups: Int64,
+        lookupBatchSizes: LookupBatchSizes = LookupBatchSizes()
     ) {
         self.maxConnections = maxConnections
         self.openConnections = openConnections
@@ -25,6 +28,7 @@ public struct StorePoolFigures: Sendable, Equatable {
         self.connectFailures = connectFailures
         self.lookupBatches = lookupBatches
         self.batchedLookups = batchedLookups
+        self.lookupBatchSizes = lookupBatchSizes
     }
 }
 
