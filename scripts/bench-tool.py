@@ -524,6 +524,7 @@ def cmd_report(a):
         ("pgbench_extended", "pgbench, `-M extended` (parse and plan on every query)"),
         ("pgbench_simple", "pgbench, `-M simple`"),
         ("mem_fixed", "memory path at a fixed ½-of-peak rate (paced wrk)"),
+        ("nginx_fixed", "reference N (nginx static) at the memory path's fixed rate (paced wrk): the generator's and machine's tail"),
         ("db_fixed", "database path at a fixed ½-of-peak rate (paced wrk)"),
     ]
     for name, label in rows:
@@ -639,6 +640,10 @@ def cmd_report(a):
     mf = get("mem_fixed", "p99_us")
     if mf is not None:
         checks.append((f"p99 from memory at {fmt_rps(get('mem_fixed', 'rps'))}/s (½ peak)", f"{mf / 1000:.2f} ms", "< 2 ms", verdict(mf < 2000)))
+    nf = get("nginx_fixed", "p99_us")
+    if nf is not None and mf is not None:
+        checks.append((f"p99 of nginx's static file at {fmt_rps(get('nginx_fixed', 'rps'))}/s (the same pacing)", f"{nf / 1000:.2f} ms", "",
+                       f"memory path ÷ nginx: {mf / nf:.2f}" if nf else ""))
     df = get("db_fixed", "p99_us")
     if df is not None:
         checks.append((f"p99 through PostgreSQL at {fmt_rps(get('db_fixed', 'rps'))}/s (½ peak)", f"{df / 1000:.2f} ms", "< 5 ms", verdict(df < 5000)))

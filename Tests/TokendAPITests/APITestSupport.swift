@@ -135,14 +135,19 @@ func withPublicRouter<T: Sendable>(
         return try await withPublicRouter(services) { try await body($0, nil) }
     case .socket:
         let fastPath = services.fastPath()
-        let app = Application(
-            router: services.publicRouter(),
-            server: .tokend(tls: nil, fastPath: fastPath),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            logger: TestEnvironment.logger
-        )
-        return try await app.test(.live) { try await body($0, fastPath) }
+        return try await publicListener(services, fastPath: fastPath).test(.live) { try await body($0, fastPath) }
     }
+}
+
+/// The public listener as `tokend serve` builds it, on a free loopback port, with `fastPath` or
+/// none; for `test(.live)`.
+func publicListener(_ services: Services, fastPath: IntrospectionFastPath?) -> some ApplicationProtocol {
+    Application(
+        router: services.publicRouter(),
+        server: .tokend(tls: nil, fastPath: fastPath),
+        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        logger: TestEnvironment.logger
+    )
 }
 
 /// `withPublicRouter(_:over:_:)` for a test that does not look at the fast path.

@@ -27,20 +27,8 @@ import TokendTestSupport
             let corpus = Self.corpus(rs: rs, restricted: restricted, issuer: issuer, live: live.accessToken, revoked: revoked.accessToken, unknown: unknown)
 
             let fastPath = h.services.fastPath()
-            let withFastPath = Application(
-                router: h.services.publicRouter(),
-                server: .tokend(tls: nil, fastPath: fastPath),
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                logger: TestEnvironment.logger
-            )
-            let routerOnly = Application(
-                router: h.services.publicRouter(),
-                server: .tokend(tls: nil),
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                logger: TestEnvironment.logger
-            )
-            try await withFastPath.test(.live) { fast in
-                try await routerOnly.test(.live) { plain in
+            try await publicListener(h.services, fastPath: fastPath).test(.live) { fast in
+                try await publicListener(h.services, fastPath: nil).test(.live) { plain in
                     let fastPort = try #require(fast.port)
                     let plainPort = try #require(plain.port)
                     // Warm the client and token caches, as a serving replica's are.
@@ -73,13 +61,7 @@ import TokendTestSupport
             let fast = Self.post("token=\(live.accessToken)", auth: rs.basic)
             let slow = Self.post("token=\(unknown)", auth: rs.basic)
             let fastPath = h.services.fastPath()
-            let app = Application(
-                router: h.services.publicRouter(),
-                server: .tokend(tls: nil, fastPath: fastPath),
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                logger: TestEnvironment.logger
-            )
-            try await app.test(.live) { client in
+            try await publicListener(h.services, fastPath: fastPath).test(.live) { client in
                 let port = try #require(client.port)
                 _ = try await Self.exchange(fast, port: port)  // caches the caller and the token
                 let before = fastPath.answered
