@@ -84,8 +84,8 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
 @Suite struct ForwardAuthTests {
     // MARK: Allowed
 
-    @Test(arguments: StoreKind.allCases)
-    func activeTokenPassesWithTheUpstreamHeaders(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func activeTokenPassesWithTheUpstreamHeaders(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
@@ -101,7 +101,7 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
                 )
             )
             let bare = try await h.issue(IssueRequest(clientID: "app", subject: "svc"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 let response = try await client.authz(gateway: gw, authorization: bearer(full.accessToken))
                 #expect(response.status == .ok, "\(response.status.code) \(response.text)")
                 #expect(response.headers[.wwwAuthenticate] == nil)
@@ -124,8 +124,8 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func everyMethodAndEveryPathBelowAuthzIsServedAndBodiesAreIgnored(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func everyMethodAndEveryPathBelowAuthzIsServedAndBodiesAreIgnored(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
@@ -135,7 +135,7 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
             // Envoy's HTTP ext_authz appends the original path and query; their parameters are the
             // application's (repeated, malformed, anything) and are ignored.
             let paths = ["/authz", "/authz/", "/authz/api/orders/7", "/authz/api/items?page=2&tag=a&tag=b&q=100%&scope"]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for method in methods {
                     for path in paths {
                         let allowed = try await client.authz(path, method: method, gateway: gw, authorization: bearer(token))
@@ -171,11 +171,11 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
 
     // MARK: Denied: the end user
 
-    @Test(arguments: StoreKind.allCases)
-    func noBearerTokenIs401WithoutAnErrorCode(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func noBearerTokenIs401WithoutAnErrorCode(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 // RFC 6750 §3.1: without any authentication information, no error code.
                 for authorization: String? in [nil, "Basic " + Data("u:p".utf8).base64EncodedString(), "DPoP x", "Bearerx", ""] {
                     let response = try await client.authz(gateway: gw, authorization: authorization)
@@ -185,8 +185,8 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func aTokenThatIsNotActiveIs401InvalidToken(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func aTokenThatIsNotActiveIs401InvalidToken(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
@@ -224,7 +224,7 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
                 // A 10 KB header: a token over 4 KiB is inactive (SPEC), so this is 401, not 431.
                 ("10 KB token", bearer(String(repeating: "tkd_at_", count: 1500))),
             ]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 #expect(try await client.authz(gateway: gw, authorization: bearer(live.accessToken)).status == .ok)
                 for (label, authorization) in cases {
                     let response = try await client.authz(gateway: gw, authorization: authorization)
@@ -237,13 +237,13 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func revokingATokenDeniesItAtOnce(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func revokingATokenDeniesItAtOnce(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             let app = try await h.caller("app", [.issue])
             let issued = try await h.issue(IssueRequest(clientID: "app", subject: "u"))
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 #expect(try await client.authz(gateway: gw, authorization: bearer(issued.accessToken)).status == .ok)
                 #expect(try await client.revoke(issued.accessToken, as: app).status == .ok)
                 let after = try await client.authz(gateway: gw, authorization: bearer(issued.accessToken))
@@ -252,8 +252,8 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func audienceAndScopeInTheQueryNarrow(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func audienceAndScopeInTheQueryNarrow(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             let ordersGateway = try await h.caller("orders-gateway", [.introspect], audiences: ["orders"])
@@ -262,7 +262,7 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
                 IssueRequest(clientID: "app", subject: "u", scope: "orders:read orders:write", audiences: ["orders", "https://api.example"])
             ).accessToken
             let billing = try await h.issue(IssueRequest(clientID: "app", subject: "u", scope: "orders:read", audiences: ["billing"])).accessToken
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for query in [
                     "", "?audience=orders", "?audience=https%3A%2F%2Fapi.example", "?scope=orders:read", "?scope=orders:read+orders:write",
                     "?scope=orders%3Awrite%20orders%3Aread&audience=orders", "?scope=&audience=", "?scope",
@@ -292,13 +292,13 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func malformedRequirementsAre400(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func malformedRequirementsAre400(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
             let token = try await h.issue(IssueRequest(clientID: "app", subject: "u", scope: "read")).accessToken
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for query in [
                     "?scope=read&scope=write", "?audience=a&audience=b", "?scope=%zz", "?scope=%FF", "?scope=a%22b", "?scope=a%5Cb",
                     "?scope=read++write", "?audience=a%20b", "?audience=%07",
@@ -313,8 +313,8 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
 
     // MARK: Refused: the gateway
 
-    @Test(arguments: StoreKind.allCases)
-    func missingOrWrongGatewayCredentialsAre401WithTheGatewayChallenge(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func missingOrWrongGatewayCredentialsAre401WithTheGatewayChallenge(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
@@ -329,7 +329,7 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
                 ("bad base64", "Basic %%%"),
                 ("10 KB", "Basic " + String(repeating: "QUFB", count: 2560)),
             ]
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for (label, value) in credentials {
                     var headers: HTTPFields = [.authorization: bearer(token)]
                     if let value { headers[gatewayHeader] = value }
@@ -348,12 +348,12 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func gatewayWithoutIntrospectRoleIs403(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func gatewayWithoutIntrospectRoleIs403(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let issuer = try await h.caller("app", [.issue, .revoke])
             let token = try await h.issue(IssueRequest(clientID: "app", subject: "u")).accessToken
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client in
                 for authorization: String? in [bearer(token), nil] {
                     let response = try await client.authz(gateway: issuer, authorization: authorization)
                     response.expectOAuthError(.forbidden, "unauthorized_client")
@@ -363,14 +363,14 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
-    func storeOutageIs503SoGatewaysFailClosed(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.allCases, Transport.allCases)
+    func storeOutageIs503SoGatewaysFailClosed(kind: StoreKind, over transport: Transport) async throws {
         try await withHarness(kind) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
             let token = try await h.issue(IssueRequest(clientID: "app", subject: "u")).accessToken
             let services = h.storeOnlyServices()
-            try await withPublicRouter(services) { client in
+            try await withPublicRouter(services, over: transport) { client in
                 #expect(try await client.authz(gateway: gw, authorization: bearer(token)).status == .ok)
                 // The store goes away; the gateway still authenticates from the authenticator's cache.
                 try await h.takeDown()
@@ -388,21 +388,25 @@ private func bearer(_ token: String) -> String { "Bearer " + token }
 
     // MARK: Metrics
 
-    @Test func requestsAndDecisionsAreCountedUnderTheAuthzRoute() async throws {
+    @Test(arguments: Transport.allCases)
+    func requestsAndDecisionsAreCountedUnderTheAuthzRoute(over transport: Transport) async throws {
         try await withHarness(.sqlite) { h in
             let gw = try await h.caller("gateway", [.introspect])
             _ = try await h.caller("app", [.issue])
             let token = try await h.issue(IssueRequest(clientID: "app", subject: "u")).accessToken
-            try await withPublicRouter(h.services) { client in
+            try await withPublicRouter(h.services, over: transport) { client, fastPath in
                 _ = try await client.authz(gateway: gw, authorization: bearer(token))
                 _ = try await client.authz("/authz/some/path?x=1", method: .post, gateway: gw, authorization: bearer(token))
                 _ = try await client.authz(gateway: gw, authorization: bearer("tkd_at_" + String(repeating: "B", count: 43)))
                 _ = try await client.authz(gateway: nil, authorization: bearer(token))
+                _ = try await client.authz(gateway: gw, authorization: nil)
+                // Over a socket the last one (a cached gateway, no bearer) is the fast path's.
+                if let fastPath { #expect(fastPath.answered == 1) }
             }
             try await withAdminRouter(h.services) { client in
                 let text = try await client.send("/metrics", method: .get).text
                 #expect(text.contains(#"tokend_http_requests_total{listener="public",route="/authz",status="200"} 2"#), "\(text)")
-                #expect(text.contains(#"tokend_http_requests_total{listener="public",route="/authz",status="401"} 2"#))
+                #expect(text.contains(#"tokend_http_requests_total{listener="public",route="/authz",status="401"} 3"#))
                 #expect(text.contains(#"tokend_introspections_total{result="active""#))
                 #expect(text.contains(#"tokend_introspections_total{result="inactive""#))
                 #expect(!text.contains("unmatched"), "every /authz request is named by its route")

@@ -9,8 +9,8 @@ import TokendAPI
 import TokendCore
 import TokendTestSupport
 
-/// The introspection fast path (`IntrospectionFastPath`) against the router alone: the same raw
-/// bytes, malformed requests included, sent to a listener with the fast path and to one without,
+/// The introspection fast path (`IntrospectionFastPath`: the form endpoint and `/authz`) against
+/// the router alone: the same raw bytes, malformed requests included, sent to a listener with the fast path and to one without,
 /// over one replica, must get the same bytes back (status line, headers in order, body), but for
 /// the `Date` header's value.
 @Suite struct IntrospectionFastPathTests {
@@ -107,6 +107,16 @@ import TokendTestSupport
         return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
     }
 
+    /// A forward-auth request: the gateway's credentials in `X-Tokend-Authorization`, the end
+    /// user's in `Authorization`.
+    static func authz(_ target: String = "/authz", gateway: String?, authorization: String?, method: String = "GET", body: String = "") -> String {
+        var lines = ["\(method) \(target) HTTP/1.1", "Host: tokend.test"]
+        if let gateway { lines.append("X-Tokend-Authorization: \(gateway)") }
+        if let authorization { lines.append("Authorization: \(authorization)") }
+        if !body.isEmpty { lines.append("Content-Length: \(body.utf8.count)") }
+        return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+    }
+
     static func corpus(rs: Caller, restricted: Caller, issuer: Caller, live: String, revoked: String, unknown: String) -> [Item] {
         let token = "token=\(live)"
         let chunked = [
@@ -170,6 +180,43 @@ import TokendTestSupport
             ),
             Item(name: "pipelined: three fast", bytes: String(repeating: post(token, auth: rs.basic), count: 3), fastPathAnswers: true, requests: 3),
             Item(name: "pipelined: then garbage", bytes: post(token, auth: rs.basic) + "GARBAGE\r\n\r\n", requests: 2),
+            // Forward auth, with rs as the gateway.
+            Item(name: "authz: allowed", bytes: authz(gateway: rs.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(name: "authz: scope held", bytes: authz("/authz?scope=read", gateway: rs.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(name: "authz: scope missing", bytes: authz("/authz?scope=read+write", gateway: rs.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(
+                name: "authz: audience held",
+                bytes: authz("/authz?audience=https%3A%2F%2Fb.example&page=2", gateway: rs.basic, authorization: "Bearer \(live)"),
+                fastPathAnswers: true
+            ),
+            Item(name: "authz: audience missing", bytes: authz("/authz?audience=https://c.example", gateway: rs.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(name: "authz: empty query", bytes: authz("/authz?", gateway: rs.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(name: "authz: no bearer", bytes: authz(gateway: rs.basic, authorization: nil), fastPathAnswers: true),
+            Item(name: "authz: Basic instead of Bearer", bytes: authz(gateway: rs.basic, authorization: rs.basic), fastPathAnswers: true),
+            Item(name: "authz: empty bearer", bytes: authz(gateway: rs.basic, authorization: "Bearer"), fastPathAnswers: true),
+            Item(name: "authz: bearer in capitals", bytes: authz(gateway: rs.basic, authorization: "BEARER \(live)"), fastPathAnswers: true),
+            Item(name: "authz: malformed token", bytes: authz(gateway: rs.basic, authorization: "Bearer not-a-token"), fastPathAnswers: true),
+            Item(name: "authz: POST with a body", bytes: authz(gateway: rs.basic, authorization: "Bearer \(live)", method: "POST", body: "a=b"), fastPathAnswers: true),
+            Item(name: "authz: HEAD", bytes: authz(gateway: rs.basic, authorization: "Bearer \(live)", method: "HEAD"), fastPathAnswers: true),
+            Item(name: "authz: DELETE", bytes: authz(gateway: rs.basic, authorization: "Bearer \(live)", method: "DELETE"), fastPathAnswers: true),
+            Item(name: "authz: revoked", bytes: authz(gateway: rs.basic, authorization: "Bearer \(revoked)")),
+            Item(name: "authz: unknown", bytes: authz(gateway: rs.basic, authorization: "Bearer \(unknown)")),
+            Item(name: "authz: no gateway credentials", bytes: authz(gateway: nil, authorization: "Bearer \(live)")),
+            Item(name: "authz: wrong gateway secret", bytes: authz(gateway: basicAuthorization(id: rs.id, secret: "x"), authorization: "Bearer \(live)")),
+            Item(name: "authz: gateway without the role", bytes: authz(gateway: issuer.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: audience-restricted gateway", bytes: authz(gateway: restricted.basic, authorization: "Bearer \(live)"), fastPathAnswers: true),
+            Item(name: "authz: path below", bytes: authz("/authz/api/orders?scope=read", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: neighbour path", bytes: authz("/authzx", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: repeated scope", bytes: authz("/authz?scope=read&scope=read", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: bad percent-encoding", bytes: authz("/authz?scope=%zz", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: invalid scope", bytes: authz("/authz?scope=%22", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(name: "authz: fragment", bytes: authz("/authz#x", gateway: rs.basic, authorization: "Bearer \(live)")),
+            Item(
+                name: "authz: pipelined with introspection",
+                bytes: authz(gateway: rs.basic, authorization: "Bearer \(live)") + post(token, auth: rs.basic) + authz(gateway: rs.basic, authorization: nil),
+                fastPathAnswers: true,
+                requests: 3
+            ),
         ]
     }
 

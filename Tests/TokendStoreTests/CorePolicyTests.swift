@@ -307,6 +307,33 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
+    /// The HTTP fast path's authentication: only a cached, current client with its right secret,
+    /// from an address not past the guessing limit; everything else is left to `authenticate`,
+    /// with nothing counted.
+    @Test(arguments: StoreKind.conformanceCases)
+    func authenticationFromTheCacheAnswersOnlyWhatAuthenticateWould(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (_, secret) = try await h.client("rs", roles: ["introspect"])
+            let limiter = GuessLimiter(limits: .init(authFailuresPerMinute: 2), now: h.clock.now)
+            let replica = ClientAuthenticator(store: h.store, now: h.clock.now, recordTTL: 2, limiter: limiter)
+            #expect(replica.authenticateFromCache(clientID: "rs", secret: secret, source: "10.0.0.1") == nil, "not cached yet")
+            #expect(try await replica.authenticate(clientID: "rs", secret: secret, source: "10.0.0.1").id == "rs")
+            #expect(replica.authenticateFromCache(clientID: "rs", secret: secret, source: "10.0.0.1")?.id == "rs")
+            for _ in 0..<2 { #expect(replica.authenticateFromCache(clientID: "rs", secret: secret + "x", source: "10.0.0.2") == nil) }
+            // Those wrong secrets were not counted: the address is not limited.
+            #expect(replica.authenticateFromCache(clientID: "rs", secret: secret, source: "10.0.0.2")?.id == "rs")
+            for _ in 0..<2 {
+                await expectError(.unauthenticated) { try await replica.authenticate(clientID: "rs", secret: secret + "x", source: "10.0.0.2") }
+            }
+            await expectError(.tooManyRequests) { try await replica.authenticate(clientID: "rs", secret: secret + "x", source: "10.0.0.2") }
+            // Past the limit for rs, that address gets nothing from the cache, even with the secret.
+            #expect(replica.authenticateFromCache(clientID: "rs", secret: secret, source: "10.0.0.2") == nil)
+            await expectError(.tooManyRequests) { try await replica.authenticate(clientID: "rs", secret: secret, source: "10.0.0.2") }
+            h.clock.advance(by: 2.5)
+            #expect(replica.authenticateFromCache(clientID: "rs", secret: secret, source: "10.0.0.1") == nil, "the record is past its TTL")
+        }
+    }
+
     @Test(arguments: StoreKind.conformanceCases)
     func deletedClientCannotAuthenticate(kind: StoreKind) async throws {
         try await withHarness(kind) { h in

@@ -38,8 +38,21 @@ import TokendTestSupport
             otherReplica = Revoker(store: store, now: clock.now, logger: TestEnvironment.logger)
         }
 
-        func answer(_ token: String, audiences: [String] = []) async throws -> (IntrospectionResult, AnswerSource) {
+        /// The answer and where it came from. Every answer also checks the HTTP fast path's
+        /// question (`introspectFromMemory`, asked first): it answers exactly when memory answers,
+        /// and the same.
+        func answer(
+            _ token: String,
+            audiences: [String] = [],
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws -> (IntrospectionResult, AnswerSource) {
+            let fast = introspector.introspectFromMemory(token, caller: makeClient("rs", audiences: audiences))
             let (result, source) = try await introspector.answer(token: token, audiences: audiences)
+            if let fast {
+                #expect(source == .memory && fast == result, "fast path \(fast), introspection \(result) from \(source)", sourceLocation: sourceLocation)
+            } else {
+                #expect(source == .store, "the fast path stepped aside, memory answered \(result)", sourceLocation: sourceLocation)
+            }
             return (result, source)
         }
     }

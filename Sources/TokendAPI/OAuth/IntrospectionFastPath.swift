@@ -8,17 +8,19 @@ import Synchronization
 import TokendCore
 import TokendWire
 
-/// RFC 7662 introspection answered on the event loop when memory can answer it: the HTTP/1.1
-/// fast path (issue 14). Everything it does not answer goes to the router unchanged, which then
-/// answers exactly as it would have without the fast path.
+/// Introspection answered on the event loop when memory can answer it: the HTTP/1.1 fast path
+/// (issue 14). Everything it does not answer goes to the router unchanged, which then answers
+/// exactly as it would have without the fast path.
 ///
-/// It answers one case only: a complete `POST /oauth2/introspect` form request whose caller is
-/// in the client cache with the right secret (`ClientAuthenticator.authenticateFromCache`) and
-/// whose token memory can decide (`Introspector.introspectFromMemory`), for a JSON answer. A cache
-/// miss, a stale view, a signed answer, any error (a wrong secret, a malformed form, a missing
-/// role, a guessing limit) and anything unusual in the request goes to the router. The answer is
-/// the router's, byte for byte: the same members, headers in the same order, and the same access
-/// log line and metrics (`IntrospectionFastPathTests` compares both paths on a corpus).
+/// It answers two cases: a complete `POST /oauth2/introspect` form request (RFC 7662, a JSON
+/// answer) and a request to `/authz` itself (forward auth, any method, the query as the gateway
+/// sent it), when the caller (the gateway for `/authz`) is in the client cache with the right
+/// secret (`ClientAuthenticator.authenticateFromCache`) and memory can decide on the token
+/// (`Introspector.introspectFromMemory`). A cache miss, a stale view, a signed answer, any error
+/// (a wrong secret, a malformed form or query, a missing role, a guessing limit) and anything
+/// unusual in the request goes to the router. The answer is the router's, byte for byte: the same
+/// status, headers in the same order and body, and the same access log line and metrics
+/// (`IntrospectionFastPathTests` compares both paths on a corpus).
 public struct IntrospectionFastPath: Sendable {
     let authenticator: ClientAuthenticator
     let introspector: Introspector
@@ -34,6 +36,29 @@ public struct IntrospectionFastPath: Sendable {
     static let maximumBody = 8 * 1024
     static let path = "/oauth2/introspect"
 
+    /// The requests the fast path may answer.
+    enum Kind {
+        /// `POST /oauth2/introspect`.
+        case introspection
+        /// `/authz`, with the raw query (or none).
+        case forwardAuth(query: String?)
+
+        var route: String {
+            switch self {
+            case .introspection: IntrospectionFastPath.path
+            case .forwardAuth: ForwardAuthController.route
+            }
+        }
+    }
+
+    /// An answer: what the router would have written, and who asked (for the access log).
+    struct Answer {
+        var status: HTTPResponse.Status
+        var fields: HTTPFields
+        var body: ByteBuffer
+        var clientID: String
+    }
+
     public init(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger) {
         self.authenticator = tokend.authenticator
         self.introspector = tokend.introspector
@@ -41,23 +66,37 @@ public struct IntrospectionFastPath: Sendable {
         self.logger = logger
     }
 
-    /// Whether the fast path may take the request that `head` starts: `POST /oauth2/introspect`
-    /// with a form body of a known, small size, or a chunked one, and nothing that changes how the
-    /// connection goes on: no `Expect`, and no `Connection` but `keep-alive` (Hummingbird closes
-    /// the connection after a request with `Connection: close`).
-    func accepts(_ head: HTTPRequest) -> Bool {
-        guard head.method == .post, head.path == Self.path else { return false }
+    /// Which request of the fast path's, if any, `head` starts: `POST /oauth2/introspect`, or
+    /// `/authz` itself (not the paths below it), with a body of a known, small size, or a chunked
+    /// one, and nothing that changes how the connection goes on: no `Expect`, and no `Connection`
+    /// but `keep-alive` (Hummingbird closes the connection after a request with `Connection: close`).
+    func kind(of head: HTTPRequest) -> Kind? {
         let fields = head.headerFields
-        guard !fields.contains(.expect) else { return false }
-        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return false }
+        guard !fields.contains(.expect) else { return nil }
+        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return nil }
         if let length = fields[.contentLength] {
-            guard let size = Int(length), size <= Self.maximumBody else { return false }
+            guard let size = Int(length), size <= Self.maximumBody else { return nil }
         }
-        return true
+        guard let target = head.path else { return nil }
+        if head.method == .post, target == Self.path { return .introspection }
+        let route = ForwardAuthController.route
+        guard target.hasPrefix(route), !target.contains("#") else { return nil }
+        let rest = target.dropFirst(route.count)
+        if rest.isEmpty { return .forwardAuth(query: nil) }
+        if rest.first == "?" { return .forwardAuth(query: String(rest.dropFirst())) }
+        return nil
     }
 
     /// The answer to a complete request, or `nil` for the router.
-    func answer(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> (result: IntrospectionResult, clientID: String)? {
+    func answer(_ kind: Kind, head: HTTPRequest, body: ByteBuffer, source: String?) -> Answer? {
+        switch kind {
+        case .introspection: introspection(head, body: body, source: source)
+        case .forwardAuth(let query): forwardAuth(head, query: query, source: source)
+        }
+    }
+
+    /// `OAuthController.introspect`'s JSON answer.
+    private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Answer? {
         let fields = head.headerFields
         guard MediaType.is(fields[.contentType], "application/x-www-form-urlencoded"), !OAuthController.wantsJWT(fields[.accept]) else {
             return nil
@@ -67,21 +106,41 @@ public struct IntrospectionFastPath: Sendable {
             let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
             let result = introspector.introspectFromMemory(form["token"], caller: caller)
         else { return nil }
-        return (result, caller.id)
+        let json = IntrospectionJSON.body(result)
+        var headers = IntrospectionJSON.headers
+        headers[.contentLength] = String(json.readableBytes)
+        return Answer(status: .ok, fields: headers, body: json, clientID: caller.id)
+    }
+
+    /// `ForwardAuthController.authorize`'s answer.
+    private func forwardAuth(_ head: HTTPRequest, query: String?, source: String?) -> Answer? {
+        let fields = head.headerFields
+        guard let requirements = try? ForwardAuthController.requirements(query: query),
+            let presented = fields[ForwardAuthController.gatewayCredentials],
+            let credentials = try? ClientAuthentication.basic(presented),
+            let gateway = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
+            let decision = introspector.authorizeFromMemory(
+                BearerPresentation(authorization: fields[.authorization]),
+                caller: gateway,
+                requirements: requirements
+            )
+        else { return nil }
+        let response = ForwardAuthController.response(GatewayAnswer(decision))
+        return Answer(status: response.status, fields: response.headers, body: ByteBuffer(), clientID: gateway.id)
     }
 
     /// What `AccessLog` records for a request the router answered.
-    func record(status: Int, clientID: String, duration: Duration) {
+    func record(_ kind: Kind, method: HTTPRequest.Method, status: Int, clientID: String, duration: Duration) {
         counter.value.add(1, ordering: .relaxed)
-        metrics.request(listener: "public", route: Self.path, status: status, duration: duration)
+        metrics.request(listener: "public", route: kind.route, status: status, duration: duration)
         guard logger.logLevel <= .info else { return }
         logger.info(
             "request",
             metadata: [
                 "request_id": "\(RequestID())",
                 "listener": "public",
-                "method": "POST",
-                "route": "\(Self.path)",
+                "method": "\(method.rawValue)",
+                "route": "\(kind.route)",
                 "status": "\(status)",
                 "duration_ms": "\(AccessLog.milliseconds(duration))",
                 "client_id": "\(clientID)",
@@ -109,8 +168,8 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
 
     private enum State {
         case idle
-        /// A request the fast path may answer, held: its head, its body so far and when it began.
-        case holding(HTTPRequest, ByteBuffer?, ContinuousClock.Instant)
+        /// A request the fast path may answer, held: which, its head, its body so far and when it began.
+        case holding(IntrospectionFastPath.Kind, HTTPRequest, ByteBuffer?, ContinuousClock.Instant)
         /// The rest of a request that goes to the router.
         case forwarding
     }
@@ -130,26 +189,26 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
-            if routerAnswersDue == 0, context.channel.isWritable, fastPath.accepts(head) {
-                state = .holding(head, nil, .now)
+            if routerAnswersDue == 0, context.channel.isWritable, let kind = fastPath.kind(of: head) {
+                state = .holding(kind, head, nil, .now)
             } else {
                 state = .forwarding
                 forward(.head(head), context: context)
             }
-        case (.holding(let head, var body, let start), .body(let chunk)):
+        case (.holding(let kind, let head, var body, let start), .body(let chunk)):
             if (body?.readableBytes ?? 0) + chunk.readableBytes > IntrospectionFastPath.maximumBody {
                 release(context: context)
                 forward(part, context: context)
             } else {
                 if body == nil { body = chunk } else { body!.writeImmutableBuffer(chunk) }
-                state = .holding(head, body, start)
+                state = .holding(kind, head, body, start)
             }
-        case (.holding(let head, let body, let start), .end(nil)):
+        case (.holding(let kind, let head, let body, let start), .end(nil)):
             let source = context.channel.remoteAddress?.ipAddress
-            if let (result, clientID) = fastPath.answer(head, body: body ?? ByteBuffer(), source: source) {
+            if let answer = fastPath.answer(kind, head: head, body: body ?? ByteBuffer(), source: source) {
                 state = .idle
-                respond(result, context: context)
-                fastPath.record(status: 200, clientID: clientID, duration: .now - start)
+                respond(answer, context: context)
+                fastPath.record(kind, method: head.method, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
             } else {
                 release(context: context)
                 forward(part, context: context)
@@ -189,7 +248,7 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
 
     /// Hands a held request's parts so far to the router; the rest of it follows them.
     private func release(context: ChannelHandlerContext) {
-        guard case .holding(let head, let body, _) = state else { return }
+        guard case .holding(_, let head, let body, _) = state else { return }
         state = .forwarding
         forward(.head(head), context: context)
         if let body { forward(.body(body), context: context) }
@@ -204,15 +263,13 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    /// The router's answer for `result`: `IntrospectionJSON.response` with the `Date` header
-    /// Hummingbird adds, written as Hummingbird writes it (head, body, end).
-    private func respond(_ result: IntrospectionResult, context: ChannelHandlerContext) {
-        let body = IntrospectionJSON.body(result)
-        var fields = IntrospectionJSON.headers
-        fields[.contentLength] = String(body.readableBytes)
+    /// Writes `answer` as Hummingbird writes the router's (head, body, end), with the `Date`
+    /// header it adds last.
+    private func respond(_ answer: IntrospectionFastPath.Answer, context: ChannelHandlerContext) {
+        var fields = answer.fields
         fields[.date] = date.current()
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
+        if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
         needsFlush = true
     }

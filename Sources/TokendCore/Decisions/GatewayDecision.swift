@@ -52,9 +52,25 @@ extension Introspector {
         guard caller.roles.contains(.introspect) else { throw TokendError.missingRole("this client may not introspect tokens") }
         guard case .token(let token) = bearer else { return .missingToken }
         guard !token.isEmpty else { return .invalidToken }
-        guard case .active(let record) = try await introspect(token, caller: caller), Self.isBearerAccessToken(record) else {
-            return .invalidToken
-        }
+        return Self.decide(try await introspect(token, caller: caller), requirements: requirements)
+    }
+
+    /// `authorize` when memory alone can decide, synchronously (`introspectFromMemory`); `nil`
+    /// when it cannot, and then `authorize` must be asked. For the HTTP fast path.
+    public func authorizeFromMemory(
+        _ bearer: BearerPresentation,
+        caller: ClientRecord,
+        requirements: GatewayRequirements
+    ) -> GatewayDecision? {
+        guard caller.roles.contains(.introspect) else { return nil }
+        guard case .token(let token) = bearer else { return .missingToken }
+        guard !token.isEmpty else { return .invalidToken }
+        return introspectFromMemory(token, caller: caller).map { Self.decide($0, requirements: requirements) }
+    }
+
+    /// The decision on an introspection's result.
+    private static func decide(_ result: IntrospectionResult, requirements: GatewayRequirements) -> GatewayDecision {
+        guard case .active(let record) = result, isBearerAccessToken(record) else { return .invalidToken }
         if let audience = requirements.audience, !record.audiences.contains(audience) { return .invalidToken }
         let granted = Set((record.scope ?? "").split(separator: " ").map(String.init))
         if !requirements.scopes.allSatisfy(granted.contains) { return .insufficientScope(required: requirements.scopes) }
