@@ -44,6 +44,7 @@ let package = Package(
         .target(
             name: "TokendCore",
             dependencies: [
+                "TokendWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

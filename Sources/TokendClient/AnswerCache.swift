@@ -1,4 +1,5 @@
 import TokendProto
+import TokendWire
 
 /// The state of a `CachingIntrospector`: cached active answers by token digest, the revocation
 /// stream's standing, and the revocations applied recently. A value without I/O or clocks of its
@@ -88,8 +89,8 @@ struct AnswerCache {
     ) -> Bool {
         guard capacity > 0, answer.active, connected, ticket == self.ticket, unixNow < Double(answer.expiresAt) else { return false }
         guard !recent.covers(digest, answer, at: now) else { return false }
-        if entries[digest] == nil, entries.count >= capacity, let victim = entries.keys.first {
-            remove(victim)
+        if entries[digest] == nil, entries.count >= capacity {
+            for victim in entries.evictionBatch() { remove(victim) }
         }
         var stored = answer
         stored.fromCache = true

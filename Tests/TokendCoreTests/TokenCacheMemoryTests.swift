@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokendWire
 
 @testable import TokendCore
 
@@ -155,4 +156,25 @@ private func residentBytes() throws -> Int {
     let fields = statm.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { throw CocoaError(.fileReadCorruptFile) }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// What a full cache evicts (`Dictionary.evictionBatch`): a 256th of its keys, consecutive in table
+/// order, from a place that changes. Always the table's first keys made a full `TokenCache` pack
+/// its hash table's tail and slowed every insert to about 1 ms (issue 14's full bench run).
+@Suite struct EvictionBatchTests {
+    @Test func aBatchIsA256thFromAPlaceThatChanges() {
+        let table = Dictionary(uniqueKeysWithValues: (0..<10_000).map { ($0, $0) })
+        var starts = Set<Int>()
+        for _ in 0..<50 {
+            let batch = table.evictionBatch()
+            #expect(batch.count == 10_000 / 256)
+            #expect(Set(batch).count == batch.count && batch.allSatisfy { table[$0] != nil })
+            starts.insert(batch[0])
+        }
+        // 50 draws of a start among 9,962: all the same only if the place never changes.
+        #expect(starts.count > 1, "every batch began at \(starts)")
+        #expect(table.keys.first.map { starts.contains($0) && starts.count == 1 } != true)
+        #expect([Int: Int]().evictionBatch().isEmpty)
+        #expect([1: 1].evictionBatch() == [1])
+    }
 }

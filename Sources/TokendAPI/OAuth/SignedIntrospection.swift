@@ -96,8 +96,8 @@ final class SignedAnswerCache: Sendable {
     func keep(_ jws: ByteBuffer, for result: IntrospectionResult, caller: String, kid: String, issuer: String, now: Date) {
         let (key, jti) = Self.key(result, caller: caller)
         entries.withLock { entries in
-            if entries[key] == nil, entries.count >= Self.capacity, let victim = entries.keys.first {
-                entries.removeValue(forKey: victim)
+            if entries[key] == nil, entries.count >= Self.capacity {
+                for victim in entries.evictionBatch() { entries.removeValue(forKey: victim) }
             }
             entries[key] = Entry(jws: jws, kid: kid, issuer: issuer, signedAt: now, jti: jti)
         }

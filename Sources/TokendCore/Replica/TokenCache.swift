@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TokendWire
 
 /// A bounded per-replica cache of token records, keyed by token hash.
 ///
@@ -13,9 +14,9 @@ import Synchronization
 /// Two bounds limit it, whichever is reached first (SPEC: `TOKEND_CACHE_ENTRIES`,
 /// `TOKEND_CACHE_MEMORY`): `capacity` records, and `memoryLimit` bytes of `bytes`, the cache's
 /// estimate of the memory it holds. An insert that would pass either evicts arbitrary entries (the
-/// dictionary's first, a 256th of the records at a time) until it fits, which costs O(1) per insert
-/// amortised and keeps no per-entry bookkeeping; in particular it evicts rather than let the hash
-/// table grow past what the byte bound allows.
+/// a 256th of the records at a time, from a random place in the table) until it fits, which costs
+/// O(1) per insert amortised and keeps no per-entry bookkeeping; in particular it evicts rather than
+/// let the hash table grow past what the byte bound allows.
 public final class TokenCache: Sendable {
     /// SPEC's default `TOKEND_CACHE_MEMORY`.
     public static let defaultMemoryLimit = 256 << 20
@@ -136,12 +137,9 @@ public final class TokenCache: Sendable {
                     state.recordBytes += Int(packed.header.bytes)
                     return
                 }
-                // Evict arbitrary entries (the table's first: a 256th of them at once) until it
-                // fits; an empty cache it does not fit in leaves it out. One at a time, each
-                // eviction would scan the ever longer run of empty buckets that the earlier ones
-                // left at the table's start (a full 400,000-record cache took 1 ms per insert);
-                // a batch pays that scan once for the inserts that follow.
-                let victims = Array(state.records.keys.prefix(max(1, state.records.count / 256)))
+                // Evict arbitrary entries until it fits (`evictionBatch`: a 256th of them, from a
+                // random place in the table); an empty cache it does not fit in leaves it out.
+                let victims = state.records.evictionBatch()
                 guard !victims.isEmpty else { return }
                 for victim in victims { state.remove(victim) }
             }
