@@ -35,10 +35,7 @@ struct ForwardAuthController: Sendable {
         do {
             let requirements = try Self.requirements(query: request.uri.query)
             let gateway = try await ClientAuthentication.authenticate(with: authenticator, context: context) {
-                guard let credentials = request.headers[Self.gatewayCredentials] else {
-                    throw TokendError(.unauthenticated, "gateway authentication required (X-Tokend-Authorization: Basic)")
-                }
-                return try ClientAuthentication.basic(credentials)
+                try Self.gatewayCredentials(request.headers)
             }
             let decision = try await introspector.authorize(
                 BearerPresentation(authorization: request.headers[.authorization]),
@@ -49,6 +46,15 @@ struct ForwardAuthController: Sendable {
         } catch let error as TokendError {
             throw OAuthError(error, challenge: Self.gatewayChallenge)
         }
+    }
+
+    /// The gateway's own credentials, from `X-Tokend-Authorization: Basic …`
+    /// (`TokendError.unauthenticated` when absent or malformed).
+    static func gatewayCredentials(_ headers: HTTPFields) throws -> ClientCredentials {
+        guard let credentials = headers[Self.gatewayCredentials] else {
+            throw TokendError(.unauthenticated, "gateway authentication required (X-Tokend-Authorization: Basic)")
+        }
+        return try ClientAuthentication.basic(credentials)
     }
 
     /// `audience=` and `scope=` from the query; every other parameter is ignored, since Envoy's

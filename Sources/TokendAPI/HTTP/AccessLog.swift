@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -13,21 +14,45 @@ struct AccessLog: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
-        let elapsed = ContinuousClock.now - start
-        metrics.request(listener: listener, route: context.endpointPath ?? "unmatched", status: response.status.code, duration: elapsed)
-        // Building the line costs more than the request it describes: skip it when it would be dropped.
-        guard logger.logLevel <= .info else { return response }
-        var metadata: Logger.Metadata = [
-            "request_id": "\(context.id)",
-            "listener": "\(listener)",
-            "method": "\(request.method.rawValue)",
-            "route": "\(context.endpointPath ?? "unmatched")",
-            "status": "\(response.status.code)",
-            "duration_ms": "\(Self.milliseconds(elapsed))",
-        ]
-        if let clientID = context.annotations.clientID { metadata["client_id"] = "\(clientID)" }
-        logger.info("request", metadata: metadata)
+        Self.record(
+            logger: logger,
+            metrics: metrics,
+            listener: listener,
+            requestID: "\(context.id)",
+            method: request.method,
+            route: context.endpointPath ?? "unmatched",
+            status: response.status.code,
+            clientID: context.annotations.clientID,
+            duration: ContinuousClock.now - start
+        )
         return response
+    }
+
+    /// The request's metrics and, at `info`, its line: for the router's answers and the fast path's.
+    static func record(
+        logger: Logger,
+        metrics: TokendMetrics,
+        listener: String,
+        requestID: @autoclosure () -> String,
+        method: HTTPRequest.Method,
+        route: String,
+        status: Int,
+        clientID: String?,
+        duration: Duration
+    ) {
+        metrics.request(listener: listener, route: route, status: status, duration: duration)
+        // Building the line costs more than the request it describes: skip it when it would be dropped.
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID())",
+            "listener": "\(listener)",
+            "method": "\(method.rawValue)",
+            "route": "\(route)",
+            "status": "\(status)",
+            "duration_ms": "\(milliseconds(duration))",
+        ]
+        if let clientID { metadata["client_id"] = "\(clientID)" }
+        logger.info("request", metadata: metadata)
     }
 
     /// `d` in milliseconds with three decimals ("12.345"), without `String(format:)`.

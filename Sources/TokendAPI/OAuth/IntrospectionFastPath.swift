@@ -34,7 +34,7 @@ public struct IntrospectionFastPath: Sendable {
     /// The largest body the fast path reads before handing a request to the router: a form with a
     /// token and client credentials is far smaller.
     static let maximumBody = 8 * 1024
-    static let path = "/oauth2/introspect"
+    static let path = OAuthController.introspectPath
 
     /// The requests the fast path may answer.
     enum Kind {
@@ -98,10 +98,8 @@ public struct IntrospectionFastPath: Sendable {
     /// `OAuthController.introspect`'s JSON answer.
     private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Answer? {
         let fields = head.headerFields
-        guard MediaType.is(fields[.contentType], "application/x-www-form-urlencoded"), !OAuthController.wantsJWT(fields[.accept]) else {
-            return nil
-        }
-        guard let form = try? body.withUnsafeReadableBytes({ try FormBody(bytes: $0) }),
+        guard (try? OAuthController.checkFormContentType(fields)) != nil, !OAuthController.wantsJWT(fields[.accept]),
+            let form = try? OAuthController.form(body),
             let credentials = try? ClientAuthentication.credentials(headers: fields, form: form),
             let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
             let result = introspector.introspectFromMemory(form["token"], caller: caller)
@@ -116,8 +114,7 @@ public struct IntrospectionFastPath: Sendable {
     private func forwardAuth(_ head: HTTPRequest, query: String?, source: String?) -> Answer? {
         let fields = head.headerFields
         guard let requirements = try? ForwardAuthController.requirements(query: query),
-            let presented = fields[ForwardAuthController.gatewayCredentials],
-            let credentials = try? ClientAuthentication.basic(presented),
+            let credentials = try? ForwardAuthController.gatewayCredentials(fields),
             let gateway = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
             let decision = introspector.authorizeFromMemory(
                 BearerPresentation(authorization: fields[.authorization]),
@@ -132,19 +129,16 @@ public struct IntrospectionFastPath: Sendable {
     /// What `AccessLog` records for a request the router answered.
     func record(_ kind: Kind, method: HTTPRequest.Method, status: Int, clientID: String, duration: Duration) {
         counter.value.add(1, ordering: .relaxed)
-        metrics.request(listener: "public", route: kind.route, status: status, duration: duration)
-        guard logger.logLevel <= .info else { return }
-        logger.info(
-            "request",
-            metadata: [
-                "request_id": "\(RequestID())",
-                "listener": "public",
-                "method": "\(method.rawValue)",
-                "route": "\(kind.route)",
-                "status": "\(status)",
-                "duration_ms": "\(AccessLog.milliseconds(duration))",
-                "client_id": "\(clientID)",
-            ]
+        AccessLog.record(
+            logger: logger,
+            metrics: metrics,
+            listener: "public",
+            requestID: "\(RequestID())",
+            method: method,
+            route: kind.route,
+            status: status,
+            clientID: clientID,
+            duration: duration
         )
     }
 }

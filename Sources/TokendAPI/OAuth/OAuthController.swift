@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import TokendCore
 import TokendWire
 
@@ -14,16 +15,18 @@ struct OAuthController: Sendable {
     let granter: TokenGranter
     let signingKeys: SigningKeyRing
     let issuer: IssuerIdentifier
+    /// RFC 7662's endpoint (the HTTP fast path answers there too: `IntrospectionFastPath`).
+    static let introspectPath = "/oauth2/introspect"
     /// Signed answers for reuse (`SignedAnswerCache`); one per router, so per replica.
     let signedAnswers = SignedAnswerCache()
 
     func register(on router: Router<TokendRequestContext>) {
-        router.post("/oauth2/introspect", use: oauth(introspect))
+        router.post(RouterPath(Self.introspectPath), use: oauth(introspect))
         router.post("/oauth2/revoke", use: oauth(revoke))
         router.post("/oauth2/token", use: oauth(token))
         router.get("/.well-known/oauth-authorization-server", use: metadata)
         router.get("/.well-known/jwks.json", use: oauth(jwks))
-        for path in ["/oauth2/introspect", "/oauth2/revoke", "/oauth2/token"] {
+        for path in [Self.introspectPath, "/oauth2/revoke", "/oauth2/token"] {
             for method in [HTTPRequest.Method.get, .put, .delete] {
                 router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.methodNotAllowed }
             }
@@ -151,10 +154,19 @@ struct OAuthController: Sendable {
 
     /// Reads a form body: the content type must be `application/x-www-form-urlencoded`.
     static func readForm(_ request: Request, repeatable: Set<String> = []) async throws -> FormBody {
-        guard MediaType.is(request.headers[.contentType], "application/x-www-form-urlencoded") else {
+        try checkFormContentType(request.headers)
+        return try form(try await RequestBody.collect(request), repeatable: repeatable)
+    }
+
+    /// The content type a form body must have (`TokendError.invalidRequest` otherwise).
+    static func checkFormContentType(_ headers: HTTPFields) throws {
+        guard MediaType.is(headers[.contentType], "application/x-www-form-urlencoded") else {
             throw TokendError.invalidRequest("the request body must be application/x-www-form-urlencoded")
         }
-        let body = try await RequestBody.collect(request)
+    }
+
+    /// A collected form body, parsed (`TokendError.invalidRequest` when malformed).
+    static func form(_ body: ByteBuffer, repeatable: Set<String> = []) throws -> FormBody {
         do {
             return try body.withUnsafeReadableBytes { repeatable.isEmpty ? try FormBody(bytes: $0) : try FormBody(bytes: $0, repeatable: repeatable) }
         } catch let error as WireError {
