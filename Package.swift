@@ -83,12 +83,15 @@ let package = Package(
         // types, JSON.
         // Swift and Foundation only (no NIO, no Core), so that a fuzzer can build it alone.
         .target(name: "TokendWire", swiftSettings: swiftSettings),
+        // zlib, for Gunzip (TokendAPI) and the gzip fuzz target.
+        .systemLibrary(name: "CTokendZlib"),
         .target(
             name: "TokendAPI",
             dependencies: [
                 "TokendCore",
                 "TokendProto",
                 "TokendWire",
+                "CTokendZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
