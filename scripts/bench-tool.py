@@ -485,6 +485,28 @@ def cmd_batch_sizes(a):
     print(a.name, json.dumps({"counts": counts, "queries": queries}))
 
 
+def cmd_server_quantiles(a):
+    """`srv_p50_le=… srv_p99_le=… srv_p999_le=…` (µs): the upper bounds of the buckets holding those
+    quantiles of tokend's own request-duration histogram (`tokend_http_request_duration_seconds`,
+    `le=count` pairs) between two scrapes: from the request's head read to its answer written, so
+    without the time a request waits before tokend reads it."""
+    def parse(text):
+        out = {}
+        for field in text.split():
+            le, _, count = field.partition("=")
+            out[float("inf") if le == "+Inf" else float(le)] = float(count)
+        return out
+    before, after = parse(a.before), parse(a.after)
+    grown = sorted((le, after[le] - before.get(le, 0)) for le in after)
+    total = grown[-1][1] if grown else 0
+    fields = []
+    for name, q in (("srv_p50_le", 0.5), ("srv_p99_le", 0.99), ("srv_p999_le", 0.999)):
+        bound = next((le for le, n in grown if total and n >= q * total), None)
+        if bound is not None:
+            fields.append(f"{name}={'inf' if bound == float('inf') else f'{bound * 1e6:.0f}'}")
+    print(" ".join(fields))
+
+
 def cmd_report(a):
     r = parse_results(a.results)
     with open(a.meta) as f:
@@ -640,6 +662,18 @@ def cmd_report(a):
     mf = get("mem_fixed", "p99_us")
     if mf is not None:
         checks.append((f"p99 from memory at {fmt_rps(get('mem_fixed', 'rps'))}/s (½ peak)", f"{mf / 1000:.2f} ms", "< 2 ms", verdict(mf < 2000)))
+    def server_side(name):
+        d = r.get(name, {})
+        if "srv_p99_le" not in d:
+            return None
+        def bound(key):
+            v = d.get(key)
+            return "–" if v is None else ("> 5 s" if v == "inf" else f"≤ {v / 1000:.2f} ms")
+        return (f"tokend's own p50 / p99 / p99.9 at that rate (its request-duration histogram: head read to answer written)",
+                f"{bound('srv_p50_le')} / {bound('srv_p99_le')} / {bound('srv_p999_le')}", "",
+                "bucket bounds; the rest of the client's p99 is waiting to be read")
+    if server_side("mem_fixed"):
+        checks.append(server_side("mem_fixed"))
     nf = get("nginx_fixed", "p99_us")
     if nf is not None and mf is not None:
         checks.append((f"p99 of nginx's static file at {fmt_rps(get('nginx_fixed', 'rps'))}/s (the same pacing)", f"{nf / 1000:.2f} ms", "",
@@ -647,6 +681,8 @@ def cmd_report(a):
     df = get("db_fixed", "p99_us")
     if df is not None:
         checks.append((f"p99 through PostgreSQL at {fmt_rps(get('db_fixed', 'rps'))}/s (½ peak)", f"{df / 1000:.2f} ms", "< 5 ms", verdict(df < 5000)))
+    if server_side("db_fixed"):
+        checks.append(server_side("db_fixed"))
     p = r.get("propagation")
     if p:
         checks.append((f"revocation propagation p50 / p99 (A → B and C, n = {p['revocations']}, "
@@ -795,6 +831,9 @@ def main():
     s = sub.add_parser("h2load")
     s.add_argument("--output", required=True)
     s.add_argument("--log", required=True)
+    s = sub.add_parser("server-quantiles")
+    s.add_argument("--before", required=True)
+    s.add_argument("--after", required=True)
     s = sub.add_parser("batch-sizes")
     s.add_argument("--before", required=True)
     s.add_argument("--after", required=True)
@@ -806,7 +845,8 @@ def main():
     a = p.parse_args()
     {"seed": cmd_seed, "revoke-all": cmd_revoke_all, "propagation": cmd_propagation,
      "coldstart": cmd_coldstart, "grpc-body": cmd_grpc_body, "grpc-verify": cmd_grpc_verify,
-     "h2load": cmd_h2load, "batch-sizes": cmd_batch_sizes, "report": cmd_report}[a.cmd](a)
+     "h2load": cmd_h2load, "batch-sizes": cmd_batch_sizes, "server-quantiles": cmd_server_quantiles,
+     "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":
