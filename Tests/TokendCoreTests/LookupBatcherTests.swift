@@ -4,7 +4,9 @@ import TokendTestSupport
 
 @testable import TokendCore
 
-@Suite(.timeLimit(.minutes(1))) struct LookupBatcherTests {
+// The time limit only guards against a hang (the tests decide on a manual clock or on
+// conditions, not on time), so it is generous for a loaded machine.
+@Suite(.timeLimit(.minutes(10))) struct LookupBatcherTests {
     /// Counts fetches and the keys per fetch; answers `key * 10`, nothing for negative keys.
     final class Source: Sendable {
         let batches = Mutex<[[Int]]>([])
