@@ -42,19 +42,25 @@ func reference(_ body: [UInt8], limit: Int) -> Gunzip.Outcome {
         at += 2
     }
 
-    var stream = z_stream()
-    guard CTokendZlib_inflateInit2(&stream, -15) == Z_OK else { fatalError("inflateInit2") }
-    defer { inflateEnd(&stream) }
+    // One address for the stream's life: zlib checks it (see Gunzip).
+    let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    stream.initialize(to: z_stream())
+    defer {
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+    }
+    guard CTokendZlib_inflateInit2(stream, -15) == Z_OK else { fatalError("inflateInit2") }
+    defer { inflateEnd(stream) }
     var output = [UInt8](repeating: 0, count: limit + 1)
     var input = Array(body[at...])
     let (result, read, written) = input.withUnsafeMutableBufferPointer { input in
         output.withUnsafeMutableBufferPointer { output in
-            stream.next_in = input.baseAddress
-            stream.avail_in = UInt32(input.count)
-            stream.next_out = output.baseAddress
-            stream.avail_out = UInt32(output.count)
-            let result = CTokendZlib.inflate(&stream, Z_FINISH)
-            return (result, input.count - Int(stream.avail_in), output.count - Int(stream.avail_out))
+            stream.pointee.next_in = input.baseAddress
+            stream.pointee.avail_in = UInt32(input.count)
+            stream.pointee.next_out = output.baseAddress
+            stream.pointee.avail_out = UInt32(output.count)
+            let result = CTokendZlib.inflate(stream, Z_FINISH)
+            return (result, input.count - Int(stream.pointee.avail_in), output.count - Int(stream.pointee.avail_out))
         }
     }
     // Past the limit is "too large" whatever follows, as inflating stops there.

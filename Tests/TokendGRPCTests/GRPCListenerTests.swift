@@ -122,15 +122,33 @@ import Glibc
         let postgres = try await PrivatePostgres.start()
         defer { postgres.destroy() }
         try await InProcess.run(databaseURL: postgres.url, extra: ["TOKEND_STORE_TIMEOUT": "1s"]) { server, tokend, grpc in
-            let (gateway, secret) = try await tokend.registry.create(id: "gw", roles: ["introspect"], audiences: [])
-            let issued = try await tokend.issuer.issue(IssueRequest(clientID: "gw", subject: "alice"))
-            let credentials: Metadata = ["authorization": .string(InProcess.basic(gateway.id, secret))]
             try await withGRPCClient(transport: grpc.transport()) { client in
                 let introspection = Tokend_V1_IntrospectionService.Client(wrapping: client)
                 let authz = Envoy_Service_Auth_V3_Authorization.Client(wrapping: client)
-                // Authenticated once while the store answers: the client record is then in memory.
-                let before = try await introspection.introspect(.with { $0.token = issued.accessToken }, metadata: credentials)
-                #expect(before.active)
+                // The store's limit is 1 s so that the frozen part is quick; on a loaded machine an
+                // ordinary store call can take longer (beside two CPU hogs, this setup once did), so
+                // the setup is retried, under a fresh client id each time, until the store answers
+                // it. Only the frozen part below decides.
+                var ready: Metadata?
+                var attempt = 0
+                try await poll(until: "the setup's store calls answered", within: .seconds(300)) {
+                    attempt += 1
+                    do {
+                        let (gateway, secret) = try await tokend.registry.create(id: "gw\(attempt)", roles: ["introspect"], audiences: [])
+                        let issued = try await tokend.issuer.issue(IssueRequest(clientID: gateway.id, subject: "alice"))
+                        let credentials: Metadata = ["authorization": .string(InProcess.basic(gateway.id, secret))]
+                        // Authenticated once while the store answers: the client record is then in memory.
+                        let before = try await introspection.introspect(.with { $0.token = issued.accessToken }, metadata: credentials)
+                        #expect(before.active)
+                        ready = credentials
+                        return true
+                    } catch let error as TokendError where error.code == .unavailable {
+                        return false
+                    } catch let error as RPCError where error.code == .unavailable {
+                        return false
+                    }
+                }
+                guard let credentials = ready else { throw TestSetupError("no credentials after the setup") }
 
                 let frozen = try postgres.signalEveryProcess(SIGSTOP)
                 defer { _ = try? postgres.signalEveryProcess(SIGCONT) }
