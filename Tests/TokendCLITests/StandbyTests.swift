@@ -68,10 +68,13 @@ extension ClusterSuites {
             )
             #expect(missed.isEmpty, "\(missed.count) revocations not seen within 2 s, e.g. \(missed.prefix(3))")
             // The bench holds the target (p99 < 50 ms: replay lag plus the 20 ms poll, release build,
-            // docs/BENCHMARKS.md). Here a debug build shares two cores with the rest of the suite (the
-            // LISTEN replica's p99 reached 75 ms beside a parallel build), so the test asserts a
-            // ceiling that only a feed that stops polling, or polls far too slowly, can break.
-            #expect(percentile(standbyLatencies, 0.99) < 250, "standby propagation p99 \(latencySummary(standbyLatencies))")
+            // docs/BENCHMARKS.md). Here a debug build shares two cores with the rest of the suite, and
+            // the tail is the machine's: beside two CPU hogs the standby replicas' p99 was 734 ms (the
+            // LISTEN replica's 65 ms) with a p50 of 13 ms. So the test decides on what a feed that
+            // stops polling (the 2 s ceiling on every revocation, above) or polls far too slowly (the
+            // median: half the 20 ms interval plus replay when it works, 100 ms or more when it polls
+            // ten times too slowly) would break, not on the tail.
+            #expect(percentile(standbyLatencies, 0.5) < 100, "standby propagation p50 \(latencySummary(standbyLatencies))")
         }
 
         /// Replay paused on the standby: a new token is still active on B (asked of the primary), and
