@@ -671,7 +671,7 @@ def cmd_report(a):
             return "–" if v is None else ("> 5 s" if v == "inf" else f"≤ {v / 1000:.2f} ms")
         return (f"tokend's own p50 / p99 / p99.9 at that rate (its request-duration histogram: head read to answer written)",
                 f"{bound('srv_p50_le')} / {bound('srv_p99_le')} / {bound('srv_p999_le')}", "",
-                "bucket bounds; the rest of the client's p99 is waiting to be read")
+                "bucket bounds; what the client measures beyond them is time before tokend read the request")
     if server_side("mem_fixed"):
         checks.append(server_side("mem_fixed"))
     nf = get("nginx_fixed", "p99_us")
