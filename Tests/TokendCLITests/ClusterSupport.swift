@@ -268,8 +268,12 @@ enum Cluster {
             Issue.record("replica \(index) did not exit within 30 s of SIGTERM and was killed: \(processes[index].log.suffix(1500))")
         }
         for process in processes { process.stop() }  // exited: this only checks its log for secrets
+        if let failure {
+            // Kept for a look at what the replicas did (the tails above are 3,000 characters).
+            print("--- the replicas' full logs are kept under \(dataDir.path)")
+            throw failure
+        }
         try? FileManager.default.removeItem(at: dataDir)
-        if let failure { throw failure }
     }
 }
 

@@ -34,6 +34,9 @@ extension ClusterSuites {
             let environment = [
                 "TOKEND_MAX_STALENESS": "\(Int(Self.maxStaleness * 1000))ms", "TOKEND_STORE_TIMEOUT": "\(Int(Self.storeTimeout))s",
                 "TOKEND_GRPC_ADDR": "off",
+                // The pool's "Connection creation failed" lines and the access log: what a slow
+                // recovery is made of, when one needs explaining.
+                "TOKEND_LOG_LEVEL": "info",
             ]
             let result: Result<Void, any Error>
             do {
