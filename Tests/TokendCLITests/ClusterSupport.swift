@@ -384,7 +384,8 @@ func expectNeverActiveAfterStaleness(
 
 /// Revokes `tokens` one at a time per lane through random replicas and measures, on every other
 /// replica, the time from the acknowledgement until it answers `active:false` (polled every
-/// millisecond, for at most 2 s). Returns the latencies in ms by replica index, and the misses.
+/// millisecond; a miss when a request sent 2 s after the acknowledgement is still answered active).
+/// Returns the latencies in ms by replica index, and the misses.
 func revokeThroughRandomReplicas(
     _ replicas: [Replica],
     _ tokens: [String],

@@ -54,6 +54,7 @@ extension ClusterSuites {
         /// Each fault for `faultSeconds` under the running load, then healed; returns a line per fault.
         static func inject(_ faults: [(FaultProxy.Fault, outage: Bool)], proxy: FaultProxy, load: Load) async throws -> [String] {
             var reports: [String] = []
+            var failed: [String] = []
             try await sleep(3)  // the load's baseline: a span of time, not a condition
             for (fault, outage) in faults {
                 let injected = now()
@@ -62,23 +63,45 @@ extension ClusterSuites {
                 proxy.heal()
                 let healed = now()
                 // Recovered: every replica ready, and from some moment on only 200s for 3 s.
-                try await eventually("\(fault): recovered", within: .seconds(30), every: .milliseconds(200)) {
-                    load.recovery(after: healed, window: 3) != nil
+                do {
+                    try await eventually("\(fault): recovered", within: .seconds(30), every: .milliseconds(200)) {
+                        load.recovery(after: healed, window: 3) != nil
+                    }
+                } catch {
+                    await printStoreMetrics(load.replicas, "not recovered")
+                    try await sleep(3)
+                    await printStoreMetrics(load.replicas, "not recovered, 3 s later")
+                    throw error
                 }
                 let figures = load.figures(from: injected, healed: healed, outage: outage)
                 let line = "\(fault): \(figures.summary)"
                 FileHandle.standardError.write(Data("fault injection: \(line)\n".utf8))
                 reports.append(line)
+                var held = [
+                    figures.wrongActive.isEmpty, figures.badStatuses.isEmpty, figures.unanswered == 0, figures.readyAgain != nil,
+                ]
                 #expect(figures.wrongActive.isEmpty, "\(fault): revoked tokens reported active: \(figures.wrongActive.prefix(3))")
                 #expect(figures.badStatuses.isEmpty, "\(fault): answers other than 200/503: \(figures.badStatuses.prefix(3))")
                 #expect(figures.unanswered == 0, "\(fault): \(figures.unanswered) requests unanswered within \(requestCeiling) s")
-                if outage { #expect(figures.readinessDropped, "\(fault): readiness never dropped") }
+                if outage {
+                    held.append(figures.readinessDropped)
+                    #expect(figures.readinessDropped, "\(fault): readiness never dropped")
+                }
                 #expect(figures.readyAgain != nil, "\(fault): not every replica ready again")
                 if let recovery = figures.recovery {
+                    held.append(recovery <= 2)
                     #expect(recovery <= 2, "\(fault): all-200 answers only \(recovery) s after the heal")
                 }
+                if held.contains(false) { failed.append("\(fault)") }
             }
+            // Thrown, so that `Cluster.run` keeps the replicas' full logs for a look.
+            if !failed.isEmpty { throw FaultNotSurvived(faults: failed) }
             return reports
+        }
+
+        struct FaultNotSurvived: Error, CustomStringConvertible {
+            let faults: [String]
+            var description: String { "not survived as asserted (see the expectations above): \(faults.joined(separator: ", "))" }
         }
 
         static func run(_ replicas: [Replica], proxy: FaultProxy, directURL: String) async throws {
@@ -127,8 +150,18 @@ extension ClusterSuites {
                 return nil
             }.compactMap { $0 }
             print("fault injection: \(acknowledged.count) acknowledged revocations, \(lost.count) lost")
+            if !lost.isEmpty { await printStoreMetrics(replicas, "revocations lost") }
             #expect(lost.isEmpty, "acknowledged revocations lost: \(lost.prefix(3))")
         }
+    }
+}
+
+/// Each replica's `tokend_store*` samples, to tell a slow store from one that no longer answers.
+private func printStoreMetrics(_ replicas: [Replica], _ what: String) async {
+    for replica in replicas {
+        let text = (try? await ClusterHTTP.send(replica.adminURL + "/metrics", method: "GET").text) ?? "(no answer)"
+        let store = text.split(separator: "\n").filter { $0.hasPrefix("tokend_store") }
+        print("--- \(replica) store metrics, \(what):\n" + store.joined(separator: "\n"))
     }
 }
 

@@ -224,4 +224,53 @@ import TokendTestSupport
         #expect(try await batcher.get(7) == 70)
         #expect(source.batches.withLock { $0 } == [[0], [1, 2, 3, 4, 5], [7]])
     }
+
+    /// Every slot comes back: thousands of lookups under short real-clock time limits, against a
+    /// fetch that takes a random while, sometimes fails, and sometimes ignores cancellation. Once
+    /// every caller is answered and every fetch has ended, no batch holds a slot and none is
+    /// queued, and a new lookup is answered. (A slot that never came back would leave a replica
+    /// answering 503 to every lookup for good.)
+    @Test func everySlotComesBackThroughTimeoutsFailuresAndCancellations() async throws {
+        struct Boom: Error {}
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        let fetching = Count()
+        let calm = Count()  // 1: the fetch neither fails nor waits
+        let batcher = LookupBatcher<Int, Int>(maxConcurrentBatches: 2, maxBatchSize: 8) { keys in
+            fetching.value.add(1, ordering: .relaxed)
+            defer { fetching.value.subtract(1, ordering: .relaxed) }
+            if calm.value.load(ordering: .relaxed) == 1 { return Dictionary(uniqueKeysWithValues: keys.map { ($0, $0 * 10) }) }
+            let pause = Int.random(in: 0...3000)
+            if Int.random(in: 0..<5) == 0 {
+                // Deaf to cancellation, as a query on a dead socket is.
+                let end = ContinuousClock.now + .microseconds(pause)
+                while ContinuousClock.now < end { await Task.yield() }
+            } else {
+                try await Task.sleep(for: .microseconds(pause))
+            }
+            if Int.random(in: 0..<10) == 0 { throw Boom() }
+            return Dictionary(uniqueKeysWithValues: keys.map { ($0, $0 * 10) })
+        }
+        let answered = Count()
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<48 {
+                group.addTask {
+                    for round in 0..<60 {
+                        let key = (lane * 60 + round) % 97
+                        let limit = Duration.microseconds(Int64.random(in: 200...4000))
+                        let lookup = Task { try await withTimeLimit(limit, clock: ContinuousClock()) { try await batcher.get(key) } }
+                        if Int.random(in: 0..<8) == 0 { lookup.cancel() }
+                        if case .success(let value) = await lookup.result {
+                            #expect(value == key * 10)
+                            answered.value.add(1, ordering: .relaxed)
+                        }
+                    }
+                }
+            }
+        }
+        try await poll(until: "every fetch ended") { fetching.value.load(ordering: .relaxed) == 0 && batcher.runningBatches == 0 }
+        #expect(batcher.queuedLookups == 0)
+        calm.value.store(1, ordering: .relaxed)
+        #expect(try await batcher.get(5) == 50)
+        #expect(answered.value.load(ordering: .relaxed) > 0, "no lookup was ever answered: the test tested nothing")
+    }
 }

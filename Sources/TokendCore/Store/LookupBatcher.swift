@@ -71,6 +71,9 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
     /// Lookups queued for a coming fetch (not those whose fetch runs); for tests.
     var queuedLookups: Int { state.withLock { $0.queue.values.reduce(0) { $0 + $1.count } } }
 
+    /// Batches holding a slot (being fetched, or handed to a leader that has yet to fetch); for tests.
+    var runningBatches: Int { state.withLock { $0.running.count } }
+
     public init(maxConcurrentBatches: Int = 4, maxBatchSize: Int = 256, fetch: @escaping Fetch) {
         self.fetch = fetch
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
