@@ -63,16 +63,28 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     /// the call; closing the connection here then fails the query, ends the call, and makes the
     /// pool replace the connection instead of lending it out again. Rows are read inside `body`,
     /// while the connection is leased.
-    func onConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    ///
+    /// A query written to a connection that has already closed is never answered at all in
+    /// postgres-nio 1.33.2 (the fix, vapor/postgres-nio#487, was reverted in #501): closed by that
+    /// cancellation before `body`'s next query, closed by the server while idle in the pool, or a
+    /// transaction's `ROLLBACK` after its connection failed. `ClosedConnectionTests` shows it. So
+    /// `body` runs in a task of its own that the cancellation abandons: the lease goes back to the
+    /// pool (which drops the closed connection) and the caller goes on. Before, such a body kept
+    /// its lease, and a token lookup kept its `LookupBatcher` slot, for good: a replica in the
+    /// fault-injection test answered 503 to every lookup once both slots were lost.
+    func onConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await Self.onConnection(client, body)
     }
 
-    static func onConnection<T: Sendable>(_ client: PostgresClient, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    static func onConnection<T: Sendable>(
+        _ client: PostgresClient,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         try await client.withConnection { connection in
-            try await withTaskCancellationHandler {
+            try await abandonedOnCancel {
                 try await body(connection)
             } onCancel: {
-                // Not awaited: closing the channel is what fails the stuck query.
+                // Not awaited: closing the channel is what fails a query stuck on a dead socket.
                 let closing: EventLoopFuture<Void> = connection.close()
                 _ = closing
             }
@@ -81,7 +93,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     /// `onConnection` inside a transaction (committed when `body` returns, rolled back when it
     /// throws). A body that threw is answered with its own error, as SQLite's transactions do.
-    func inTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await onConnection { [logger] connection in
                 try await connection.withTransaction(logger: logger) { try await body($0) }
@@ -93,7 +105,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     /// Runs `write` (which answers whether it took effect) and appends `audit` when it did, in one
     /// transaction.
-    private func audited(_ audit: AuditEvent?, _ write: (PostgresConnection) async throws -> Bool) async throws -> Bool {
+    private func audited(_ audit: AuditEvent?, _ write: @escaping @Sendable (PostgresConnection) async throws -> Bool) async throws -> Bool {
         try await inTransaction { [logger] connection in
             let done = try await write(connection)
             if done, let audit { try await Self.record(audit, on: connection, logger: logger) }

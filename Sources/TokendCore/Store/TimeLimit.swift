@@ -50,6 +50,29 @@ public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
     return try result.get()
 }
 
+/// Runs `operation` in a task of its own and returns what it returns, or throws
+/// `CancellationError` as soon as the caller is cancelled, whichever comes first. On the caller's
+/// cancellation `onCancel` runs and `operation` is cancelled and left to end by itself: for an
+/// operation that may never end, such as a postgres-nio query written to a connection that has
+/// closed (`PostgresStore.onConnection`).
+public func abandonedOnCancel<T: Sendable>(
+    _ operation: @escaping @Sendable () async throws -> T,
+    onCancel: @escaping @Sendable () -> Void
+) async throws -> T {
+    let outcome = FirstOutcome<T>()
+    let work = Task {
+        do { outcome.settle(.success(try await operation())) } catch { outcome.settle(.failure(error)) }
+    }
+    let result = await withTaskCancellationHandler {
+        await outcome.value()
+    } onCancel: {
+        outcome.settle(.failure(CancellationError()))
+        onCancel()
+        work.cancel()
+    }
+    return try result.get()
+}
+
 /// `withTimeLimit` on the continuous clock.
 public func withTimeLimit<T: Sendable>(_ seconds: TimeInterval, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withTimeLimit(.milliseconds(Int64(seconds * 1000)), clock: ContinuousClock(), operation)
