@@ -115,7 +115,7 @@ extension ClusterSuites {
         static func run(_ replicas: [Replica], proxy: FaultProxy, directURL: String) async throws {
             let rs = try await replicas[0].createClient("rs", roles: ["introspect", "revoke"])
             let tokens = try await concurrentMap(1200, width: 8) { i in
-                try await replicas[i % 3].issue(client: "rs", subject: "load-\(i)", whileUnavailable: true).accessToken
+                try await replicas[i % 3].issue(client: "rs", subject: "load-\(i)").accessToken
             }
             let load = Load(replicas: replicas, tokens: tokens, client: rs)
             let start = now()
