@@ -77,7 +77,7 @@ extension ClusterSuites {
                     }
                 } catch {
                     await printStoreMetrics(load.replicas, "not recovered")
-                    try await sleep(3)
+                    try await sleep(3)  // a span to compare two dumps over (do the counts move?), not a wait
                     await printStoreMetrics(load.replicas, "not recovered, 3 s later")
                     throw error
                 }

@@ -245,7 +245,7 @@ import TokendTestSupport
                 let end = ContinuousClock.now + .microseconds(pause)
                 while ContinuousClock.now < end { await Task.yield() }
             } else {
-                try await Task.sleep(for: .microseconds(pause))
+                try await Task.sleep(for: .microseconds(pause))  // the fetch's duration: the test's input
             }
             if Int.random(in: 0..<10) == 0 { throw Boom() }
             return Dictionary(uniqueKeysWithValues: keys.map { ($0, $0 * 10) })
