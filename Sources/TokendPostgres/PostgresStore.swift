@@ -61,17 +61,22 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     /// the socket stays open, nothing answers) waits forever, and postgres-nio does not give it up
     /// on cancellation. `TimeLimitedStore` answers its caller at the deadline regardless and cancels
     /// the call; closing the connection here then fails the query, ends the call, and makes the
-    /// pool replace the connection instead of lending it out again. Rows are read inside `body`,
-    /// while the connection is leased.
+    /// pool replace the connection instead of lending it out again.
     ///
     /// A query written to a connection that has already closed is never answered at all in
     /// postgres-nio 1.33.2 (the fix, vapor/postgres-nio#487, was reverted in #501): closed by that
-    /// cancellation before `body`'s next query, closed by the server while idle in the pool, or a
-    /// transaction's `ROLLBACK` after its connection failed. `ClosedConnectionTests` shows it. So
-    /// `body` runs in a task of its own that the cancellation abandons: the lease goes back to the
-    /// pool (which drops the closed connection) and the caller goes on. Before, such a body kept
-    /// its lease, and a token lookup kept its `LookupBatcher` slot, for good: a replica in the
-    /// fault-injection test answered 503 to every lookup once both slots were lost.
+    /// cancellation before `body`'s next query, or closed by the server while idle in the pool.
+    /// `ClosedConnectionTests` shows it. So `body` runs in a task of its own that the cancellation
+    /// abandons, and the caller goes on. Before, such a body kept its lease, and a token lookup kept
+    /// its `LookupBatcher` slot, for good: a replica in the fault-injection test answered 503 to
+    /// every lookup once both slots were lost.
+    ///
+    /// The lease goes back to the pool only once the connection has closed. The pool learns of a
+    /// close from the connection's `closeFuture`, so a lease returned before that would make the
+    /// closing connection available to the next caller, whose query would then never be answered.
+    /// A body abandoned between two of its queries may still write the second to the closed
+    /// connection; its task then never ends (no lease, no slot: one task's memory).
+    /// `inTransaction` does not write a `ROLLBACK` to a closed connection for the same reason.
     func onConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await Self.onConnection(client, body)
     }
@@ -81,26 +86,58 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await client.withConnection { connection in
-            try await abandonedOnCancel {
-                try await body(connection)
-            } onCancel: {
-                // Not awaited: closing the channel is what fails a query stuck on a dead socket.
-                let closing: EventLoopFuture<Void> = connection.close()
-                _ = closing
+            do {
+                return try await abandonedOnCancel {
+                    try await body(connection)
+                } onCancel: {
+                    // Not awaited here: closing the channel is what fails a query stuck on a dead
+                    // socket. It is awaited below, before the lease goes back.
+                    let closing: EventLoopFuture<Void> = connection.close()
+                    _ = closing
+                }
+            } catch {
+                // Cancelled (the close above may not have begun on the event loop yet), or closed
+                // by the server: wait for `closeFuture`. The pool's own close callback, registered
+                // first, has then run, so releasing the lease below drops the connection instead
+                // of lending it out again.
+                if error is CancellationError || connection.isClosed {
+                    let closing: EventLoopFuture<Void> = connection.close()
+                    _ = closing
+                    try? await connection.closeFuture.get()
+                }
+                throw error
             }
         }
     }
 
     /// `onConnection` inside a transaction (committed when `body` returns, rolled back when it
     /// throws). A body that threw is answered with its own error, as SQLite's transactions do.
+    ///
+    /// postgres-nio's `withTransaction` writes `ROLLBACK` after a failed body even when the
+    /// connection has closed (a cancelled call: `onConnection` closes it), and such a query is
+    /// never answered, so the abandoned body's task would never end. This one rolls back only on
+    /// an open connection; on a closed one the server has rolled back already.
     func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await onConnection { [logger] connection in
-                try await connection.withTransaction(logger: logger) { try await body($0) }
-            }
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error
+        try await onConnection { [logger] connection in
+            try await Self.transaction(on: connection, logger: logger, body)
         }
+    }
+
+    static func transaction<T: Sendable>(
+        on connection: PostgresConnection,
+        logger: Logger,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await connection.query("BEGIN", logger: logger)
+        let value: T
+        do {
+            value = try await body(connection)
+        } catch {
+            if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+            throw error
+        }
+        try await connection.query("COMMIT", logger: logger)
+        return value
     }
 
     /// Runs `write` (which answers whether it took effect) and appends `audit` when it did, in one

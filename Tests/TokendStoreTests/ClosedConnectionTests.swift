@@ -19,9 +19,11 @@ import TokendTestSupport
         func set() { value.store(true, ordering: .relaxed) }
     }
 
-    /// Runs `body` with a running client on the test database.
-    static func withClient(_ body: (PostgresClient) async throws -> Void) async throws {
-        let client = PostgresClient(configuration: try DatabaseURL.configuration(try TestEnvironment.databaseURL()), backgroundLogger: TestEnvironment.logger)
+    /// Runs `body` with a running client on the test database, of at most `connections` connections.
+    static func withClient(connections: Int? = nil, _ body: (PostgresClient) async throws -> Void) async throws {
+        var configuration = try DatabaseURL.configuration(try TestEnvironment.databaseURL())
+        if let connections { configuration.options.maximumConnections = connections }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: TestEnvironment.logger)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await client.run() }
             try await body(client)
@@ -78,5 +80,89 @@ import TokendTestSupport
             }
             #expect(answer == 2)
         }
+    }
+
+    /// The pool learns of a closed connection from its `closeFuture`, so a lease returned before
+    /// the close has finished makes the closing connection available to the next caller, whose
+    /// query is then never answered (or fails). The next call here comes right after a cancelled
+    /// one, on a pool of one connection, twenty times.
+    @Test func aCancelledCallsConnectionIsNeverLentToTheNextCaller() async throws {
+        try await Self.withClient(connections: 1) { client in
+            for round in 1...20 {
+                let started = Flag()
+                let call = Task {
+                    try await PostgresStore.onConnection(client) { connection in
+                        started.set()
+                        for try await _ in try await connection.query("SELECT pg_sleep(60)", logger: TestEnvironment.logger) {}
+                        return 0
+                    }
+                }
+                try await poll(until: "round \(round): the call holds the connection") { started.isSet }
+                call.cancel()
+                await #expect(throws: CancellationError.self) { try await call.value }
+                // A guard against the hang, far beyond a query's milliseconds.
+                let answer = try await withTimeLimit(.seconds(20), clock: ContinuousClock()) {
+                    try await PostgresStore.onConnection(client) { connection in
+                        for try await value in try await connection.query("SELECT \(round)", logger: TestEnvironment.logger).decode(Int.self) {
+                            return value
+                        }
+                        return 0
+                    }
+                }
+                #expect(answer == round)
+            }
+        }
+    }
+
+    /// postgres-nio's `withTransaction` writes `ROLLBACK` to a connection that has closed, and
+    /// waits forever for its answer: a cancelled transaction's abandoned task never ended.
+    /// `PostgresStore.transaction` rolls back only on an open connection.
+    @Test func aTransactionOnAClosedConnectionEnds() async throws {
+        struct BodyFailed: Error {}
+        try await Self.withClient { client in
+            let ended = Flag()
+            let call = Task {
+                defer { ended.set() }
+                try await client.withConnection { connection in
+                    try await PostgresStore.transaction(on: connection, logger: TestEnvironment.logger) { connection in
+                        try await connection.close().get()
+                        throw BodyFailed()
+                    }
+                }
+            }
+            try await poll(until: "the transaction ended", within: .seconds(20)) { ended.isSet }
+            await #expect(throws: BodyFailed.self) { try await call.value }
+        }
+    }
+
+    /// A transaction commits what its body wrote, and rolls it back when the body throws.
+    @Test func transactionsCommitAndRollBack() async throws {
+        struct BodyFailed: Error {}
+        let table = "closed_connection_\(UInt32.random(in: 0...UInt32.max))"
+        try await Self.withClient { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(table) (n int)"), logger: TestEnvironment.logger)
+            func insert(_ n: Int, failing: Bool) async throws {
+                try await PostgresStore.onConnection(client) { connection in
+                    try await PostgresStore.transaction(on: connection, logger: TestEnvironment.logger) { connection in
+                        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(table) VALUES ($1)", binds: Self.binds(n)), logger: TestEnvironment.logger)
+                        if failing { throw BodyFailed() }
+                    }
+                }
+            }
+            try await insert(1, failing: false)
+            await #expect(throws: BodyFailed.self) { try await insert(2, failing: true) }
+            var values: [Int] = []
+            for try await value in try await client.query(PostgresQuery(unsafeSQL: "SELECT n FROM \(table) ORDER BY n"), logger: TestEnvironment.logger).decode(Int.self) {
+                values.append(value)
+            }
+            try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE \(table)"), logger: TestEnvironment.logger)
+            #expect(values == [1])
+        }
+    }
+
+    static func binds(_ n: Int) -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(n)
+        return binds
     }
 }

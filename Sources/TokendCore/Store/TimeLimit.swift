@@ -16,9 +16,11 @@ public struct StoreTimeout: Error, CustomStringConvertible {
 /// database: the socket stays open, nothing answers, nothing resets). A task group cannot do
 /// that, since it returns only once every child has returned; so `operation` runs in a task of its
 /// own, which the caller waits for only until the deadline and then cancels and leaves to end by
-/// itself. Such tasks cannot pile up: the stores end a cancelled call promptly (`PostgresStore`
+/// itself. Such tasks do not pile up: the stores end a cancelled call promptly (`PostgresStore`
 /// closes the connection under it, which fails the query and makes the pool open a fresh one),
-/// and the call is counted in flight (`StoreCallCounters`) only until its caller is answered.
+/// and the call is counted in flight (`StoreCallCounters`) only until its caller is answered. The
+/// one exception holds no connection: a body cancelled between two queries that writes the second
+/// to the closed connection (postgres-nio never answers it; `PostgresStore.onConnection`).
 public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
     _ limit: Duration,
     clock: C,
@@ -54,11 +56,12 @@ public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
 /// `CancellationError` as soon as the caller is cancelled, whichever comes first. On the caller's
 /// cancellation `onCancel` runs and `operation` is cancelled and left to end by itself: for an
 /// operation that may never end, such as a postgres-nio query written to a connection that has
-/// closed (`PostgresStore.onConnection`).
+/// closed (`PostgresStore.onConnection`). A caller cancelled already does not start `operation`.
 public func abandonedOnCancel<T: Sendable>(
     _ operation: @escaping @Sendable () async throws -> T,
     onCancel: @escaping @Sendable () -> Void
 ) async throws -> T {
+    try Task.checkCancellation()
     let outcome = FirstOutcome<T>()
     let work = Task {
         do { outcome.settle(.success(try await operation())) } catch { outcome.settle(.failure(error)) }
