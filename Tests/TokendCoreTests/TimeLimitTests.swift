@@ -119,6 +119,60 @@ final class Stall: Sendable {
     }
 }
 
+/// `abandonedOnCancel`: the caller goes on at its cancellation, whatever the operation does.
+@Suite(.timeLimit(.minutes(10))) struct AbandonedOnCancelTests {
+    final class Count: Sendable {
+        let value = Atomic<Int>(0)
+        func add() { value.add(1, ordering: .relaxed) }
+        var current: Int { value.load(ordering: .relaxed) }
+    }
+
+    @Test func valuesAndErrorsPassThrough() async throws {
+        struct Boom: Error {}
+        let cancels = Count()
+        #expect(try await abandonedOnCancel({ 42 }, onCancel: { cancels.add() }) == 42)
+        await #expect(throws: Boom.self) { try await abandonedOnCancel({ () throws -> Int in throw Boom() }, onCancel: { cancels.add() }) }
+        #expect(cancels.current == 0)
+    }
+
+    /// The operation ignores cancellation (as a query written to a closed connection does): the
+    /// caller is answered at once, `onCancel` runs once, and the operation is cancelled.
+    @Test func aCancelledCallerIsAnsweredWhileTheOperationRunsOn() async throws {
+        let stall = Stall()
+        let started = Count()
+        let cancels = Count()
+        let call = Task {
+            try await abandonedOnCancel({ () async -> Int in
+                started.add()
+                await stall.wait()
+                return 1
+            }, onCancel: { cancels.add() })
+        }
+        try await poll(until: "the operation started") { started.current == 1 }
+        call.cancel()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(cancels.current == 1)
+        for await _ in stall.cancelled { break }
+        stall.release()
+    }
+
+    @Test func aCallerCancelledAlreadyDoesNotStartTheOperation() async throws {
+        let started = Count()
+        let gate = Stall()
+        let call = Task {
+            await gate.wait()  // until the test has cancelled this task
+            return try await abandonedOnCancel({ () async -> Int in
+                started.add()
+                return 1
+            }, onCancel: {})
+        }
+        call.cancel()
+        gate.release()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(started.current == 0)
+    }
+}
+
 /// A store every call of which stalls until the test releases it, ignoring cancellation but
 /// reporting it. Kept as a double: the time-limit tests move a `TestClock` and must see the stalled
 /// call cancelled and still running; a real store can be made to stall (a locked table) but not
