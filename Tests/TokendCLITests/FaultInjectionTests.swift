@@ -168,6 +168,11 @@ extension ClusterSuites {
                 return nil
             }.compactMap { $0 }
             print("fault injection: \(acknowledged.count) acknowledged revocations, \(lost.count) lost")
+            // Store calls given up during the faults whose work has not ended (a figure, not an
+            // assertion: one cancelled between two of its queries may never end; RELIABILITY).
+            var abandoned: [String] = []
+            for replica in replicas { abandoned.append("\((try? await replica.metric("tokend_store_abandoned_calls")).map { "\(Int($0))" } ?? "?")") }
+            print("fault injection: abandoned store calls still running per replica: \(abandoned.joined(separator: ", "))")
             if !lost.isEmpty { await printStoreMetrics(replicas, "revocations lost") }
             #expect(lost.isEmpty, "acknowledged revocations lost: \(lost.prefix(3))")
             // Thrown after the check of the revocations, so that `Cluster.run` keeps the replicas'

@@ -130,9 +130,13 @@ final class Stall: Sendable {
     @Test func valuesAndErrorsPassThrough() async throws {
         struct Boom: Error {}
         let cancels = Count()
-        #expect(try await abandonedOnCancel({ 42 }, onCancel: { cancels.add() }) == 42)
-        await #expect(throws: Boom.self) { try await abandonedOnCancel({ () throws -> Int in throw Boom() }, onCancel: { cancels.add() }) }
+        let abandoned = AbandonedOperations()
+        #expect(try await abandonedOnCancel(counting: abandoned, { 42 }, onCancel: { cancels.add() }) == 42)
+        await #expect(throws: Boom.self) {
+            try await abandonedOnCancel(counting: abandoned, { () throws -> Int in throw Boom() }, onCancel: { cancels.add() })
+        }
         #expect(cancels.current == 0)
+        #expect(abandoned.count == 0)
     }
 
     /// The operation ignores cancellation (as a query written to a closed connection does): the
@@ -141,8 +145,9 @@ final class Stall: Sendable {
         let stall = Stall()
         let started = Count()
         let cancels = Count()
+        let abandoned = AbandonedOperations()
         let call = Task {
-            try await abandonedOnCancel({ () async -> Int in
+            try await abandonedOnCancel(counting: abandoned, { () async -> Int in
                 started.add()
                 await stall.wait()
                 return 1
@@ -153,7 +158,9 @@ final class Stall: Sendable {
         await #expect(throws: CancellationError.self) { try await call.value }
         #expect(cancels.current == 1)
         for await _ in stall.cancelled { break }
+        #expect(abandoned.count == 1, "the abandoned operation runs on")
         stall.release()
+        try await poll(until: "the abandoned operation is counted as ended") { abandoned.count == 0 }
     }
 
     @Test func aCallerCancelledAlreadyDoesNotStartTheOperation() async throws {

@@ -73,6 +73,9 @@ import TokendTestSupport
             call.cancel()
             try await poll(until: "the call ended after its cancellation", within: .seconds(20)) { ended.isSet }
             await #expect(throws: CancellationError.self) { try await call.value }
+            // Its body never ends, and is counted as abandoned for good (other tests' abandoned
+            // calls only add to the count).
+            #expect(AbandonedOperations.store.count >= 1)
             // The pool lends a working connection again.
             let answer = try await PostgresStore.onConnection(client) { connection in
                 for try await value in try await connection.query("SELECT 2", logger: TestEnvironment.logger).decode(Int.self) { return value }

@@ -281,6 +281,11 @@ public final class TokendMetrics: DecisionMetrics {
             )
             advanceCounter("store_call_timeouts", "Store calls cut off by TOKEND_STORE_TIMEOUT", to: calls.timeouts)
         }
+        setGauge(
+            "store_abandoned_calls",
+            "Store calls given up (timed out or cancelled) whose work on the connection has not ended yet",
+            Double(AbandonedOperations.store.count)
+        )
         guard let figures = figures.pool else { return }
         setGauge("store_pool_connections_max", "Connections the PostgreSQL pool may open", Double(figures.maxConnections))
         setGauge("store_pool_connections_open", "PostgreSQL pool connections open (or being opened) now", Double(figures.openConnections))

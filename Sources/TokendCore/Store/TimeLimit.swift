@@ -57,23 +57,46 @@ public func withTimeLimit<T: Sendable, C: Clock<Duration>>(
 /// cancellation `onCancel` runs and `operation` is cancelled and left to end by itself: for an
 /// operation that may never end, such as a postgres-nio query written to a connection that has
 /// closed (`PostgresStore.onConnection`). A caller cancelled already does not start `operation`.
+///
+/// `abandoned` counts the operations given up this way that have not ended yet
+/// (`tokend_store_abandoned_calls`): a count that keeps rising means operations that never end.
 public func abandonedOnCancel<T: Sendable>(
+    counting abandoned: AbandonedOperations = .store,
     _ operation: @escaping @Sendable () async throws -> T,
     onCancel: @escaping @Sendable () -> Void
 ) async throws -> T {
     try Task.checkCancellation()
     let outcome = FirstOutcome<T>()
     let work = Task {
-        do { outcome.settle(.success(try await operation())) } catch { outcome.settle(.failure(error)) }
+        let result: Result<T, any Error>
+        do { result = .success(try await operation()) } catch { result = .failure(error) }
+        // Lost to the cancellation: this operation was abandoned, and has now ended.
+        if !outcome.settle(result) { abandoned.ended() }
     }
     let result = await withTaskCancellationHandler {
         await outcome.value()
     } onCancel: {
-        outcome.settle(.failure(CancellationError()))
+        // Counted before the race is decided, so that the count never goes below zero.
+        abandoned.began()
+        if !outcome.settle(.failure(CancellationError())) { abandoned.ended() }
         onCancel()
         work.cancel()
     }
     return try result.get()
+}
+
+/// How many operations `abandonedOnCancel` gave up that are still running.
+public final class AbandonedOperations: Sendable {
+    /// The store calls' (`PostgresStore.onConnection`), for `/metrics`.
+    public static let store = AbandonedOperations()
+
+    private let running = Atomic<Int>(0)
+
+    public init() {}
+
+    public var count: Int { running.load(ordering: .relaxed) }
+    func began() { running.add(1, ordering: .relaxed) }
+    func ended() { running.subtract(1, ordering: .relaxed) }
 }
 
 /// `withTimeLimit` on the continuous clock.
@@ -91,15 +114,18 @@ final class FirstOutcome<T: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    /// Records `result` unless an outcome was recorded already; hands it to the waiter.
-    func settle(_ result: Result<T, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Result<T, any Error>, Never>? in
-            guard state.result == nil else { return nil }
+    /// Records `result` unless an outcome was recorded already; hands it to the waiter. Whether
+    /// `result` was the first.
+    @discardableResult
+    func settle(_ result: Result<T, any Error>) -> Bool {
+        let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Result<T, any Error>, Never>?) in
+            guard state.result == nil else { return (false, nil) }
             state.result = result
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume(returning: result)
+        return first
     }
 
     /// The first outcome, once there is one. Called once.
