@@ -295,6 +295,12 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         try await lookups.get(hash)
     }
 
+    /// One `= ANY($1)` query for a batch the caller made itself, counted with the coalesced
+    /// lookups' (`poolFigures`) but outside their slots.
+    public func tokens(hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
+        try await lookups.fetchBatch(Array(Set(hashes)))
+    }
+
     /// One prepared statement for any number of hashes. Named: postgres-nio prepares it once per
     /// connection (Parse, then Bind/Execute in a later round trip), which only a session holds.
     struct TokensByHash: PostgresPreparedStatement {

@@ -247,6 +247,18 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
+    /// The batch in one turn of the gate.
+    public func tokens(hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
+        try await gate.run {
+            var records: [TokenHash: TokenRecord] = [:]
+            for hash in Set(hashes) {
+                let rows = try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE token_hash = ?", [blob(hash.bytes)])
+                if let record = try rows.first.map(Self.tokenRecord) { records[hash] = record }
+            }
+            return records
+        }
+    }
+
     public func token(jti: String) async throws -> TokenRecord? {
         try await gate.run {
             try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE jti = ?", [.text(jti)]).first.map(Self.tokenRecord)

@@ -107,6 +107,8 @@ public func buildServiceGroup(
             router: router,
             server: .tokend(tls: tls, fastPath: fastPath),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            // The fast path's store reads, stopped only once the listener has stopped.
+            services: fastPath.map { [$0.lookupService] } ?? [],
             onServerRunning: { channel in
                 let actual = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
                 logger.notice("\(name) listener ready", metadata: ["address": "\(scheme)://\(actual)"])
@@ -121,8 +123,9 @@ public func buildServiceGroup(
     }
     let kubernetes = KubernetesNaming(usernamePrefix: configuration.kubernetesUsernamePrefix, groupsPrefix: configuration.kubernetesGroupsPrefix)
     let publicRouter = buildPublicRouter(tokend, metrics: metrics, logger: logger, kubernetes: kubernetes)
-    // Without memory (TOKEND_CACHE_ENTRIES=0) every introspection asks the store: no fast path.
-    let fastPath = replica.memory == nil ? nil : IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
+    // Without memory (TOKEND_CACHE_ENTRIES=0) every introspection asks the store: the fast path
+    // then reads every token's record itself.
+    let fastPath = IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
     var publicApp = listener(publicRouter, configuration.httpAddress, name: "public", fastPath: fastPath) { bound in
         // With port 0 the issuer is known only now.
         if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }

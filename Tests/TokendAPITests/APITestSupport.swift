@@ -146,6 +146,7 @@ func publicListener(_ services: Services, fastPath: IntrospectionFastPath?) -> s
         router: services.publicRouter(),
         server: .tokend(tls: nil, fastPath: fastPath),
         configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        services: fastPath.map { [$0.lookupService] } ?? [],
         logger: TestEnvironment.logger
     )
 }

@@ -4,9 +4,11 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import NIOPosix
+import PostgresNIO
 import Testing
 import TokendAPI
 import TokendCore
+import TokendPostgres
 import TokendTestSupport
 
 /// The introspection fast path (`IntrospectionFastPath`: the form endpoint and `/authz`) against
@@ -49,8 +51,9 @@ import TokendTestSupport
     }
 
     /// Requests taken one at a time on a connection that shows the fast path no earlier request:
-    /// each answer, in order, and the fast path steps aside for a request while an earlier one
-    /// waits for the router (so answers cannot overtake).
+    /// each answer, in order. A request waiting for its store read holds back the ones after it,
+    /// and the fast path steps aside for a request while an earlier one waits for the router (so
+    /// answers cannot overtake).
     @Test(arguments: StoreKind.allCases)
     func pipelinedAnswersKeepTheirOrder(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
@@ -59,26 +62,110 @@ import TokendTestSupport
             let live = try await h.issue(IssueRequest(clientID: "as"))
             let unknown = "tkd_at_" + String(repeating: "B", count: 43)
             let fast = Self.post("token=\(live.accessToken)", auth: rs.basic)
-            let slow = Self.post("token=\(unknown)", auth: rs.basic)
+            let read = Self.post("token=\(unknown)", auth: rs.basic)
+            let router = Self.post("token_type_hint=access_token", auth: rs.basic)
             let fastPath = h.services.fastPath()
             try await publicListener(h.services, fastPath: fastPath).test(.live) { client in
                 let port = try #require(client.port)
                 _ = try await Self.exchange(fast, port: port)  // caches the caller and the token
                 let before = fastPath.answered
-                let answer = try await Self.exchange(fast + slow + fast + fast, port: port)
+                let answer = try await Self.exchange(fast + read + fast + router + fast + fast, port: port)
                 let bodies = answer.components(separatedBy: "\r\n\r\n").dropFirst().map { $0.prefix(15) }
-                #expect(bodies == [#"{"active":true,"#, #"{"active":false"#, #"{"active":true,"#, #"{"active":true,"#], "\(answer)")
-                // The first went the fast way. The two after the router's were handed to it too,
-                // unless the router had answered before they were read (the bytes came in two reads).
-                #expect((1...3).contains(fastPath.answered - before))
+                #expect(
+                    bodies == [#"{"active":true,"#, #"{"active":false"#, #"{"active":true,"#, #"{"error":"inval"#, #"{"active":true,"#, #"{"active":true,"#],
+                    "\(answer)"
+                )
+                // The first three went the fast way, the read among them. The two after the
+                // router's were handed to it too, unless the router had answered before they were
+                // read (the bytes came in two reads).
+                #expect((3...5).contains(fastPath.answered - before), "\(fastPath.answered - before)")
             }
             // Every answer is counted as the access log counts the router's.
             let exposition = h.services.metrics.exposition()
             let line = exposition.split(separator: "\n").first {
                 $0.hasPrefix("tokend_http_requests_total{") && $0.contains(#"route="/oauth2/introspect""#) && $0.contains(#"status="200""#)
             }
-            #expect(line?.split(separator: " ").last == "5", "\(exposition)")
+            #expect(line?.split(separator: " ").last == "6", "\(exposition)")
         }
+    }
+
+    /// A store read that fails is answered as the router answers it (503, byte for byte), and
+    /// the request pipelined behind it is answered after it.
+    @Test(arguments: StoreKind.allCases)
+    func aFailedReadIsAnsweredAsTheRouterAnswersIt(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let rs = try await h.caller("rs", [.introspect])
+            _ = try await h.caller("as", [.issue])
+            let live = try await h.issue(IssueRequest(clientID: "as"))
+            let hit = Self.post("token=\(live.accessToken)", auth: rs.basic)
+            let miss = Self.post("token=tkd_at_" + String(repeating: "C", count: 43), auth: rs.basic)
+            let fastPath = h.services.fastPath()
+            try await publicListener(h.services, fastPath: fastPath).test(.live) { fast in
+                try await publicListener(h.services, fastPath: nil).test(.live) { plain in
+                    let fastPort = try #require(fast.port)
+                    let plainPort = try #require(plain.port)
+                    _ = try await Self.exchange(hit, port: plainPort)  // caches the caller and the token
+                    try await h.takeDown()
+                    let expected = try await Self.exchange(miss + hit, port: plainPort)
+                    let before = fastPath.answered
+                    let got = try await Self.exchange(miss + hit, port: fastPort)
+                    #expect(expected.hasPrefix("HTTP/1.1 503 "), "\(expected)")
+                    #expect(expected.contains(#"{"active":true,"#), "\(expected)")
+                    #expect(Self.withoutDate(got) == Self.withoutDate(expected))
+                    #expect(fastPath.answered - before == 2)
+                }
+            }
+        }
+    }
+
+    /// A store read that outlasts the store's time limit is answered 503 at the limit, while the
+    /// read still hangs (the `tokens` table is locked), and the connection goes on: the request
+    /// pipelined behind it is answered next.
+    @Test func aReadPastTheTimeLimitIsAnswered503AtTheLimit() async throws {
+        let (database, url) = try await createDatabase()
+        let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
+        let result: Result<Void, any Error>
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate()
+                let services = Services(store: PostgresStore(client: client, logger: TestEnvironment.logger), now: ManualClock().now)
+                try await services.replica.feed?.sync()
+                let (_, secret) = try await services.registry.create(id: "rs", roles: [Role.introspect.rawValue], audiences: [])
+                let rs = Caller(id: "rs", secret: secret)
+                _ = try await services.registry.create(id: "as", roles: [Role.issue.rawValue], audiences: [])
+                let live = try await services.issuer.issue(IssueRequest(clientID: "as"))
+                let hit = Self.post("token=\(live.accessToken)", auth: rs.basic)
+                let miss = Self.post("token=tkd_at_" + String(repeating: "D", count: 43), auth: rs.basic)
+                let fastPath = IntrospectionFastPath(services.tokend, metrics: services.metrics, logger: TestEnvironment.logger, storeTimeLimit: 0.5)
+                try await publicListener(services, fastPath: fastPath).test(.live) { listener in
+                    let port = try #require(listener.port)
+                    _ = try await Self.exchange(hit, port: port)  // caches the caller and the token
+                    try await DatabaseProbe.withTableLock("ACCESS EXCLUSIVE", on: ["tokens"], in: database) { lock in
+                        let before = fastPath.answered
+                        let start = ContinuousClock.now
+                        // `exchange` gives up after 30 s; the lock is held until it returns.
+                        let answer = try await Self.exchange(miss + hit, port: port)
+                        let elapsed = ContinuousClock.now - start
+                        #expect(answer.hasPrefix("HTTP/1.1 503 "), "\(answer)")
+                        #expect(answer.contains("Retry-After: 1") && answer.contains(#""error":"temporarily_unavailable""#), "\(answer)")
+                        #expect(answer.contains(#"{"active":true,"#), "the request behind it: \(answer)")
+                        #expect(elapsed >= .milliseconds(500) && elapsed < .seconds(20), "\(elapsed)")
+                        // The store did not fail the read: it waits for the lock (under load it may
+                        // only now have reached the database).
+                        try await poll(until: "the read waits for the lock") { try await lock.waiting() >= 1 }
+                        #expect(fastPath.answered - before == 2)
+                        lock.release()
+                    }
+                }
+            }
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        try await dropDatabase(database)
+        try result.get()
     }
 
     struct Item {
@@ -132,9 +219,9 @@ import TokendTestSupport
                 bytes: post("\(token)&client_id=\(formEncode(rs.id))&client_secret=\(formEncode(rs.secret))", auth: nil),
                 fastPathAnswers: true
             ),
-            Item(name: "revoked", bytes: post("token=\(revoked)", auth: rs.basic)),
+            Item(name: "revoked", bytes: post("token=\(revoked)", auth: rs.basic), fastPathAnswers: true),
             Item(name: "malformed token", bytes: post("token=not-a-token", auth: rs.basic), fastPathAnswers: true),
-            Item(name: "unknown token", bytes: post("token=\(unknown)", auth: rs.basic)),
+            Item(name: "unknown token", bytes: post("token=\(unknown)", auth: rs.basic), fastPathAnswers: true),
             Item(name: "token hint", bytes: post("\(token)&token_type_hint=refresh_token", auth: rs.basic), fastPathAnswers: true),
             Item(name: "no token", bytes: post("token_type_hint=access_token", auth: rs.basic)),
             Item(name: "empty body", bytes: post("", auth: rs.basic)),
@@ -174,8 +261,19 @@ import TokendTestSupport
             Item(name: "not HTTP", bytes: "NOT HTTP AT ALL\r\n\r\n"),
             Item(name: "header without a colon", bytes: post(token, auth: rs.basic, extra: ["No colon here"])),
             Item(
-                name: "pipelined: fast, router, fast",
+                name: "pipelined: fast, read, fast",
                 bytes: post(token, auth: rs.basic) + post("token=\(unknown)", auth: rs.basic) + post(token, auth: rs.basic),
+                fastPathAnswers: true,
+                requests: 3
+            ),
+            Item(
+                name: "pipelined: read, router, read",
+                bytes: post("token=\(unknown)", auth: rs.basic) + post("token_type_hint=x", auth: rs.basic) + post("token=\(revoked)", auth: rs.basic),
+                requests: 3
+            ),
+            Item(
+                name: "pipelined: fast, router, fast",
+                bytes: post(token, auth: rs.basic) + post("", auth: rs.basic) + post(token, auth: rs.basic),
                 requests: 3
             ),
             Item(name: "pipelined: three fast", bytes: String(repeating: post(token, auth: rs.basic), count: 3), fastPathAnswers: true, requests: 3),

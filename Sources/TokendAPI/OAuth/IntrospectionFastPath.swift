@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import ServiceLifecycle
 import Synchronization
 import TokendCore
 import TokendWire
@@ -16,16 +17,28 @@ import TokendWire
 /// answer) and a request to `/authz` itself (forward auth, any method, the query as the gateway
 /// sent it), when the caller (the gateway for `/authz`) is in the client cache with the right
 /// secret (`ClientAuthenticator.authenticateFromCache`) and memory can decide on the token
-/// (`Introspector.introspectFromMemory`). A cache miss, a stale view, a signed answer, any error
-/// (a wrong secret, a malformed form or query, a missing role, a guessing limit) and anything
-/// unusual in the request goes to the router. The answer is the router's, byte for byte: the same
-/// status, headers in the same order and body, and the same access log line and metrics
-/// (`IntrospectionFastPathTests` compares both paths on a corpus).
+/// (`Introspector.introspectFromMemory`). A signed answer, any error (a wrong secret, a malformed
+/// form or query, a missing role, a guessing limit) and anything unusual in the request goes to
+/// the router. The answer is the router's, byte for byte: the same status, headers in the same
+/// order and body, and the same access log line and metrics (`IntrospectionFastPathTests` compares
+/// both paths on a corpus).
+///
+/// Where the form endpoint's answer needs the token's record from the store (a cache miss, a
+/// stale view), the fast path reads it itself: the request waits on its event loop, its token's
+/// hash is queued in `misses` (a `CallbackBatcher`, whose workers read a batch of queued hashes in
+/// one query), and the answer is written when the record comes, or a 503 when the read fails or
+/// the store's time limit passes first: what the router would have answered, without a task per
+/// request. `/authz` misses go to the router. `misses` runs as a service of the listener
+/// (`lookupService`); while it does not, misses go to the router too.
 public struct IntrospectionFastPath: Sendable {
     let authenticator: ClientAuthenticator
     let introspector: Introspector
     let metrics: TokendMetrics
     let logger: Logger
+    /// The store reads of cache misses, batched.
+    let misses: CallbackBatcher<TokenHash, TokenRecord>
+    /// How long a miss waits for its record before it is answered 503: the store's time limit.
+    let missTimeLimit: TimeAmount?
     private let counter = AnswerCounter()
 
     /// Requests the fast path has answered (the router answered the others).
@@ -59,12 +72,30 @@ public struct IntrospectionFastPath: Sendable {
         var clientID: String
     }
 
-    public init(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger) {
+    /// What the fast path does with a complete request.
+    enum Outcome {
+        case answer(Answer)
+        /// An introspection that needs its token's record from the store.
+        case read(PendingIntrospection, clientID: String)
+        case router
+    }
+
+    /// `storeTimeLimit`: how long a cache miss waits for the store (`nil`: as long as the read
+    /// takes); by default the limit of a `TimeLimitedStore` under the replica, as the router's
+    /// reads have.
+    public init(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger, storeTimeLimit: TimeInterval? = nil) {
         self.authenticator = tokend.authenticator
-        self.introspector = tokend.introspector
+        let introspector = tokend.introspector
+        self.introspector = introspector
         self.metrics = metrics
         self.logger = logger
+        self.misses = CallbackBatcher { hashes in try await introspector.records(hashes) }
+        let seconds = storeTimeLimit ?? tokend.replica.storeTimeLimit
+        self.missTimeLimit = seconds.map { TimeAmount.nanoseconds(Int64($0 * 1_000_000_000)) }
     }
+
+    /// The service that reads the cache misses' records: run it beside the listener.
+    public var lookupService: some Service { MissLookups(batcher: misses) }
 
     /// Which request of the fast path's, if any, `head` starts: `POST /oauth2/introspect`, or
     /// `/authz` itself (not the paths below it), with a body of a known, small size, or a chunked
@@ -87,27 +118,56 @@ public struct IntrospectionFastPath: Sendable {
         return nil
     }
 
-    /// The answer to a complete request, or `nil` for the router.
-    func answer(_ kind: Kind, head: HTTPRequest, body: ByteBuffer, source: String?) -> Answer? {
+    /// What to do with a complete request.
+    func answer(_ kind: Kind, head: HTTPRequest, body: ByteBuffer, source: String?) -> Outcome {
         switch kind {
         case .introspection: introspection(head, body: body, source: source)
-        case .forwardAuth(let query): forwardAuth(head, query: query, source: source)
+        case .forwardAuth(let query): forwardAuth(head, query: query, source: source).map { .answer($0) } ?? .router
         }
     }
 
-    /// `OAuthController.introspect`'s JSON answer.
-    private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Answer? {
+    /// `OAuthController.introspect`'s JSON answer, or the read it needs first.
+    private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Outcome {
         let fields = head.headerFields
         guard (try? OAuthController.checkFormContentType(fields)) != nil, !OAuthController.wantsJWT(fields[.accept]),
             let form = try? OAuthController.form(body),
             let credentials = try? ClientAuthentication.credentials(headers: fields, form: form),
             let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
-            let result = introspector.introspectFromMemory(form["token"], caller: caller)
-        else { return nil }
+            let outcome = introspector.introspectWithoutWaiting(form["token"], caller: caller)
+        else { return .router }
+        switch outcome {
+        case .answered(let result): return .answer(Self.introspectionAnswer(result, clientID: caller.id))
+        case .read(let pending): return .read(pending, clientID: caller.id)
+        }
+    }
+
+    private static func introspectionAnswer(_ result: IntrospectionResult, clientID: String) -> Answer {
         let json = IntrospectionJSON.body(result)
         var headers = IntrospectionJSON.headers
         headers[.contentLength] = String(json.readableBytes)
-        return Answer(status: .ok, fields: headers, body: json, clientID: caller.id)
+        return Answer(status: .ok, fields: headers, body: json, clientID: clientID)
+    }
+
+    /// Queues the read of `pending`'s record; `completion` gets it (or the read's failure), on
+    /// some thread. `false` when the reads do not run (`lookupService`): the router must answer.
+    func read(_ pending: PendingIntrospection, completion: @escaping @Sendable (Result<TokenRecord?, any Error>) -> Void) -> Bool {
+        let deadline = missTimeLimit.map { ContinuousClock.now + .nanoseconds($0.nanoseconds) }
+        return misses.enqueue(pending.hash, deadline: deadline, completion: completion)
+    }
+
+    /// The answer to an introspection once its read has returned `record` or failed: the
+    /// router's JSON, or its 503.
+    func answer(_ pending: PendingIntrospection, clientID: String, record: Result<TokenRecord?, any Error>) -> Answer {
+        switch introspector.complete(pending, with: record) {
+        case .success(let result):
+            return Self.introspectionAnswer(result, clientID: clientID)
+        case .failure(let error):
+            let oauth = OAuthError(error)
+            let rendered = oauth.rendered
+            var headers = rendered.headers
+            headers[.contentLength] = String(rendered.body.readableBytes)
+            return Answer(status: oauth.status, fields: headers, body: rendered.body, clientID: clientID)
+        }
     }
 
     /// `ForwardAuthController.authorize`'s answer.
@@ -147,6 +207,16 @@ private final class AnswerCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
+/// Runs the fast path's miss reads (`IntrospectionFastPath.misses`) until a shutdown: as a
+/// service of the listener's, so that it stops only once the listener has.
+private struct MissLookups: Service {
+    let batcher: CallbackBatcher<TokenHash, TokenRecord>
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await batcher.run() }
+    }
+}
+
 /// The fast path in a connection's pipeline, between the HTTP/1.1 codec and Hummingbird.
 ///
 /// A request is taken only while no earlier request of the connection waits for the router's
@@ -154,6 +224,11 @@ private final class AnswerCounter: Sendable {
 /// caller that does not read its answers meets the router's back-pressure). Its parts are held
 /// until its end; if the fast path does not answer it, they go on to the router as they came,
 /// and so do they when a shutdown, an error or the caller's half-close arrives first.
+///
+/// A request whose answer needs a store read waits for it on the event loop: the handler reads no
+/// more from the connection meanwhile (it holds back `read`), and what arrives anyway (pipelined
+/// requests decoded from the same bytes, a shutdown, the caller's half-close, an error) is kept
+/// and handled in order once the answer is written. A connection that closes meanwhile drops it.
 final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -166,10 +241,33 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         case holding(IntrospectionFastPath.Kind, HTTPRequest, ByteBuffer?, ContinuousClock.Instant)
         /// The rest of a request that goes to the router.
         case forwarding
+        /// A request waiting for its token's record.
+        case reading(Reading)
+    }
+
+    private struct Reading {
+        var id: UInt64
+        var pending: PendingIntrospection
+        var clientID: String
+        var kind: IntrospectionFastPath.Kind
+        var method: HTTPRequest.Method
+        var start: ContinuousClock.Instant
+        var timeout: Scheduled<Void>?
+    }
+
+    /// What arrived while a request was reading, for after its answer.
+    private enum Deferred {
+        case read(NIOAny)
+        case event(Any)
+        case error(any Error)
     }
 
     private let fastPath: IntrospectionFastPath
     private var state = State.idle
+    private var deferred: [Deferred] = []
+    /// A `read` held back while a request was reading.
+    private var readHeldBack = false
+    private var reads: UInt64 = 0
     /// Requests handed to the router whose answer has not been written yet.
     private var routerAnswersDue = 0
     private var needsFlush = false
@@ -180,6 +278,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .reading = state {
+            deferred.append(.read(data))
+            return
+        }
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
@@ -199,11 +301,18 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
             }
         case (.holding(let kind, let head, let body, let start), .end(nil)):
             let source = context.channel.remoteAddress?.ipAddress
-            if let answer = fastPath.answer(kind, head: head, body: body ?? ByteBuffer(), source: source) {
+            switch fastPath.answer(kind, head: head, body: body ?? ByteBuffer(), source: source) {
+            case .answer(let answer):
                 state = .idle
                 respond(answer, context: context)
                 fastPath.record(kind, method: head.method, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
-            } else {
+            case .read(let pending, let clientID):
+                let reading = Reading(id: reads, pending: pending, clientID: clientID, kind: kind, method: head.method, start: start)
+                if !read(reading, context: context) {
+                    release(context: context)
+                    forward(part, context: context)
+                }
+            case .router:
                 release(context: context)
                 forward(part, context: context)
             }
@@ -212,7 +321,88 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
             forward(part, context: context)
         case (.forwarding, _), (.idle, _):
             forward(part, context: context)
+        case (.reading, _):
+            preconditionFailure("deferred above")
         }
+    }
+
+    /// Starts `reading`'s store read; `false` when the fast path's reads do not run.
+    private func read(_ reading: Reading, context: ChannelHandlerContext) -> Bool {
+        var reading = reading
+        reads &+= 1
+        reading.id = reads
+        let id = reads
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let queued = fastPath.read(reading.pending) { record in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.answer(id, record: record, context: context)
+            }
+        }
+        guard queued else { return false }
+        if let limit = fastPath.missTimeLimit {
+            reading.timeout = loop.assumeIsolated().scheduleTask(in: limit) {
+                let seconds = Double(limit.nanoseconds) / 1e9
+                self.answer(id, record: .failure(StoreTimeout(seconds: seconds)), context: context)
+            }
+        }
+        state = .reading(reading)
+        return true
+    }
+
+    /// Answers the reading request `id` (if it still is: the first of its record and its time
+    /// limit answers), then handles what arrived meanwhile.
+    private func answer(_ id: UInt64, record: Result<TokenRecord?, any Error>, context: ChannelHandlerContext) {
+        guard case .reading(let reading) = state, reading.id == id else { return }
+        reading.timeout?.cancel()
+        state = .idle
+        let answer = fastPath.answer(reading.pending, clientID: reading.clientID, record: record)
+        respond(answer, context: context)
+        fastPath.record(reading.kind, method: reading.method, status: answer.status.code, clientID: answer.clientID, duration: .now - reading.start)
+        let pending = deferred
+        deferred = []
+        for item in pending {
+            if case .reading = state {
+                // A request handled here waits for a read in turn: the rest waits behind it.
+                deferred.append(item)
+                continue
+            }
+            switch item {
+            case .read(let data): channelRead(context: context, data: data)
+            case .event(let event): userInboundEventTriggered(context: context, event: event)
+            case .error(let error): errorCaught(context: context, error: error)
+            }
+        }
+        // Ends this round as a read would: flushes the answers, and hands the router what it was given.
+        channelReadComplete(context: context)
+        if readHeldBack, !isReading {
+            readHeldBack = false
+            context.read()
+        }
+    }
+
+    private var isReading: Bool {
+        if case .reading = state { return true }
+        return false
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isReading {
+            readHeldBack = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .reading(let reading) = state {
+            // Nobody to answer: the record, when it comes, finds another state.
+            reading.timeout?.cancel()
+            state = .idle
+            deferred = []
+        }
+        context.fireChannelInactive()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -224,6 +414,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if isReading {
+            deferred.append(.event(event))
+            return
+        }
         // A shutdown (`ChannelShouldQuiesceEvent`) or the caller's half-close: the router must know
         // of a request that has begun, as it would have without the fast path.
         release(context: context)
@@ -231,6 +425,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if isReading {
+            deferred.append(.error(error))
+            return
+        }
         release(context: context)
         context.fireErrorCaught(error)
     }

@@ -75,12 +75,18 @@ public struct OAuthError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (headers, body) = rendered
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The answer's headers and JSON body (the HTTP fast path writes them itself).
+    var rendered: (headers: HTTPFields, body: ByteBuffer) {
         var body: [String: String] = ["error": error]
         if let errorDescription { body["error_description"] = errorDescription }
         var headers = self.headers
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
         headers[.pragma] = "no-cache"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: JSONBody.encode(body)))
+        return (headers, JSONBody.encode(body))
     }
 }

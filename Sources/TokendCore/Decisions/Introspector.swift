@@ -10,6 +10,8 @@ import Logging
 public struct Introspector: Sendable {
     /// Reads a token's record: the store, or a replica's standby with its fallbacks (`Replica.lookupToken`).
     private let read: @Sendable (TokenHash) async throws -> TokenRecord?
+    /// Reads a batch of records the same way (`TokenStore.tokens(hashes:)`, `Replica.lookupTokens`).
+    private let readBatch: @Sendable ([TokenHash]) async throws -> [TokenHash: TokenRecord]
     private let memory: ReplicaMemory?
     private let now: Now
     private let logger: Logger
@@ -24,11 +26,20 @@ public struct Introspector: Sendable {
         metrics: (any DecisionMetrics)? = nil,
         limiter: GuessLimiter? = nil
     ) {
-        self.init(read: { try await store.token(hash: $0) }, memory: memory, now: now, logger: logger, metrics: metrics, limiter: limiter)
+        self.init(
+            read: { try await store.token(hash: $0) },
+            readBatch: { try await store.tokens(hashes: $0) },
+            memory: memory,
+            now: now,
+            logger: logger,
+            metrics: metrics,
+            limiter: limiter
+        )
     }
 
     private init(
         read: @escaping @Sendable (TokenHash) async throws -> TokenRecord?,
+        readBatch: @escaping @Sendable ([TokenHash]) async throws -> [TokenHash: TokenRecord],
         memory: ReplicaMemory?,
         now: @escaping Now,
         logger: Logger,
@@ -36,6 +47,7 @@ public struct Introspector: Sendable {
         limiter: GuessLimiter?
     ) {
         self.read = read
+        self.readBatch = readBatch
         self.memory = memory
         self.now = now
         self.logger = logger
@@ -47,6 +59,7 @@ public struct Introspector: Sendable {
     public init(replica: Replica, logger: Logger, metrics: (any DecisionMetrics)? = nil, limiter: GuessLimiter? = nil) {
         self.init(
             read: { try await replica.lookupToken($0) },
+            readBatch: { try await replica.lookupTokens($0) },
             memory: replica.memory,
             now: replica.now,
             logger: logger,
@@ -98,19 +111,51 @@ public struct Introspector: Sendable {
     /// What this answers, `introspect` would have answered the same, and it counts the answer in
     /// the metrics as `introspect` does. For the HTTP fast path (`IntrospectionFastPath`).
     public func introspectFromMemory(_ token: String?, caller: ClientRecord) -> IntrospectionResult? {
+        guard case .answered(let result) = introspectWithoutWaiting(token, caller: caller) else { return nil }
+        return result
+    }
+
+    /// `introspectFromMemory`, or, where `introspect` would read the store, what to read
+    /// (`PendingIntrospection.hash`, with `records`) and answer with `complete`: a caller that
+    /// cannot wait in a task reads by itself. `nil` when `introspect` must be asked (no role, no
+    /// token, a caller past the guessing limit).
+    public func introspectWithoutWaiting(_ token: String?, caller: ClientRecord) -> MemoryIntrospection? {
         guard caller.roles.contains(.introspect), let token else { return nil }
         if let limiter, (try? limiter.checkUnknownTokens(caller: caller.id)) == nil { return nil }
         let hash: TokenHash
         switch Self.wellFormedHash(token) {
         case nil:
             metrics?.introspected(.inactive, source: .memory)
-            return .inactive
+            return .answered(.inactive)
         case let computed?: hash = computed
         }
         let current = now()
-        guard let result = memoryAnswer(hash, audiences: caller.audiences, at: current) else { return nil }
+        guard let result = memoryAnswer(hash, audiences: caller.audiences, at: current) else {
+            return .read(PendingIntrospection(hash: hash, callerID: caller.id, audiences: caller.audiences, at: current))
+        }
         metrics?.introspected(result.isActive ? .active : .inactive, source: .memory)
-        return result
+        return .answered(result)
+    }
+
+    /// The records of `hashes`, read as `introspect` reads one (unknown ones are absent).
+    public func records(_ hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
+        try await readBatch(hashes)
+    }
+
+    /// What `introspect` answers once its read returned `record` (or failed): the result, or
+    /// `TokendError.unavailable`, logged and counted as `introspect` logs and counts them.
+    public func complete(_ pending: PendingIntrospection, with record: Result<TokenRecord?, any Error>) -> Result<IntrospectionResult, TokendError> {
+        switch record {
+        case .failure(let error):
+            readFailed(pending.hash, error)
+            metrics?.introspected(.unavailable, source: .store)
+            return .failure(.unavailable)
+        case .success(let record):
+            let (result, neverIssued) = answer(pending.hash, stored: record, audiences: pending.audiences, at: pending.at)
+            if neverIssued { limiter?.askedNeverIssuedToken(caller: pending.callerID) }
+            metrics?.introspected(result.isActive ? .active : .inactive, source: .store)
+            return .success(result)
+        }
     }
 
     /// The token's hash, or `nil` for a token that is not well-formed (inactive without a lookup).
@@ -141,14 +186,25 @@ public struct Introspector: Sendable {
         do {
             record = try await read(hash)
         } catch {
-            logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
+            readFailed(hash, error)
             throw TokendError.unavailable
         }
-        guard let record else { return (.inactive, .store, true) }
+        let (result, neverIssued) = answer(hash, stored: record, audiences: audiences, at: current)
+        return (result, .store, neverIssued)
+    }
+
+    private func readFailed(_ hash: TokenHash, _ error: any Error) {
+        logger.warning("token store lookup failed", metadata: ["token_hash": "\(hash)", "error": "\(String(reflecting: type(of: error)))"])
+    }
+
+    /// The answer on the store's `record` for `hash` (kept in memory when not revoked), and
+    /// whether the token was never issued (no record).
+    private func answer(_ hash: TokenHash, stored record: TokenRecord?, audiences: [String], at current: Date) -> (IntrospectionResult, neverIssued: Bool) {
+        guard let record else { return (.inactive, true) }
         if let memory {
             if record.revokedAt == nil { memory.cache.put(record, now: current) } else { memory.cache.remove(hash) }
         }
-        return (Self.evaluate(record, audiences: audiences, at: current), .store, false)
+        return (Self.evaluate(record, audiences: audiences, at: current), false)
     }
 
     /// RFC 7662 policy on a known record: revocation, validity window and audience restriction.
@@ -159,4 +215,21 @@ public struct Introspector: Sendable {
         if !audiences.isEmpty, !record.audiences.contains(where: audiences.contains) { return .inactive }
         return .active(record)
     }
+}
+
+/// What `Introspector.introspectWithoutWaiting` found.
+public enum MemoryIntrospection: Sendable {
+    /// Memory answered.
+    case answered(IntrospectionResult)
+    /// The store must be read: `Introspector.records`, then `Introspector.complete`.
+    case read(PendingIntrospection)
+}
+
+/// An introspection waiting for its token's record.
+public struct PendingIntrospection: Sendable {
+    public let hash: TokenHash
+    let callerID: String
+    let audiences: [String]
+    /// When it was asked: what the record is judged at, as `introspect` judges it.
+    let at: Date
 }

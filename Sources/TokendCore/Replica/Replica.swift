@@ -89,6 +89,8 @@ public final class Replica: Sendable {
 
     /// `postgres` or `sqlite`, for status output.
     public var storeName: String { store.name }
+    /// The time limit of every store call, when the store has one (`TimeLimitedStore`).
+    public var storeTimeLimit: TimeInterval? { (store as? TimeLimitedStore)?.seconds }
 
     /// Runs the revocation feed (and the standby's probes of the primary) until cancelled;
     /// returns at once without memory.
@@ -147,6 +149,20 @@ public final class Replica: Sendable {
         }
         standby.fellBack(reason)
         return try await store.token(hash: hash)
+    }
+
+    /// `lookupToken` for a batch: one store read without a standby; with one, each hash its own
+    /// way, at once. Unknown hashes are absent. Throws when any read throws.
+    public func lookupTokens(_ hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
+        guard standby != nil, memory != nil else { return try await store.tokens(hashes: hashes) }
+        return try await withThrowingTaskGroup(of: TokenRecord?.self) { group in
+            for hash in Set(hashes) { group.addTask { try await self.lookupToken(hash) } }
+            var records: [TokenHash: TokenRecord] = [:]
+            for try await record in group {
+                if let record { records[record.hash] = record }
+            }
+            return records
+        }
     }
 
     // MARK: Read-your-writes

@@ -122,10 +122,7 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
     private func lead(_ batch: UInt64, keys: [Key], own: Key) async throws -> Value? {
         var result: Result<[Key: Value], any Error> = .failure(CancellationError())
         if !Task.isCancelled {
-            fetches.add(1, ordering: .relaxed)
-            fetchedKeys.add(Int64(keys.count), ordering: .relaxed)
-            let bucket = LookupBatchSizes.bucket(of: keys.count)
-            sizes.withLock { $0[bucket] += 1 }
+            count(keys.count)
             do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
         }
         if case .failure = result, Task.isCancelled {
@@ -146,6 +143,20 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
         }
         promotion?.resume()
         return try result.get()[own]
+    }
+
+    /// Fetches `keys` at once, outside the queue and its slots, counted in `figures` and
+    /// `batchSizes`: for a caller that batches its lookups itself (`CallbackBatcher`).
+    public func fetchBatch(_ keys: [Key]) async throws -> [Key: Value] {
+        count(keys.count)
+        return try await fetch(keys)
+    }
+
+    private func count(_ keys: Int) {
+        fetches.add(1, ordering: .relaxed)
+        fetchedKeys.add(Int64(keys), ordering: .relaxed)
+        let bucket = LookupBatchSizes.bucket(of: keys)
+        sizes.withLock { $0[bucket] += 1 }
     }
 
     /// When a slot is free and keys are queued, moves up to `maxBatchSize` of them into a new

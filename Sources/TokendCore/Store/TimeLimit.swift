@@ -4,6 +4,7 @@ import Synchronization
 /// A store call that did not finish within its time limit.
 public struct StoreTimeout: Error, CustomStringConvertible {
     public let seconds: TimeInterval
+    public init(seconds: TimeInterval) { self.seconds = seconds }
     public var description: String { "the token store did not answer within \(seconds) s" }
 }
 

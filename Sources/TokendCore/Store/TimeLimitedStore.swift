@@ -50,6 +50,10 @@ public struct TimeLimitedStore: TokendStore {
         try await limit { [base] in try await base.insertTokens(tokens, audit: audit) }
     }
     public func token(hash: TokenHash) async throws -> TokenRecord? { try await limit { [base] in try await base.token(hash: hash) } }
+    /// The whole batch under one limit.
+    public func tokens(hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
+        try await limit { [base] in try await base.tokens(hashes: hashes) }
+    }
     public func token(jti: String) async throws -> TokenRecord? { try await limit { [base] in try await base.token(jti: jti) } }
     /// The whole transaction under one limit.
     public func withRevocationTransaction<T: Sendable>(_ body: @escaping @Sendable (any RevocationTransaction) async throws -> T) async throws -> T {

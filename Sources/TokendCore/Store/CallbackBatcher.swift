@@ -1,0 +1,131 @@
+import Synchronization
+
+/// Coalesces point lookups into batched fetches, as `LookupBatcher` does, for callers that cannot
+/// wait in a task of their own: a channel handler on an event loop (the HTTP fast path's cache
+/// misses). A caller queues its key with a completion, and returns; the completion is called
+/// once, from a task of `run()`'s, with the key's value, `nil` when the fetch returned none, or
+/// the fetch's error.
+///
+/// Up to `maxConcurrentBatches` workers fetch at a time. A key queued while fewer run starts one;
+/// a worker fetches up to `maxBatchSize` queued keys at once and goes on while keys are queued,
+/// so under load no task is made per batch, and one query answers many requests. The workers are
+/// child tasks of `run()`, so none outlives it: when `run()` is cancelled, what is still queued
+/// is answered `CancellationError`, and from then on `enqueue` refuses.
+///
+/// A key may carry a deadline. One still queued when its deadline has passed is answered
+/// `CallbackBatcher.Expired` instead of being fetched: its caller has answered by itself by then.
+public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    public typealias Fetch = @Sendable ([Key]) async throws -> [Key: Value]
+    public typealias Completion = @Sendable (Result<Value?, any Error>) -> Void
+
+    /// The answer for a key whose deadline passed while it was queued.
+    public struct Expired: Error {}
+
+    private struct Entry {
+        var key: Key
+        var deadline: ContinuousClock.Instant?
+        var completion: Completion
+    }
+
+    private struct State {
+        var open = false
+        var queue: [Entry] = []
+        /// Workers started and not yet ended (including those `run()` has yet to start).
+        var workers = 0
+    }
+
+    private let fetch: Fetch
+    private let maxConcurrentBatches: Int
+    private let maxBatchSize: Int
+    private let state = Mutex(State())
+    /// One element per worker to start, for `run()`.
+    private let starts: AsyncStream<Void>
+    private let startWorker: AsyncStream<Void>.Continuation
+
+    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, fetch: @escaping Fetch) {
+        self.fetch = fetch
+        self.maxConcurrentBatches = max(1, maxConcurrentBatches)
+        self.maxBatchSize = max(1, maxBatchSize)
+        (starts, startWorker) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    /// Whether `run()` is running: `enqueue` refuses otherwise.
+    public var isRunning: Bool { state.withLock { $0.open } }
+
+    /// Lookups queued and not yet taken by a worker; for tests.
+    var queued: Int { state.withLock { $0.queue.count } }
+
+    /// Queues a lookup of `key`. `false` (and `completion` is never called) when `run()` is not
+    /// running; the caller must look it up another way.
+    public func enqueue(_ key: Key, deadline: ContinuousClock.Instant? = nil, completion: @escaping Completion) -> Bool {
+        let start = state.withLock { state -> Bool? in
+            guard state.open else { return nil }
+            state.queue.append(Entry(key: key, deadline: deadline, completion: completion))
+            guard state.workers < maxConcurrentBatches else { return false }
+            state.workers += 1
+            return true
+        }
+        guard let start else { return false }
+        if start { startWorker.yield() }
+        return true
+    }
+
+    /// Runs the workers until cancelled. Called once.
+    public func run() async {
+        state.withLock { $0.open = true }
+        await withDiscardingTaskGroup { group in
+            // Ends when this task is cancelled.
+            for await _ in starts {
+                group.addTask { await self.work() }
+            }
+            let stranded = state.withLock { state -> [Entry] in
+                state.open = false
+                defer { state.queue = [] }
+                return state.queue
+            }
+            for entry in stranded { entry.completion(.failure(CancellationError())) }
+        }
+    }
+
+    /// Fetches queued keys, a batch at a time, until none is queued.
+    private func work() async {
+        while let batch = take() {
+            var keys: [Key] = []
+            var seen = Set<Key>()
+            for entry in batch where seen.insert(entry.key).inserted { keys.append(entry.key) }
+            let result: Result<[Key: Value], any Error>
+            do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
+            for entry in batch { entry.completion(result.map { $0[entry.key] }) }
+        }
+    }
+
+    /// The next batch, or `nil` (and this worker has ended) when nothing is queued or `run()` is
+    /// cancelled (it answers what is queued then). Entries past their deadline are answered
+    /// `Expired` on the way.
+    private func take() -> [Entry]? {
+        let now = ContinuousClock.now
+        let cancelled = Task.isCancelled
+        let (batch, expired) = state.withLock { state -> ([Entry]?, [Entry]) in
+            if cancelled {
+                state.workers -= 1
+                return (nil, [])
+            }
+            var batch: [Entry] = []
+            var expired: [Entry] = []
+            var taken = 0
+            for entry in state.queue {
+                guard batch.count < maxBatchSize else { break }
+                taken += 1
+                if let deadline = entry.deadline, deadline <= now { expired.append(entry) } else { batch.append(entry) }
+            }
+            state.queue.removeFirst(taken)
+            if batch.isEmpty {
+                state.workers -= 1
+                return (nil, expired)
+            }
+            return (batch, expired)
+        }
+        for entry in expired { entry.completion(.failure(Expired())) }
+        return batch
+    }
+}

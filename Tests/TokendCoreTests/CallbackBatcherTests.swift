@@ -1,0 +1,172 @@
+import Synchronization
+import Testing
+import TokendTestSupport
+
+@testable import TokendCore
+
+// The time limit only guards against a hang (the tests decide on conditions, not on time).
+@Suite(.timeLimit(.minutes(10))) struct CallbackBatcherTests {
+    /// Records fetches; answers `key * 10`, nothing for negative keys; the first `held` fetches
+    /// wait until the test opens the gate once for each.
+    final class Source: Sendable {
+        let batches = Mutex<[[Int]]>([])
+        let held: Int
+        let gate: AsyncStream<Void>
+        let open: AsyncStream<Void>.Continuation
+        let failure = Mutex<(any Error)?>(nil)
+
+        init(held: Int = 0) {
+            self.held = held
+            (gate, open) = AsyncStream.makeStream(of: Void.self)
+        }
+
+        func fetch(_ keys: [Int]) async throws -> [Int: Int] {
+            let index = batches.withLock { batches in
+                batches.append(keys.sorted())
+                return batches.count
+            }
+            if index <= held {
+                for await _ in gate { break }
+            }
+            if let error = failure.withLock({ $0 }) { throw error }
+            var values: [Int: Int] = [:]
+            for key in keys where key >= 0 { values[key] = key * 10 }
+            return values
+        }
+
+        var fetched: [[Int]] { batches.withLock { $0 } }
+    }
+
+    /// The completions' results, by the order of the calls that queued them.
+    final class Answers: Sendable {
+        let results = Mutex<[Int: Result<Int?, any Error>]>([:])
+
+        func completion(_ index: Int) -> CallbackBatcher<Int, Int>.Completion {
+            { result in
+                self.results.withLock { results in
+                    precondition(results[index] == nil, "completion \(index) called twice")
+                    results[index] = result
+                }
+            }
+        }
+
+        var count: Int { results.withLock { $0.count } }
+        func value(_ index: Int) -> Int?? { results.withLock { try? $0[index]?.get() } }
+        func error(_ index: Int) -> (any Error)? {
+            results.withLock { results in
+                guard case .failure(let error) = results[index] else { return nil }
+                return error
+            }
+        }
+    }
+
+    /// Runs `body` with `batcher` running, then cancels it.
+    static func running(_ batcher: CallbackBatcher<Int, Int>, _ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await batcher.run() }
+            try await poll(until: "the batcher runs") { batcher.isRunning }
+            try await body()
+            group.cancelAll()
+        }
+    }
+
+    @Test func keysQueuedWhileAFetchRunsBecomeOneBatch() async throws {
+        let source = Source(held: 1)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            for (index, key) in [2, 3, 2, -5].enumerated() {
+                #expect(batcher.enqueue(key, completion: answers.completion(index + 1)))
+            }
+            #expect(batcher.queued == 4)
+            source.open.yield()
+            try await poll(until: "every lookup answered") { answers.count == 5 }
+        }
+        // One query for the four queued lookups, each key once.
+        #expect(source.fetched == [[1], [-5, 2, 3]])
+        #expect(answers.value(0) == .some(10))
+        #expect(answers.value(1) == .some(20))
+        #expect(answers.value(2) == .some(30))
+        #expect(answers.value(3) == .some(20))
+        #expect(answers.value(4) == .some(nil))
+    }
+
+    @Test func atMostTheConfiguredNumberOfFetchesRunAtOnce() async throws {
+        let source = Source(held: 2)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2) { try await source.fetch($0) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            #expect(batcher.enqueue(2, completion: answers.completion(1)))
+            try await poll(until: "the second fetch runs") { source.fetched.count == 2 }
+            #expect(batcher.enqueue(3, completion: answers.completion(2)))
+            #expect(batcher.enqueue(4, completion: answers.completion(3)))
+            // Two fetches hold both slots: the others wait in the queue.
+            #expect(batcher.queued == 2)
+            #expect(source.fetched.count == 2)
+            source.open.yield()
+            source.open.yield()
+            try await poll(until: "every lookup answered") { answers.count == 4 }
+        }
+        #expect(source.fetched.prefix(2) == [[1], [2]])
+        #expect(source.fetched.dropFirst(2).flatMap { $0 }.sorted() == [3, 4])
+        #expect((0..<4).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(40)])
+    }
+
+    @Test func aKeyWhoseDeadlinePassedInTheQueueIsNotFetched() async throws {
+        let source = Source(held: 1)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            #expect(batcher.enqueue(2, deadline: .now, completion: answers.completion(1)))
+            #expect(batcher.enqueue(3, deadline: .now + .seconds(3600), completion: answers.completion(2)))
+            source.open.yield()
+            try await poll(until: "every lookup answered") { answers.count == 3 }
+        }
+        #expect(source.fetched == [[1], [3]])
+        #expect(answers.error(1) is CallbackBatcher<Int, Int>.Expired)
+        #expect(answers.value(2) == .some(30))
+    }
+
+    @Test func aFailedFetchAnswersEveryLookupOfItsBatchWithItsError() async throws {
+        struct Down: Error {}
+        let source = Source(held: 1)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            #expect(batcher.enqueue(2, completion: answers.completion(1)))
+            #expect(batcher.enqueue(3, completion: answers.completion(2)))
+            source.failure.withLock { $0 = Down() }
+            source.open.yield()
+            try await poll(until: "every lookup answered") { answers.count == 3 }
+        }
+        #expect((0..<3).allSatisfy { answers.error($0) is Down })
+    }
+
+    @Test func lookupsAreRefusedUnlessRunningAndThoseQueuedAtTheEndAreAnswered() async throws {
+        let source = Source(held: 1)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
+        #expect(!batcher.enqueue(1, completion: answers.completion(0)))
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(1)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            #expect(batcher.enqueue(2, completion: answers.completion(2)))
+        }
+        // Cancelled with one fetch held and one lookup queued: the queued one is answered
+        // `CancellationError`; the held fetch answers when it ends.
+        try await poll(until: "the queued lookup answered") { answers.error(2) != nil }
+        #expect(answers.error(2) is CancellationError)
+        #expect(!batcher.isRunning)
+        #expect(!batcher.enqueue(3, completion: answers.completion(3)))
+        #expect(answers.results.withLock { $0[0] == nil && $0[3] == nil }, "a refused lookup is never answered")
+        #expect(answers.value(1) == .some(10), "the held fetch answers its lookup")
+    }
+}
