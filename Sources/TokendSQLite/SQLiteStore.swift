@@ -247,16 +247,23 @@ public final class SQLiteStore: TokendStore {
         }
     }
 
-    /// The batch in one turn of the gate.
+    /// The batch in one query (`IN` with one bound parameter per hash, at most 256 at a time).
     public func tokens(hashes: [TokenHash]) async throws -> [TokenHash: TokenRecord] {
-        try await gate.run {
-            var records: [TokenHash: TokenRecord] = [:]
-            for hash in Set(hashes) {
-                let rows = try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE token_hash = ?", [blob(hash.bytes)])
-                if let record = try rows.first.map(Self.tokenRecord) { records[hash] = record }
+        let unique = Array(Set(hashes))
+        var records: [TokenHash: TokenRecord] = [:]
+        for start in stride(from: 0, to: unique.count, by: 256) {
+            let part = unique[start..<min(start + 256, unique.count)]
+            // Only placeholders are interpolated; the hashes are bound.
+            let placeholders = Array(repeating: "?", count: part.count).joined(separator: ", ")
+            let rows = try await gate.run {
+                try await self.select("SELECT \(Self.tokenColumns) FROM tokens WHERE token_hash IN (\(placeholders))", part.map { blob($0.bytes) })
             }
-            return records
+            for row in rows {
+                let record = try Self.tokenRecord(row)
+                records[record.hash] = record
+            }
         }
+        return records
     }
 
     public func token(jti: String) async throws -> TokenRecord? {

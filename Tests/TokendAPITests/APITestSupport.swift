@@ -135,7 +135,10 @@ func withPublicRouter<T: Sendable>(
         return try await withPublicRouter(services) { try await body($0, nil) }
     case .socket:
         let fastPath = services.fastPath()
-        return try await publicListener(services, fastPath: fastPath).test(.live) { try await body($0, fastPath) }
+        return try await publicListener(services, fastPath: fastPath).test(.live) { client in
+            try await fastPath.untilReadingMisses()
+            return try await body(client, fastPath)
+        }
     }
 }
 
@@ -405,5 +408,13 @@ enum JSON: Equatable, Sendable, Decodable, CustomStringConvertible,
     @Test func formEncodingFollowsRFC6749() {
         #expect(formEncode("a:b@c d+e/%") == "a%3Ab%40c+d%2Be%2F%25")
         #expect(basicAuthorization(id: "a:b", secret: "s") == "Basic " + Data("a%3Ab:s".utf8).base64EncodedString())
+    }
+}
+
+extension IntrospectionFastPath {
+    /// Returns once the listener's service that reads cache misses runs (it starts beside the
+    /// listener; until it runs, misses go to the router).
+    func untilReadingMisses() async throws {
+        try await poll(until: "the fast path reads cache misses") { readsCacheMisses }
     }
 }

@@ -30,6 +30,7 @@ import TokendTestSupport
 
             let fastPath = h.services.fastPath()
             try await publicListener(h.services, fastPath: fastPath).test(.live) { fast in
+                try await fastPath.untilReadingMisses()
                 try await publicListener(h.services, fastPath: nil).test(.live) { plain in
                     let fastPort = try #require(fast.port)
                     let plainPort = try #require(plain.port)
@@ -66,6 +67,7 @@ import TokendTestSupport
             let router = Self.post("token_type_hint=access_token", auth: rs.basic)
             let fastPath = h.services.fastPath()
             try await publicListener(h.services, fastPath: fastPath).test(.live) { client in
+                try await fastPath.untilReadingMisses()
                 let port = try #require(client.port)
                 _ = try await Self.exchange(fast, port: port)  // caches the caller and the token
                 let before = fastPath.answered
@@ -101,6 +103,7 @@ import TokendTestSupport
             let miss = Self.post("token=tkd_at_" + String(repeating: "C", count: 43), auth: rs.basic)
             let fastPath = h.services.fastPath()
             try await publicListener(h.services, fastPath: fastPath).test(.live) { fast in
+                try await fastPath.untilReadingMisses()
                 try await publicListener(h.services, fastPath: nil).test(.live) { plain in
                     let fastPort = try #require(fast.port)
                     let plainPort = try #require(plain.port)
@@ -118,10 +121,101 @@ import TokendTestSupport
         }
     }
 
-    /// A store read that outlasts the store's time limit is answered 503 at the limit, while the
+    /// A store read that outlasts the store's time limit is answered 503 at the limit while the
     /// read still hangs (the `tokens` table is locked), and the connection goes on: the request
-    /// pipelined behind it is answered next.
-    @Test func aReadPastTheTimeLimitIsAnswered503AtTheLimit() async throws {
+    /// pipelined behind it is answered next. `ownLimit`: the limit is given to the fast path
+    /// (its timer answers, while the read still waits), or it is the store's under the replica
+    /// (`TimeLimitedStore`), as `tokend serve` builds it.
+    @Test(arguments: [true, false])
+    func aReadPastTheTimeLimitIsAnswered503AtTheLimit(ownLimit: Bool) async throws {
+        // The store's limit also bounds this test's set-up calls: wider, for a busy machine.
+        let limit = ownLimit ? 1.5 : 5
+        try await Self.withLockableStore { postgres, database in
+            let store: any TokendStore = ownLimit ? postgres : TimeLimitedStore(postgres, seconds: limit)
+            let services = Services(store: store, now: ManualClock().now)
+            let (rs, hit) = try await Self.callerAndLiveToken(services)
+            let miss = Self.post("token=tkd_at_" + String(repeating: "D", count: 43), auth: rs.basic)
+            let fastPath = IntrospectionFastPath(
+                services.tokend,
+                metrics: services.metrics,
+                logger: TestEnvironment.logger,
+                storeTimeLimit: ownLimit ? limit : nil
+            )
+            try await publicListener(services, fastPath: fastPath).test(.live) { listener in
+                try await fastPath.untilReadingMisses()
+                let port = try #require(listener.port)
+                // Caches the caller and the token (asked again while a busy machine's store
+                // outlasts its limit).
+                try await poll(until: "the token is answered active") {
+                    try await Self.exchange(hit, port: port).contains(#"{"active":true,"#)
+                }
+                try await DatabaseProbe.withTableLock("ACCESS EXCLUSIVE", on: ["tokens"], in: database) { lock in
+                    let before = fastPath.answered
+                    let start = ContinuousClock.now
+                    // `exchange` gives up after 30 s; the lock is held until it returns.
+                    let answer = try await Self.exchange(miss + hit, port: port)
+                    let elapsed = ContinuousClock.now - start
+                    #expect(answer.hasPrefix("HTTP/1.1 503 "), "\(answer)")
+                    #expect(answer.contains("Retry-After: 1") && answer.contains(#""error":"temporarily_unavailable""#), "\(answer)")
+                    #expect(answer.contains(#"{"active":true,"#), "the request behind it: \(answer)")
+                    #expect(elapsed >= .milliseconds(Int64(limit * 1000)) && elapsed < .seconds(limit + 10), "\(elapsed)")
+                    #expect(fastPath.answered - before == 2)
+                    if ownLimit {
+                        // The store did not fail the read: it still waits for the lock (under
+                        // load it may only now have reached the database).
+                        try await poll(until: "the read waits for the lock") { try await lock.waiting() >= 1 }
+                    }
+                    lock.release()
+                }
+            }
+        }
+    }
+
+    /// A shutdown that begins while a request waits for its read (the connection is quiesced):
+    /// the answer is still sent, whole, before the connection closes.
+    @Test func aShutdownWhileAReadWaitsStillSendsTheAnswer() async throws {
+        try await Self.withLockableStore { store, database in
+            let services = Services(store: store, now: ManualClock().now)
+            let (rs, hit) = try await Self.callerAndLiveToken(services)
+            let miss = Self.post("token=tkd_at_" + String(repeating: "E", count: 43), auth: rs.basic)
+            let fastPath = services.fastPath()
+            let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+            let (proceed, proceedSink) = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    try await publicListener(services, fastPath: fastPath).test(.live) { listener in
+                        try await fastPath.untilReadingMisses()
+                        let port = try #require(listener.port)
+                        _ = try await Self.exchange(hit, port: port)  // caches the caller and the token
+                        portSink.yield(port)
+                        for await _ in proceed { break }
+                    }
+                    // Returning began the shutdown, which ended once the connection had closed.
+                    return nil
+                }
+                var portIterator = ports.makeAsyncIterator()
+                let port = try #require(await portIterator.next())
+                try await DatabaseProbe.withTableLock("ACCESS EXCLUSIVE", on: ["tokens"], in: database) { lock in
+                    // Not half-closed: the shutdown is what ends this connection.
+                    group.addTask { try await Self.exchange(miss, port: port, halfClose: false) }
+                    try await poll(until: "the read waits for the lock") { try await lock.waiting() >= 1 }
+                    proceedSink.yield()
+                    try await poll(until: "the listener stops taking connections") {
+                        (try? await Self.exchange(hit, port: port)) == nil
+                    }
+                    lock.release()
+                }
+                var answers: [String] = []
+                for try await answer in group { if let answer { answers.append(answer) } }
+                #expect(answers.count == 1)
+                let answer = answers.first ?? ""
+                #expect(answer.hasPrefix("HTTP/1.1 200 ") && answer.hasSuffix(#"{"active":false}"#), "\(answer)")
+            }
+        }
+    }
+
+    /// A fresh, migrated PostgreSQL store of its own and its database's name (for a table lock).
+    static func withLockableStore(_ body: @Sendable (PostgresStore, String) async throws -> Void) async throws {
         let (database, url) = try await createDatabase()
         let client = PostgresClient(configuration: try DatabaseURL.configuration(url), backgroundLogger: TestEnvironment.logger)
         let result: Result<Void, any Error>
@@ -130,35 +224,7 @@ import TokendTestSupport
                 group.addTask { await client.run() }
                 defer { group.cancelAll() }
                 try await PostgresMigrator(client: client, logger: TestEnvironment.logger).migrate()
-                let services = Services(store: PostgresStore(client: client, logger: TestEnvironment.logger), now: ManualClock().now)
-                try await services.replica.feed?.sync()
-                let (_, secret) = try await services.registry.create(id: "rs", roles: [Role.introspect.rawValue], audiences: [])
-                let rs = Caller(id: "rs", secret: secret)
-                _ = try await services.registry.create(id: "as", roles: [Role.issue.rawValue], audiences: [])
-                let live = try await services.issuer.issue(IssueRequest(clientID: "as"))
-                let hit = Self.post("token=\(live.accessToken)", auth: rs.basic)
-                let miss = Self.post("token=tkd_at_" + String(repeating: "D", count: 43), auth: rs.basic)
-                let fastPath = IntrospectionFastPath(services.tokend, metrics: services.metrics, logger: TestEnvironment.logger, storeTimeLimit: 0.5)
-                try await publicListener(services, fastPath: fastPath).test(.live) { listener in
-                    let port = try #require(listener.port)
-                    _ = try await Self.exchange(hit, port: port)  // caches the caller and the token
-                    try await DatabaseProbe.withTableLock("ACCESS EXCLUSIVE", on: ["tokens"], in: database) { lock in
-                        let before = fastPath.answered
-                        let start = ContinuousClock.now
-                        // `exchange` gives up after 30 s; the lock is held until it returns.
-                        let answer = try await Self.exchange(miss + hit, port: port)
-                        let elapsed = ContinuousClock.now - start
-                        #expect(answer.hasPrefix("HTTP/1.1 503 "), "\(answer)")
-                        #expect(answer.contains("Retry-After: 1") && answer.contains(#""error":"temporarily_unavailable""#), "\(answer)")
-                        #expect(answer.contains(#"{"active":true,"#), "the request behind it: \(answer)")
-                        #expect(elapsed >= .milliseconds(500) && elapsed < .seconds(20), "\(elapsed)")
-                        // The store did not fail the read: it waits for the lock (under load it may
-                        // only now have reached the database).
-                        try await poll(until: "the read waits for the lock") { try await lock.waiting() >= 1 }
-                        #expect(fastPath.answered - before == 2)
-                        lock.release()
-                    }
-                }
+                try await body(PostgresStore(client: client, logger: TestEnvironment.logger), database)
             }
             result = .success(())
         } catch {
@@ -166,6 +232,16 @@ import TokendTestSupport
         }
         try await dropDatabase(database)
         try result.get()
+    }
+
+    /// Registers an introspecting caller and issues a token; the caller and a request for it.
+    static func callerAndLiveToken(_ services: Services) async throws -> (Caller, String) {
+        try await services.replica.feed?.sync()
+        let (_, secret) = try await services.registry.create(id: "rs", roles: [Role.introspect.rawValue], audiences: [])
+        let rs = Caller(id: "rs", secret: secret)
+        _ = try await services.registry.create(id: "as", roles: [Role.issue.rawValue], audiences: [])
+        let live = try await services.issuer.issue(IssueRequest(clientID: "as"))
+        return (rs, Self.post("token=\(live.accessToken)", auth: rs.basic))
     }
 
     struct Item {
@@ -318,9 +394,9 @@ import TokendTestSupport
         ]
     }
 
-    /// Sends `bytes` on a new connection, closes its sending side and returns everything received
-    /// until the server closes the connection.
-    static func exchange(_ bytes: String, port: Int) async throws -> String {
+    /// Sends `bytes` on a new connection, closes its sending side (unless not `halfClose`) and
+    /// returns everything received until the server closes the connection.
+    static func exchange(_ bytes: String, port: Int, halfClose: Bool = true) async throws -> String {
         try await withDeadline("an answer from port \(port)", .seconds(30)) {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.allowRemoteHalfClosure, value: true)
@@ -334,7 +410,7 @@ import TokendTestSupport
                 }
             return try await channel.executeThenClose { inbound, outbound in
                 try await outbound.write(ByteBuffer(string: bytes))
-                outbound.finish()
+                if halfClose { outbound.finish() }
                 var received = ByteBuffer()
                 do {
                     for try await chunk in inbound { received.writeImmutableBuffer(chunk) }

@@ -104,7 +104,9 @@ import TokendTestSupport
             try await poll(until: "the second fetch runs") { source.fetched.count == 2 }
             #expect(batcher.enqueue(3, completion: answers.completion(2)))
             #expect(batcher.enqueue(4, completion: answers.completion(3)))
-            // Two fetches hold both slots: the others wait in the queue.
+            // Two fetches hold both slots: the others wait in the queue, and no third worker
+            // started (it would have fetched them).
+            #expect(batcher.workers == 2)
             #expect(batcher.queued == 2)
             #expect(source.fetched.count == 2)
             source.open.yield()

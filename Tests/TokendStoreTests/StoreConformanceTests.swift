@@ -170,6 +170,27 @@ import TokendTestSupport
         }
     }
 
+    /// The batched read (the HTTP fast path's misses): every known hash asked for, once, each
+    /// with the record `token(hash:)` reads; unknown hashes absent; more than one query's worth.
+    @Test(arguments: StoreKind.conformanceCases)
+    func tokensByHashesReadsTheKnownOnesOfABatch(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            #expect(try await store.tokens(hashes: []).isEmpty)
+            let grant = Randomness.identifier()
+            let minted = (0..<300).map { i in mint(i % 3 == 0 ? .refresh : .access, scope: "s\(i)", audiences: ["a\(i)"], grant: grant) }
+            try await store.insertTokens(minted.map(\.record))
+            let asked = minted.prefix(280).map(\.record.hash)
+            let unknown = (0..<5).map { TokenHash(token: "tkd_at_unknown\($0)") }
+            let records = try await store.tokens(hashes: asked + unknown + asked.prefix(3))
+            #expect(records.count == 280)
+            for hash in asked.prefix(20) + asked.suffix(20) {
+                #expect(records[hash] == (try await store.token(hash: hash)))
+            }
+            #expect(unknown.allSatisfy { records[$0] == nil })
+            #expect(records[minted[299].record.hash] == nil, "not asked for")
+        }
+    }
+
     @Test(arguments: StoreKind.conformanceCases)
     func unknownTokensAreNil(kind: StoreKind) async throws {
         try await withStore(kind) { store in

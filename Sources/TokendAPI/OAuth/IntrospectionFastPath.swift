@@ -39,6 +39,9 @@ public struct IntrospectionFastPath: Sendable {
     let misses: CallbackBatcher<TokenHash, TokenRecord>
     /// How long a miss waits for its record before it is answered 503: the store's time limit.
     let missTimeLimit: TimeAmount?
+    /// Whether the fast path reads misses at all: not with a standby, whose reads fall back to the
+    /// primary each under a time limit of its own (the router's lookup may take two limits).
+    let readsMisses: Bool
     private let counter = AnswerCounter()
 
     /// Requests the fast path has answered (the router answered the others).
@@ -91,8 +94,14 @@ public struct IntrospectionFastPath: Sendable {
         self.logger = logger
         self.misses = CallbackBatcher { hashes in try await introspector.records(hashes) }
         let seconds = storeTimeLimit ?? tokend.replica.storeTimeLimit
-        self.missTimeLimit = seconds.map { TimeAmount.nanoseconds(Int64($0 * 1_000_000_000)) }
+        // Clamped to a day, so that any configured limit converts.
+        self.missTimeLimit = seconds.map { TimeAmount.nanoseconds(Int64(min(max($0, 0), 86_400) * 1_000_000_000)) }
+        self.readsMisses = tokend.replica.standby == nil
     }
+
+    /// Whether cache misses are read here now (`lookupService` runs; no standby); else the
+    /// router answers them.
+    public var readsCacheMisses: Bool { readsMisses && misses.isRunning }
 
     /// The service that reads the cache misses' records: run it beside the listener.
     public var lookupService: some Service { MissLookups(batcher: misses) }
@@ -137,7 +146,7 @@ public struct IntrospectionFastPath: Sendable {
         else { return .router }
         switch outcome {
         case .answered(let result): return .answer(Self.introspectionAnswer(result, clientID: caller.id))
-        case .read(let pending): return .read(pending, clientID: caller.id)
+        case .read(let pending): return readsMisses ? .read(pending, clientID: caller.id) : .router
         }
     }
 
@@ -151,8 +160,16 @@ public struct IntrospectionFastPath: Sendable {
     /// Queues the read of `pending`'s record; `completion` gets it (or the read's failure), on
     /// some thread. `false` when the reads do not run (`lookupService`): the router must answer.
     func read(_ pending: PendingIntrospection, completion: @escaping @Sendable (Result<TokenRecord?, any Error>) -> Void) -> Bool {
-        let deadline = missTimeLimit.map { ContinuousClock.now + .nanoseconds($0.nanoseconds) }
-        return misses.enqueue(pending.hash, deadline: deadline, completion: completion)
+        guard let limit = missTimeLimit else { return misses.enqueue(pending.hash, completion: completion) }
+        return misses.enqueue(pending.hash, deadline: .now + .nanoseconds(limit.nanoseconds)) { record in
+            // Not read because its time was up while queued: what the handler's timer answers.
+            completion(record.mapError { $0 is CallbackBatcher<TokenHash, TokenRecord>.Expired ? Self.timeout(limit) : $0 })
+        }
+    }
+
+    /// What a miss whose read outlasted `limit` is answered with (as the store's own time limit).
+    static func timeout(_ limit: TimeAmount) -> StoreTimeout {
+        StoreTimeout(seconds: Double(limit.nanoseconds) / 1e9)
     }
 
     /// The answer to an introspection once its read has returned `record` or failed: the
@@ -267,6 +284,8 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     private var deferred: [Deferred] = []
     /// A `read` held back while a request was reading.
     private var readHeldBack = false
+    /// The connection has closed.
+    private var inactive = false
     private var reads: UInt64 = 0
     /// Requests handed to the router whose answer has not been written yet.
     private var routerAnswersDue = 0
@@ -343,8 +362,7 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         guard queued else { return false }
         if let limit = fastPath.missTimeLimit {
             reading.timeout = loop.assumeIsolated().scheduleTask(in: limit) {
-                let seconds = Double(limit.nanoseconds) / 1e9
-                self.answer(id, record: .failure(StoreTimeout(seconds: seconds)), context: context)
+                self.answer(id, record: .failure(IntrospectionFastPath.timeout(limit)), context: context)
             }
         }
         state = .reading(reading)
@@ -357,9 +375,16 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         guard case .reading(let reading) = state, reading.id == id else { return }
         reading.timeout?.cancel()
         state = .idle
+        // Answered, logged and counted as the router's handler would, which runs to its end
+        // whether or not the caller is still there.
         let answer = fastPath.answer(reading.pending, clientID: reading.clientID, record: record)
-        respond(answer, context: context)
         fastPath.record(reading.kind, method: reading.method, status: answer.status.code, clientID: answer.clientID, duration: .now - reading.start)
+        guard !inactive else { return }
+        respond(answer, context: context)
+        // Sent before anything deferred is handled: a shutdown or half-close among it makes the
+        // router close the connection at once, which would drop an unflushed answer.
+        needsFlush = false
+        context.flush()
         let pending = deferred
         deferred = []
         for item in pending {
@@ -396,12 +421,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .reading(let reading) = state {
-            // Nobody to answer: the record, when it comes, finds another state.
-            reading.timeout?.cancel()
-            state = .idle
-            deferred = []
-        }
+        // Nobody to answer: a reading request is still answered (logged and counted), but not
+        // written, and what was deferred behind it is dropped, as the connection's unread bytes are.
+        inactive = true
+        deferred = []
         context.fireChannelInactive()
     }
 

@@ -55,6 +55,9 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
     /// Lookups queued and not yet taken by a worker; for tests.
     var queued: Int { state.withLock { $0.queue.count } }
 
+    /// Workers started and not yet ended; for tests.
+    var workers: Int { state.withLock { $0.workers } }
+
     /// Queues a lookup of `key`. `false` (and `completion` is never called) when `run()` is not
     /// running; the caller must look it up another way.
     public func enqueue(_ key: Key, deadline: ContinuousClock.Instant? = nil, completion: @escaping Completion) -> Bool {
