@@ -19,8 +19,10 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
     /// Whether `client` goes through a transaction pooler (`DatabaseURL.transactionPooler`).
     public let transactionPooler: Bool
 
-    /// `maxConcurrentLookups`: how many token lookups may be in flight at once; concurrent lookups
-    /// beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
+    /// `maxConcurrentLookups`: how many `token(hash:)` lookups may be in flight at once; concurrent
+    /// lookups beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
+    /// Batches a caller made itself (`tokens(hashes:)`: the HTTP fast path's, at most 2 at a time)
+    /// run beside them.
     /// `pool`: the observer given to `client` as its background logger, for `poolFigures`.
     /// `transactionPooler`: `client` connects through a pooler in transaction mode
     /// (`pooler=transaction`): the token lookup then runs as an unnamed statement, like every other

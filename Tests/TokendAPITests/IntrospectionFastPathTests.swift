@@ -58,11 +58,8 @@ import TokendTestSupport
     @Test(arguments: StoreKind.allCases)
     func pipelinedAnswersKeepTheirOrder(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
-            let rs = try await h.caller("rs", [.introspect])
-            _ = try await h.caller("as", [.issue])
-            let live = try await h.issue(IssueRequest(clientID: "as"))
+            let (rs, fast) = try await Self.callerAndLiveToken(h.services)
             let unknown = "tkd_at_" + String(repeating: "B", count: 43)
-            let fast = Self.post("token=\(live.accessToken)", auth: rs.basic)
             let read = Self.post("token=\(unknown)", auth: rs.basic)
             let router = Self.post("token_type_hint=access_token", auth: rs.basic)
             let fastPath = h.services.fastPath()
@@ -96,10 +93,7 @@ import TokendTestSupport
     @Test(arguments: StoreKind.allCases)
     func aFailedReadIsAnsweredAsTheRouterAnswersIt(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
-            let rs = try await h.caller("rs", [.introspect])
-            _ = try await h.caller("as", [.issue])
-            let live = try await h.issue(IssueRequest(clientID: "as"))
-            let hit = Self.post("token=\(live.accessToken)", auth: rs.basic)
+            let (rs, hit) = try await Self.callerAndLiveToken(h.services)
             let miss = Self.post("token=tkd_at_" + String(repeating: "C", count: 43), auth: rs.basic)
             let fastPath = h.services.fastPath()
             try await publicListener(h.services, fastPath: fastPath).test(.live) { fast in

@@ -70,27 +70,31 @@ import TokendTestSupport
         }
     }
 
-    @Test func keysQueuedWhileAFetchRunsBecomeOneBatch() async throws {
+    /// Runs `body` with a running batcher of one worker, whose first fetch (of key 1, answered to
+    /// completion 0) is held until `body` opens the gate.
+    static func withFirstFetchHeld(_ body: (CallbackBatcher<Int, Int>, Source, Answers) async throws -> Void) async throws {
         let source = Source(held: 1)
         let answers = Answers()
         let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
         try await Self.running(batcher) {
             #expect(batcher.enqueue(1, completion: answers.completion(0)))
             try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            try await body(batcher, source, answers)
+        }
+    }
+
+    @Test func keysQueuedWhileAFetchRunsBecomeOneBatch() async throws {
+        try await Self.withFirstFetchHeld { batcher, source, answers in
             for (index, key) in [2, 3, 2, -5].enumerated() {
                 #expect(batcher.enqueue(key, completion: answers.completion(index + 1)))
             }
             #expect(batcher.queued == 4)
             source.open.yield()
             try await poll(until: "every lookup answered") { answers.count == 5 }
+            // One query for the four queued lookups, each key once.
+            #expect(source.fetched == [[1], [-5, 2, 3]])
+            #expect((0..<5).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(20), .some(nil)])
         }
-        // One query for the four queued lookups, each key once.
-        #expect(source.fetched == [[1], [-5, 2, 3]])
-        #expect(answers.value(0) == .some(10))
-        #expect(answers.value(1) == .some(20))
-        #expect(answers.value(2) == .some(30))
-        #expect(answers.value(3) == .some(20))
-        #expect(answers.value(4) == .some(nil))
     }
 
     @Test func atMostTheConfiguredNumberOfFetchesRunAtOnce() async throws {
@@ -119,37 +123,27 @@ import TokendTestSupport
     }
 
     @Test func aKeyWhoseDeadlinePassedInTheQueueIsNotFetched() async throws {
-        let source = Source(held: 1)
-        let answers = Answers()
-        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
-        try await Self.running(batcher) {
-            #expect(batcher.enqueue(1, completion: answers.completion(0)))
-            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+        try await Self.withFirstFetchHeld { batcher, source, answers in
             #expect(batcher.enqueue(2, deadline: .now, completion: answers.completion(1)))
             #expect(batcher.enqueue(3, deadline: .now + .seconds(3600), completion: answers.completion(2)))
             source.open.yield()
             try await poll(until: "every lookup answered") { answers.count == 3 }
+            #expect(source.fetched == [[1], [3]])
+            #expect(answers.error(1) is CallbackBatcher<Int, Int>.Expired)
+            #expect(answers.value(2) == .some(30))
         }
-        #expect(source.fetched == [[1], [3]])
-        #expect(answers.error(1) is CallbackBatcher<Int, Int>.Expired)
-        #expect(answers.value(2) == .some(30))
     }
 
     @Test func aFailedFetchAnswersEveryLookupOfItsBatchWithItsError() async throws {
         struct Down: Error {}
-        let source = Source(held: 1)
-        let answers = Answers()
-        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { try await source.fetch($0) }
-        try await Self.running(batcher) {
-            #expect(batcher.enqueue(1, completion: answers.completion(0)))
-            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+        try await Self.withFirstFetchHeld { batcher, source, answers in
             #expect(batcher.enqueue(2, completion: answers.completion(1)))
             #expect(batcher.enqueue(3, completion: answers.completion(2)))
             source.failure.withLock { $0 = Down() }
             source.open.yield()
             try await poll(until: "every lookup answered") { answers.count == 3 }
+            #expect((0..<3).allSatisfy { answers.error($0) is Down })
         }
-        #expect((0..<3).allSatisfy { answers.error($0) is Down })
     }
 
     @Test func lookupsAreRefusedUnlessRunningAndThoseQueuedAtTheEndAreAnswered() async throws {
