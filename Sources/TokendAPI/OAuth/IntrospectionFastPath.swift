@@ -297,10 +297,6 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .reading = state {
-            deferred.append(.read(data))
-            return
-        }
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
@@ -341,7 +337,8 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         case (.forwarding, _), (.idle, _):
             forward(part, context: context)
         case (.reading, _):
-            preconditionFailure("deferred above")
+            // Handled once the reading request is answered.
+            deferred.append(.read(data))
         }
     }
 
