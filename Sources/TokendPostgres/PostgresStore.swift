@@ -21,7 +21,7 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
 
     /// `maxConcurrentLookups`: how many `token(hash:)` lookups may be in flight at once; concurrent
     /// lookups beyond that are coalesced into `token_hash = ANY($1)` batches (see `LookupBatcher`).
-    /// Batches a caller made itself (`tokens(hashes:)`: the HTTP fast path's, at most 2 at a time)
+    /// Batches a caller made itself (`tokens(hashes:)`: the HTTP fast path's, 1 or 2 at a time)
     /// run beside them.
     /// `pool`: the observer given to `client` as its background logger, for `poolFigures`.
     /// `transactionPooler`: `client` connects through a pooler in transaction mode

@@ -100,7 +100,8 @@ import TokendTestSupport
     @Test func atMostTheConfiguredNumberOfFetchesRunAtOnce() async throws {
         let source = Source(held: 2)
         let answers = Answers()
-        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2) { try await source.fetch($0) }
+        // A backlog of one: a second worker starts for any key queued while the first reads.
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2, backlog: 1) { try await source.fetch($0) }
         try await Self.running(batcher) {
             #expect(batcher.enqueue(1, completion: answers.completion(0)))
             try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
@@ -120,6 +121,30 @@ import TokendTestSupport
         #expect(source.fetched.prefix(2) == [[1], [2]])
         #expect(source.fetched.dropFirst(2).flatMap { $0 }.sorted() == [3, 4])
         #expect((0..<4).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(40)])
+    }
+
+    @Test func aSecondWorkerStartsOnlyOnceTheBacklogIsReached() async throws {
+        let source = Source(held: 1)
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2, backlog: 3) { try await source.fetch($0) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
+            // Below the backlog, keys wait for the worker that reads.
+            #expect(batcher.enqueue(2, completion: answers.completion(1)))
+            #expect(batcher.enqueue(3, completion: answers.completion(2)))
+            #expect(batcher.workers == 1)
+            #expect(batcher.queued == 2)
+            // The third queued key starts a second worker, which reads all three while the first
+            // fetch is still held.
+            #expect(batcher.enqueue(4, completion: answers.completion(3)))
+            try await poll(until: "the second worker answered its batch") { answers.count == 3 }
+            #expect(source.fetched == [[1], [2, 3, 4]])
+            #expect(answers.results.withLock { $0[0] == nil }, "the first fetch is still held")
+            source.open.yield()
+            try await poll(until: "every lookup answered") { answers.count == 4 }
+            #expect((0..<4).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(40)])
+        }
     }
 
     @Test func aKeyWhoseDeadlinePassedInTheQueueIsNotFetched() async throws {

@@ -6,11 +6,18 @@ import Synchronization
 /// once, from a task of `run()`'s, with the key's value, `nil` when the fetch returned none, or
 /// the fetch's error.
 ///
-/// Up to `maxConcurrentBatches` workers fetch at a time. A key queued while fewer run starts one;
-/// a worker fetches up to `maxBatchSize` queued keys at once and goes on while keys are queued,
-/// so under load no task is made per batch, and one query answers many requests. The workers are
-/// child tasks of `run()`, so none outlives it: when `run()` is cancelled, what is still queued
-/// is answered `CancellationError`, and from then on `enqueue` refuses.
+/// Up to `maxConcurrentBatches` workers fetch at a time. A key queued while none runs starts one;
+/// a further one starts only once `backlog` keys wait. A worker fetches up to `maxBatchSize`
+/// queued keys at once and goes on while keys are queued, so under load no task is made per
+/// batch, and one query answers many requests. At a moderate rate one worker reads, in one batch,
+/// what arrived during its previous read: fewer and larger batches than two workers that each
+/// take a key or two, at less CPU per key and so a shorter queue on a busy machine (the HTTP fast
+/// path's misses at half of their peak rate; docs/BENCHMARKS.md). Under load, or while a read is
+/// stuck (a stalled connection, until the store's time limit ends it), the backlog grows and a
+/// second worker joins.
+///
+/// The workers are child tasks of `run()`, so none outlives it: when `run()` is cancelled, what
+/// is still queued is answered `CancellationError`, and from then on `enqueue` refuses.
 ///
 /// A key may carry a deadline. One still queued when its deadline has passed is answered
 /// `CallbackBatcher.Expired` instead of being fetched: its caller has answered by itself by then.
@@ -37,15 +44,17 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
     private let fetch: Fetch
     private let maxConcurrentBatches: Int
     private let maxBatchSize: Int
+    private let backlog: Int
     private let state = Mutex(State())
     /// One element per worker to start, for `run()`.
     private let starts: AsyncStream<Void>
     private let startWorker: AsyncStream<Void>.Continuation
 
-    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, fetch: @escaping Fetch) {
+    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 1, fetch: @escaping Fetch) {
         self.fetch = fetch
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
         self.maxBatchSize = max(1, maxBatchSize)
+        self.backlog = max(1, backlog)
         (starts, startWorker) = AsyncStream.makeStream(of: Void.self)
     }
 
@@ -64,7 +73,7 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
         let start = state.withLock { state -> Bool? in
             guard state.open else { return nil }
             state.queue.append(Entry(key: key, deadline: deadline, completion: completion))
-            guard state.workers < maxConcurrentBatches else { return false }
+            guard state.workers < maxConcurrentBatches, state.workers == 0 || state.queue.count >= backlog else { return false }
             state.workers += 1
             return true
         }
