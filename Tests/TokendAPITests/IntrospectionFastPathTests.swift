@@ -127,7 +127,11 @@ import TokendTestSupport
         try await Self.withLockableStore { postgres, database in
             let store: any TokendStore = ownLimit ? postgres : TimeLimitedStore(postgres, seconds: limit)
             let services = Services(store: store, now: ManualClock().now)
-            let (rs, hit) = try await Self.callerAndLiveToken(services)
+            // Set up without the limit (a busy machine's store call can outlast it), then the
+            // replica under test syncs its view, asked again while a call does.
+            let (rs, hit) = try await Self.callerAndLiveToken(Services(store: postgres, now: ManualClock().now))
+            let feed = try #require(services.replica.feed)
+            try await poll(until: "the replica's view is fresh") { (try? await feed.sync()) != nil }
             let miss = Self.post("token=tkd_at_" + String(repeating: "D", count: 43), auth: rs.basic)
             let fastPath = IntrospectionFastPath(
                 services.tokend,
