@@ -123,27 +123,27 @@ import TokendTestSupport
         #expect((0..<4).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(40)])
     }
 
+    /// With the default backlog (as the HTTP fast path runs it), 16 queued keys.
     @Test func aSecondWorkerStartsOnlyOnceTheBacklogIsReached() async throws {
         let source = Source(held: 1)
         let answers = Answers()
-        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2, backlog: 3) { try await source.fetch($0) }
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2) { try await source.fetch($0) }
         try await Self.running(batcher) {
             #expect(batcher.enqueue(1, completion: answers.completion(0)))
             try await poll(until: "the first fetch runs") { source.fetched.count == 1 }
             // Below the backlog, keys wait for the worker that reads.
-            #expect(batcher.enqueue(2, completion: answers.completion(1)))
-            #expect(batcher.enqueue(3, completion: answers.completion(2)))
+            for key in 2...16 { #expect(batcher.enqueue(key, completion: answers.completion(key - 1))) }
             #expect(batcher.workers == 1)
-            #expect(batcher.queued == 2)
-            // The third queued key starts a second worker, which reads all three while the first
+            #expect(batcher.queued == 15)
+            // The 16th queued key starts a second worker, which reads all 16 while the first
             // fetch is still held.
-            #expect(batcher.enqueue(4, completion: answers.completion(3)))
-            try await poll(until: "the second worker answered its batch") { answers.count == 3 }
-            #expect(source.fetched == [[1], [2, 3, 4]])
+            #expect(batcher.enqueue(17, completion: answers.completion(16)))
+            try await poll(until: "the second worker answered its batch") { answers.count == 16 }
+            #expect(source.fetched == [[1], Array(2...17)])
             #expect(answers.results.withLock { $0[0] == nil }, "the first fetch is still held")
             source.open.yield()
-            try await poll(until: "every lookup answered") { answers.count == 4 }
-            #expect((0..<4).map { answers.value($0) } == [.some(10), .some(20), .some(30), .some(40)])
+            try await poll(until: "every lookup answered") { answers.count == 17 }
+            #expect((0..<17).map { answers.value($0) } == (1...17).map { .some($0 * 10) })
         }
     }
 

@@ -50,7 +50,8 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
     private let starts: AsyncStream<Void>
     private let startWorker: AsyncStream<Void>.Continuation
 
-    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 1, fetch: @escaping Fetch) {
+    /// `backlog`: how many queued keys start another worker while one runs already.
+    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 16, fetch: @escaping Fetch) {
         self.fetch = fetch
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
         self.maxBatchSize = max(1, maxBatchSize)
