@@ -119,3 +119,26 @@ import TokendCore
         }
     }
 }
+
+/// `HTTPFields.value(_:)`, the fast path's read of a field: what the subscript reads, for no field,
+/// one, a repeated one (joined) and `Cookie` (joined with "; ").
+@Suite struct HTTPFieldsValueTests {
+    @Test func readsWhatTheSubscriptReads() throws {
+        var fields = HTTPFields()
+        fields.append(HTTPField(name: .contentType, value: "application/x-www-form-urlencoded"))
+        fields.append(HTTPField(name: .accept, value: "application/json"))
+        fields.append(HTTPField(name: .accept, value: "application/token-introspection+jwt"))
+        fields.append(HTTPField(name: .cookie, value: "a=1"))
+        fields.append(HTTPField(name: .cookie, value: "b=2"))
+        fields.append(HTTPField(name: try #require(HTTPField.Name("X-Empty")), value: ""))
+        let names: [HTTPField.Name] = [.contentType, .accept, .cookie, .authorization, try #require(HTTPField.Name("x-empty"))]
+        for name in names {
+            #expect(fields.value(name) == fields[name], "\(name)")
+        }
+        #expect(fields.value(.contentType) == "application/x-www-form-urlencoded")
+        #expect(fields.value(.accept) == "application/json, application/token-introspection+jwt")
+        #expect(fields.value(.cookie) == "a=1; b=2")
+        #expect(fields.value(.authorization) == nil)
+        #expect(fields.value(try #require(HTTPField.Name("X-EMPTY"))) == "")
+    }
+}

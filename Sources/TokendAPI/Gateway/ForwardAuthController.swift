@@ -38,7 +38,7 @@ struct ForwardAuthController: Sendable {
                 try Self.gatewayCredentials(request.headers)
             }
             let decision = try await introspector.authorize(
-                BearerPresentation(authorization: request.headers[.authorization]),
+                BearerPresentation(authorization: request.headers.value(.authorization)),
                 caller: gateway,
                 requirements: requirements
             )

@@ -16,7 +16,7 @@ enum ClientAuthentication {
     /// `invalid_request` (RFC 6749 §2.3); none, or a malformed header, is `invalid_client`.
     static func credentials(headers: HTTPFields, form: FormBody?) throws -> ClientCredentials {
         let formSecret = form?["client_secret"]
-        if let authorization = headers[.authorization] {
+        if let authorization = headers.value(.authorization) {
             if formSecret != nil {
                 throw TokendError.invalidRequest("use exactly one client authentication method")
             }

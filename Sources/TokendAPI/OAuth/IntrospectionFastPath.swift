@@ -30,7 +30,7 @@ import TokendWire
 /// the store's time limit passes first: what the router would have answered, without a task per
 /// request. `/authz` misses go to the router. `misses` runs as a service of the listener
 /// (`lookupService`); while it does not, misses go to the router too.
-public struct IntrospectionFastPath: Sendable {
+public final class IntrospectionFastPath: Sendable {
     let authenticator: ClientAuthenticator
     let introspector: Introspector
     let metrics: TokendMetrics
@@ -113,8 +113,8 @@ public struct IntrospectionFastPath: Sendable {
     func kind(of head: HTTPRequest) -> Kind? {
         let fields = head.headerFields
         guard !fields.contains(.expect) else { return nil }
-        if let connection = fields[.connection], connection.lowercased() != "keep-alive" { return nil }
-        if let length = fields[.contentLength] {
+        if let connection = fields.value(.connection), connection.lowercased() != "keep-alive" { return nil }
+        if let length = fields.value(.contentLength) {
             guard let size = Int(length), size <= Self.maximumBody else { return nil }
         }
         guard let target = head.path else { return nil }
@@ -138,7 +138,7 @@ public struct IntrospectionFastPath: Sendable {
     /// `OAuthController.introspect`'s JSON answer, or the read it needs first.
     private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Outcome {
         let fields = head.headerFields
-        guard (try? OAuthController.checkFormContentType(fields)) != nil, !OAuthController.wantsJWT(fields[.accept]),
+        guard (try? OAuthController.checkFormContentType(fields)) != nil, !OAuthController.wantsJWT(fields.value(.accept)),
             let form = try? OAuthController.form(body),
             let credentials = try? ClientAuthentication.credentials(headers: fields, form: form),
             let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
@@ -194,7 +194,7 @@ public struct IntrospectionFastPath: Sendable {
             let credentials = try? ForwardAuthController.gatewayCredentials(fields),
             let gateway = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
             let decision = introspector.authorizeFromMemory(
-                BearerPresentation(authorization: fields[.authorization]),
+                BearerPresentation(authorization: fields.value(.authorization)),
                 caller: gateway,
                 requirements: requirements
             )

@@ -45,7 +45,7 @@ struct OAuthController: Sendable {
         let form = try await Self.readForm(request)
         let caller = try await authenticate(request, form: form, context: context)
         let result = try await introspector.introspect(form["token"], caller: caller)
-        if Self.wantsJWT(request.headers[.accept]) {
+        if Self.wantsJWT(request.headers.value(.accept)) {
             return try await SignedIntrospection.response(
                 result,
                 caller: caller,
@@ -160,7 +160,7 @@ struct OAuthController: Sendable {
 
     /// The content type a form body must have (`TokendError.invalidRequest` otherwise).
     static func checkFormContentType(_ headers: HTTPFields) throws {
-        guard MediaType.is(headers[.contentType], "application/x-www-form-urlencoded") else {
+        guard MediaType.is(headers.value(.contentType), "application/x-www-form-urlencoded") else {
             throw TokendError.invalidRequest("the request body must be application/x-www-form-urlencoded")
         }
     }
