@@ -51,7 +51,7 @@ struct ForwardAuthController: Sendable {
     /// The gateway's own credentials, from `X-Tokend-Authorization: Basic …`
     /// (`TokendError.unauthenticated` when absent or malformed).
     static func gatewayCredentials(_ headers: HTTPFields) throws -> ClientCredentials {
-        guard let credentials = headers[Self.gatewayCredentials] else {
+        guard let credentials = headers.value(Self.gatewayCredentials) else {
             throw TokendError(.unauthenticated, "gateway authentication required (X-Tokend-Authorization: Basic)")
         }
         return try ClientAuthentication.basic(credentials)
@@ -62,11 +62,11 @@ struct ForwardAuthController: Sendable {
     /// two at most once, an audience as a client's audiences are checked, the scope as RFC 6749
     /// §3.3 scope tokens; empty means absent.
     static func requirements(query: String?) throws -> GatewayRequirements {
-        var query = query ?? ""
+        guard var query, !query.isEmpty else { return GatewayRequirements(audience: nil, scope: nil) }
         let parameters: FormBody
         do {
             parameters = try query.withUTF8 { utf8 throws(WireError) in
-                try FormBody(bytes: UnsafeRawBufferPointer(utf8), only: ["audience", "scope"])
+                try FormBody(bytes: UnsafeRawBufferPointer(utf8), only: Self.requirementNames)
             }
         } catch let error as WireError {
             throw TokendError.invalidRequest(error.description)
@@ -77,12 +77,20 @@ struct ForwardAuthController: Sendable {
         return requirements
     }
 
+    /// `GatewayAnswer.upstreamHeaderNames` as field names (validated and lower-cased once).
+    private static let upstreamFieldNames: [String: HTTPField.Name] = Dictionary(
+        uniqueKeysWithValues: GatewayAnswer.upstreamHeaderNames.map { ($0, HTTPField.Name($0)!) }
+    )
+
+    /// The query parameters `requirements(query:)` reads.
+    private static let requirementNames: Set<String> = ["audience", "scope"]
+
     /// The answer to the gateway: status, upstream headers, challenge; no body.
     static func response(_ answer: GatewayAnswer) -> Response {
         var headers: HTTPFields = [.cacheControl: "no-store"]
         for header in answer.upstreamHeaders {
-            // GatewayAnswer's names are fixed lower-case header names.
-            headers.append(HTTPField(name: HTTPField.Name(header.name)!, value: header.value))
+            // GatewayAnswer's names are fixed lower-case header names, made into field names once.
+            headers.append(HTTPField(name: Self.upstreamFieldNames[header.name] ?? HTTPField.Name(header.name)!, value: header.value))
         }
         if let challenge = answer.challenge { headers[.wwwAuthenticate] = challenge }
         return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: .init())

@@ -120,7 +120,8 @@ public final class IntrospectionFastPath: Sendable {
         guard let target = head.path else { return nil }
         if head.method == .post, target == Self.path { return .introspection }
         let route = ForwardAuthController.route
-        guard target.hasPrefix(route), !target.contains("#") else { return nil }
+        // Not `contains("#")`: with Foundation imported that is NSString's search.
+        guard target.hasPrefix(route), !target.utf8.contains(UInt8(ascii: "#")) else { return nil }
         let rest = target.dropFirst(route.count)
         if rest.isEmpty { return .forwardAuth(query: nil) }
         if rest.first == "?" { return .forwardAuth(query: String(rest.dropFirst())) }
