@@ -48,6 +48,8 @@ import TokendTestSupport
             // The comparison means something only if the fast path answered a good share.
             let answerable = corpus.filter(\.fastPathAnswers)
             #expect(fastPath.answered >= answerable.reduce(0) { $0 + $1.requests }, "the fast path answered \(fastPath.answered)")
+            // Each item comes on a connection of its own: the byte path sees every one first.
+            #expect(fastPath.answeredFromBytes > 0, "the byte path answered none")
         }
     }
 

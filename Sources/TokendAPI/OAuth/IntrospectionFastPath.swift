@@ -42,10 +42,17 @@ public final class IntrospectionFastPath: Sendable {
     /// Whether the fast path reads misses at all: not with a standby, whose reads fall back to the
     /// primary each under a time limit of its own (the router's lookup may take two limits).
     let readsMisses: Bool
+    /// Whether the replica keeps token memory: without it (`TOKEND_CACHE_ENTRIES=0`) every
+    /// introspection needs the store, and the byte path (`RawIntrospectionHandler`) is not installed.
+    let hasMemory: Bool
     private let counter = AnswerCounter()
 
     /// Requests the fast path has answered (the router answered the others).
     public var answered: Int { counter.value.load(ordering: .relaxed) }
+
+    /// Of those, the ones answered straight from the connection's bytes (`RawIntrospectionHandler`).
+    public var answeredFromBytes: Int { bytesCounter.value.load(ordering: .relaxed) }
+    let bytesCounter = AnswerCounter()
 
     /// The largest body the fast path reads before handing a request to the router: a form with a
     /// token and client credentials is far smaller.
@@ -97,6 +104,7 @@ public final class IntrospectionFastPath: Sendable {
         // Clamped to a day, so that any configured limit converts.
         self.missTimeLimit = seconds.map { TimeAmount.nanoseconds(Int64(min(max($0, 0), 86_400) * 1_000_000_000)) }
         self.readsMisses = tokend.replica.standby == nil
+        self.hasMemory = tokend.replica.memory != nil
     }
 
     /// Whether cache misses are read here now (`lookupService` runs; no standby); else the
@@ -221,7 +229,7 @@ public final class IntrospectionFastPath: Sendable {
     }
 }
 
-private final class AnswerCounter: Sendable {
+final class AnswerCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
@@ -295,6 +303,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
 
     init(_ fastPath: IntrospectionFastPath) {
         self.fastPath = fastPath
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        RawIntrospectionHandler.install(fastPath, context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,0 +1,231 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The byte path: a form introspection answered from memory straight from the connection's
+/// bytes, in front of the HTTP/1 decoder, when one read brought exactly one whole request of a
+/// strict subset of HTTP/1.1 (`RawRequest`); anything else goes on, unchanged, to the decoder, and
+/// from there to `IntrospectionFastPathHandler` and the router. It skips what a request costs
+/// between the bytes and `IntrospectionFastPath` (the parser's callbacks, NIO's and then
+/// HTTPTypes' head, the URL parse of the target, the response's conversion and encoding), about a
+/// quarter of the fast path's CPU per request (docs/BENCHMARKS.md, issue 14).
+///
+/// It decides with `IntrospectionFastPath`'s own code on the `HTTPRequest` that the decoder and
+/// `HTTP1ToHTTPServerCodec` would have made of the same bytes, and writes the answer as the
+/// encoder writes `IntrospectionFastPathHandler`'s; `IntrospectionFastPathTests` compares the
+/// three paths byte for byte. A miss, or a request the fast path leaves to the router, is handed
+/// on whole (read twice, then: a cache miss costs a few µs more, on a path that costs 60 to 100).
+/// Without token memory (`TOKEND_CACHE_ENTRIES=0`) it is not installed.
+///
+/// It sits between `HTTPResponseEncoder` and the request decoder: inbound it sees the bytes,
+/// outbound the `HTTPServerResponsePart`s on their way to the encoder, whose ends it counts, so
+/// that it answers only while every request it handed on has been answered (answers keep their
+/// order). Once it has handed on bytes that were not exactly whole requests, the decoder may hold
+/// part of one, and it steps aside for the rest of the connection. Its own answers are written from
+/// the encoder's context, past the encoder.
+final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Puts a byte path for `fastPath` right after the pipeline's `HTTPResponseEncoder`, if it has
+    /// one and the replica keeps token memory (without, it could answer nothing).
+    static func install(_ fastPath: IntrospectionFastPath, context: ChannelHandlerContext) {
+        guard fastPath.hasMemory, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return }
+        try? context.pipeline.syncOperations.addHandler(RawIntrospectionHandler(fastPath, encoder: encoder), position: .after(encoder.handler))
+    }
+
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let fastPath: IntrospectionFastPath
+    /// Released when this handler leaves the pipeline.
+    private var encoder: ChannelHandlerContext?
+    /// Requests handed on whose answer has not ended yet.
+    private var due = 0
+    /// Bytes were handed on that were not exactly whole requests: the decoder may hold part of
+    /// one, so nothing is answered here on this connection any more.
+    private var handingOn = false
+    private var needsFlush = false
+    private var date = HTTPDate()
+
+    init(_ fastPath: IntrospectionFastPath, encoder: ChannelHandlerContext) {
+        self.fastPath = fastPath
+        self.encoder = encoder
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if handingOn {
+            context.fireChannelRead(data)
+            return
+        }
+        let bytes = unwrapInboundIn(data)
+        guard let request = RawRequest(bytes) else {
+            handingOn = true
+            context.fireChannelRead(data)
+            return
+        }
+        let start = ContinuousClock.now
+        if due == 0, let encoder, context.channel.isWritable, case .introspection? = fastPath.kind(of: request.head),
+            case .answer(let answer) = fastPath.answer(
+                .introspection,
+                head: request.head,
+                body: request.body,
+                source: context.channel.remoteAddress?.ipAddress
+            )
+        {
+            write(answer, encoder: encoder)
+            fastPath.record(.introspection, method: .post, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
+            fastPath.bytesCounter.value.add(1, ordering: .relaxed)
+            return
+        }
+        // One whole request, for the decoder: counted, so that answers here wait for its answer.
+        due += 1
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        encoder = nil
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A half-close or a shutdown may end the connection at once: answers written here go first.
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), due > 0 { due -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    /// `answer` as the encoder writes `IntrospectionFastPathHandler`'s (status line, the fields in
+    /// order, `Date` last, the body).
+    private func write(_ answer: IntrospectionFastPath.Answer, encoder: ChannelHandlerContext) {
+        var out = encoder.channel.allocator.buffer(capacity: 192 + answer.body.readableBytes)
+        out.writeStaticString("HTTP/1.1 ")
+        let status = HTTPResponseStatus(statusCode: answer.status.code, reasonPhrase: answer.status.reasonPhrase)
+        out.writeString(String(status.code))
+        out.writeStaticString(" ")
+        out.writeString(status.reasonPhrase)
+        out.writeStaticString("\r\n")
+        var fields = answer.fields
+        fields[.date] = date.current()
+        for field in fields {
+            out.writeString(field.name.rawName)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+        out.writeImmutableBuffer(answer.body)
+        encoder.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
+        needsFlush = true
+    }
+}
+
+/// One complete request of the strict subset: `POST /oauth2/introspect HTTP/1.1`, header lines of
+/// token-character names and visible-ASCII values (single spaces or tabs inside, none at the end),
+/// exactly one `Content-Length` and a body of exactly that many bytes ending the buffer; no
+/// `Transfer-Encoding`, `Upgrade`, `Expect` or `Cookie`, `Connection` only `keep-alive`. What the
+/// decoder and `HTTP1ToHTTPServerCodec` would make of it: the first `Host` is the authority and is
+/// not among the fields.
+struct RawRequest {
+    var head: HTTPRequest
+    var body: ByteBuffer
+
+    static let requestLine: [UInt8] = Array("POST /oauth2/introspect HTTP/1.1\r\n".utf8)
+    static let maximumFields = 32
+
+    init?(_ buffer: ByteBuffer) {
+        let parsed: (HTTPFields, String?, Int)? = buffer.withUnsafeReadableBytes { bytes in
+            Self.parse(bytes)
+        }
+        guard let (fields, authority, bodyStart) = parsed,
+            let body = buffer.getSlice(at: buffer.readerIndex + bodyStart, length: buffer.readableBytes - bodyStart)
+        else { return nil }
+        self.head = HTTPRequest(method: .post, scheme: "http", authority: authority, path: "/oauth2/introspect", headerFields: fields)
+        self.body = body
+    }
+
+    /// The fields, the authority and where the body starts; `nil` unless the bytes are one whole
+    /// request of the subset.
+    private static func parse(_ bytes: UnsafeRawBufferPointer) -> (HTTPFields, String?, Int)? {
+        let count = bytes.count
+        guard count > requestLine.count else { return nil }
+        for i in 0..<requestLine.count where bytes[i] != requestLine[i] { return nil }
+        var i = requestLine.count
+        var fields = HTTPFields()
+        var authority: String?
+        var length: Int?
+        var seen = 0
+        while true {
+            guard i + 1 < count else { return nil }
+            if bytes[i] == 13 {
+                guard bytes[i + 1] == 10 else { return nil }
+                i += 2
+                break
+            }
+            seen += 1
+            guard seen <= maximumFields else { return nil }
+            let nameStart = i
+            while i < count, isTokenCharacter(bytes[i]) { i += 1 }
+            guard i < count, i > nameStart, bytes[i] == UInt8(ascii: ":") else { return nil }
+            let nameEnd = i
+            i += 1
+            while i < count, bytes[i] == 32 || bytes[i] == 9 { i += 1 }
+            let valueStart = i
+            while i < count, (bytes[i] >= 0x21 && bytes[i] <= 0x7E) || bytes[i] == 32 || bytes[i] == 9 { i += 1 }
+            let valueEnd = i
+            guard i + 1 < count, bytes[i] == 13, bytes[i + 1] == 10 else { return nil }
+            if valueEnd > valueStart, bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9 { return nil }
+            i += 2
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd]), as: UTF8.self)
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+            guard let fieldName = HTTPField.Name(name) else { return nil }
+            switch fieldName {
+            case .contentLength:
+                guard length == nil, !value.isEmpty, value.utf8.count <= 5, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+                length = Int(value)
+            case .transferEncoding, .upgrade, .expect, .cookie:
+                return nil
+            case .connection:
+                guard value.lowercased() == "keep-alive" else { return nil }
+            default:
+                break
+            }
+            if authority == nil, fieldName.canonicalName == "host" {
+                authority = value
+                continue
+            }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        guard let length, count - i == length else { return nil }
+        return (fields, authority, i)
+    }
+
+    /// RFC 9110 `tchar`.
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+}

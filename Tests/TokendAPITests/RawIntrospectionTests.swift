@@ -1,0 +1,138 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import Testing
+@testable import TokendAPI
+import TokendCore
+import TokendTestSupport
+
+/// The byte path (`RawIntrospectionHandler`): a form introspection answered from memory straight
+/// from the connection's bytes when they are exactly one whole request of a strict subset of
+/// HTTP/1.1; the rest goes on to the decoder. `IntrospectionFastPathTests` compares its answers with
+/// the router's byte for byte (its corpus sends one request per connection, so the byte path sees
+/// each first); these tests check which requests it takes and that answers keep their order.
+@Suite struct RawIntrospectionTests {
+    typealias Fast = IntrospectionFastPathTests
+
+    /// What the decoder and `HTTP1ToHTTPServerCodec` make of the subset: the fields in order, the
+    /// first `Host` as the authority, the body.
+    @Test func readsAWholeRequestAsTheDecoderDoes() throws {
+        let bytes = "POST /oauth2/introspect HTTP/1.1\r\nHost: a.test\r\nAuthorization: Basic cnM6cw==\r\n"
+            + "content-type:application/x-www-form-urlencoded\r\nX-Two:  a b\r\nHost: b.test\r\nContent-Length: 7\r\n\r\ntoken=x"
+        let request = try #require(RawRequest(ByteBuffer(string: bytes)))
+        #expect(request.head.method == .post)
+        #expect(request.head.path == "/oauth2/introspect")
+        #expect(request.head.authority == "a.test")
+        let fields = request.head.headerFields.map { "\($0.name.rawName)=\($0.value)" }
+        #expect(fields == ["Authorization=Basic cnM6cw==", "content-type=application/x-www-form-urlencoded", "X-Two=a b", "Host=b.test", "Content-Length=7"])
+        #expect(String(buffer: request.body) == "token=x")
+    }
+
+    /// Anything outside the subset, or not exactly one whole request, is the decoder's.
+    @Test(arguments: [
+        ("a partial head", "POST /oauth2/introspect HTTP/1.1\r\nHost: a\r\nContent-Len"),
+        ("a partial body", "POST /oauth2/introspect HTTP/1.1\r\nContent-Length: 9\r\n\r\ntoken=x"),
+        ("two requests", Self.request + Self.request),
+        ("bytes after the body", Self.request + "\r\n"),
+        ("no Content-Length", "POST /oauth2/introspect HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ("two Content-Lengths", "POST /oauth2/introspect HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a signed Content-Length", "POST /oauth2/introspect HTTP/1.1\r\nContent-Length: +7\r\n\r\ntoken=x"),
+        ("Transfer-Encoding", "POST /oauth2/introspect HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("Expect", "POST /oauth2/introspect HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("Upgrade", "POST /oauth2/introspect HTTP/1.1\r\nUpgrade: h2c\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("Cookie", "POST /oauth2/introspect HTTP/1.1\r\nCookie: a=b\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("Connection: close", "POST /oauth2/introspect HTTP/1.1\r\nConnection: close\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("HTTP/1.0", "POST /oauth2/introspect HTTP/1.0\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("another path", "POST /oauth2/introspect/ HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a query", "POST /oauth2/introspect?a=b HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("another method", "PUT /oauth2/introspect HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a bare LF", "POST /oauth2/introspect HTTP/1.1\r\nHost: a\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a folded line", "POST /oauth2/introspect HTTP/1.1\r\nX-A: a\r\n b\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a space before the colon", "POST /oauth2/introspect HTTP/1.1\r\nX-A : a\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("trailing blanks", "POST /oauth2/introspect HTTP/1.1\r\nX-A: a \r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a non-ASCII value", "POST /oauth2/introspect HTTP/1.1\r\nX-A: é\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a control character", "POST /oauth2/introspect HTTP/1.1\r\nX-A: a\u{1}b\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("a field without a name", "POST /oauth2/introspect HTTP/1.1\r\n: a\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("33 fields", "POST /oauth2/introspect HTTP/1.1\r\n" + String(repeating: "X-A: a\r\n", count: 32) + "Content-Length: 7\r\n\r\ntoken=x"),
+    ])
+    func leavesTheRestToTheDecoder(_ case: (String, String)) {
+        #expect(RawRequest(ByteBuffer(string: `case`.1)) == nil, "\(`case`.0)")
+    }
+
+    static let request = "POST /oauth2/introspect HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"
+
+    /// On a live listener: one whole request per write is answered from its bytes; two in one write
+    /// go to the decoder (and are answered in order there); a cache miss is handed on, and the hit
+    /// after it, sent once the miss is answered, is answered from its bytes again.
+    @Test(arguments: StoreKind.allCases)
+    func answersWholeRequestsAndStepsAsideForTheRest(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (rs, hit) = try await Fast.callerAndLiveToken(h.services)
+            let miss = Fast.post("token=tkd_at_" + String(repeating: "E", count: 43), auth: rs.basic)
+            let fastPath = h.services.fastPath()
+            try await publicListener(h.services, fastPath: fastPath).test(.live) { client in
+                try await fastPath.untilReadingMisses()
+                let port = try #require(client.port)
+                _ = try await Fast.exchange(hit, port: port)  // caches the caller and the token
+
+                var before = fastPath.answeredFromBytes
+                let one = try await Fast.exchange(hit, port: port)
+                #expect(one.hasPrefix("HTTP/1.1 200 OK\r\n") && one.contains(#"{"active":true,"#), "\(one)")
+                #expect(fastPath.answeredFromBytes == before + 1)
+
+                before = fastPath.answeredFromBytes
+                let two = try await Fast.exchange(hit + miss, port: port)
+                let bodies = two.components(separatedBy: "\r\n\r\n").dropFirst().map { $0.prefix(15) }
+                #expect(bodies == [#"{"active":true,"#, #"{"active":false"#], "\(two)")
+                #expect(fastPath.answeredFromBytes == before)
+
+                before = fastPath.answeredFromBytes
+                let turns = try await Self.inTurns([miss, hit, hit], port: port)
+                #expect(turns.map { $0.components(separatedBy: "\r\n\r\n").last?.prefix(15) } == [#"{"active":false"#, #"{"active":true,"#, #"{"active":true,"#], "\(turns)")
+                #expect(fastPath.answeredFromBytes == before + 2)
+            }
+        }
+    }
+
+    /// Sends each request once the answer to the one before has arrived (whole: its head and
+    /// `Content-Length` bytes of body), on one connection; the answers.
+    static func inTurns(_ requests: [String], port: Int) async throws -> [String] {
+        try await withDeadline("answers in turn from port \(port)", .seconds(30)) {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                var answers: [String] = []
+                var received: [UInt8] = []
+                var chunks = inbound.makeAsyncIterator()
+                for request in requests {
+                    try await outbound.write(ByteBuffer(string: request))
+                    while true {
+                        if let length = Self.whole(received) {
+                            answers.append(String(decoding: received[..<length], as: UTF8.self))
+                            received.removeFirst(length)
+                            break
+                        }
+                        guard let chunk = try await chunks.next() else { return answers }
+                        received += chunk.readableBytesView
+                    }
+                }
+                return answers
+            }
+        }
+    }
+
+    /// The length of the first whole answer in `text`, if it has arrived.
+    static func whole(_ bytes: [UInt8]) -> Int? {
+        let separator = Array("\r\n\r\n".utf8)
+        guard bytes.count >= 4, let end = (0...(bytes.count - 4)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        let head = String(decoding: bytes[..<end], as: UTF8.self).lowercased()
+        let field = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+        let length = field.flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        let total = end + 4 + length
+        return bytes.count >= total ? total : nil
+    }
+}
