@@ -30,6 +30,18 @@ import TokendTestSupport
         #expect(String(buffer: request.body) == "token=x")
     }
 
+    /// `/authz` with its query as the path, no body.
+    @Test func readsAForwardAuthRequest() throws {
+        let bytes = "GET /authz?audience=https%3A%2F%2Fa.example&scope=read HTTP/1.1\r\nHost: a.test\r\nX-Tokend-Authorization: Basic cnM6cw==\r\n\r\n"
+        let request = try #require(RawRequest(ByteBuffer(string: bytes)))
+        #expect(request.head.method == .get)
+        #expect(request.head.path == "/authz?audience=https%3A%2F%2Fa.example&scope=read")
+        #expect(request.head.authority == "a.test")
+        #expect(request.head.headerFields.map(\.name.rawName) == ["X-Tokend-Authorization"])
+        #expect(request.body.readableBytes == 0)
+        #expect(RawRequest(ByteBuffer(string: "GET /authz HTTP/1.1\r\n\r\n"))?.head.path == "/authz")
+    }
+
     /// Anything outside the subset, or not exactly one whole request, is the decoder's.
     @Test(arguments: [
         ("a partial head", "POST /oauth2/introspect HTTP/1.1\r\nHost: a\r\nContent-Len"),
@@ -55,6 +67,14 @@ import TokendTestSupport
         ("a non-ASCII value", "POST /oauth2/introspect HTTP/1.1\r\nX-A: é\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("a control character", "POST /oauth2/introspect HTTP/1.1\r\nX-A: a\u{1}b\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("a field without a name", "POST /oauth2/introspect HTTP/1.1\r\n: a\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("/authz with a body", "GET /authz HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"),
+        ("/authz with Content-Length: 0", "GET /authz HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+        ("/authz and bytes after it", "GET /authz HTTP/1.1\r\n\r\nx"),
+        ("a path below /authz", "GET /authz/a HTTP/1.1\r\n\r\n"),
+        ("/authz with a fragment", "GET /authz?a=b#c HTTP/1.1\r\n\r\n"),
+        ("/authz with a space in its query", "GET /authz?a=b c HTTP/1.1\r\n\r\n"),
+        ("/authz with a quote in its query", "GET /authz?a=\"b\" HTTP/1.1\r\n\r\n"),
+        ("/authz by POST", "POST /authz HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
         ("33 fields", "POST /oauth2/introspect HTTP/1.1\r\n" + String(repeating: "X-A: a\r\n", count: 32) + "Content-Length: 7\r\n\r\ntoken=x"),
     ])
     func leavesTheRestToTheDecoder(_ case: (String, String)) {
@@ -63,7 +83,8 @@ import TokendTestSupport
 
     static let request = "POST /oauth2/introspect HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"
 
-    /// On a live listener: one whole request per write is answered from its bytes; two in one write
+    /// On a live listener: one whole request per write is answered from its bytes (an `/authz` one
+    /// too); two in one write
     /// go to the decoder (and are answered in order there); a cache miss is handed on, and the hit
     /// after it, sent once the miss is answered, is answered from its bytes again.
     @Test(arguments: StoreKind.allCases)
@@ -80,6 +101,12 @@ import TokendTestSupport
                 var before = fastPath.answeredFromBytes
                 let one = try await Fast.exchange(hit, port: port)
                 #expect(one.hasPrefix("HTTP/1.1 200 OK\r\n") && one.contains(#"{"active":true,"#), "\(one)")
+                #expect(fastPath.answeredFromBytes == before + 1)
+
+                before = fastPath.answeredFromBytes
+                let token = try #require(hit.components(separatedBy: "token=").last)
+                let authz = try await Fast.exchange(Fast.authz(gateway: rs.basic, authorization: "Bearer \(token)"), port: port)
+                #expect(authz.hasPrefix("HTTP/1.1 200 OK\r\n") && authz.contains("x-tokend-client-id: as\r\n"), "\(authz)")
                 #expect(fastPath.answeredFromBytes == before + 1)
 
                 before = fastPath.answeredFromBytes

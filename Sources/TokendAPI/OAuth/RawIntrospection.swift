@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// The byte path: a form introspection answered from memory straight from the connection's
-/// bytes, in front of the HTTP/1 decoder, when one read brought exactly one whole request of a
+/// The byte path: a form introspection or an `/authz` request answered from memory straight from
+/// the connection's bytes, in front of the HTTP/1 decoder, when one read brought exactly one whole request of a
 /// strict subset of HTTP/1.1 (`RawRequest`); anything else goes on, unchanged, to the decoder, and
 /// from there to `IntrospectionFastPathHandler` and the router. It skips what a request costs
 /// between the bytes and `IntrospectionFastPath` (the parser's callbacks, NIO's and then
@@ -66,16 +66,11 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         let start = ContinuousClock.now
-        if due == 0, let encoder, context.channel.isWritable, case .introspection? = fastPath.kind(of: request.head),
-            case .answer(let answer) = fastPath.answer(
-                .introspection,
-                head: request.head,
-                body: request.body,
-                source: context.channel.remoteAddress?.ipAddress
-            )
+        if due == 0, let encoder, context.channel.isWritable, let kind = fastPath.kind(of: request.head),
+            case .answer(let answer) = fastPath.answer(kind, head: request.head, body: request.body, source: context.channel.remoteAddress?.ipAddress)
         {
             write(answer, encoder: encoder)
-            fastPath.record(.introspection, method: .post, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
+            fastPath.record(kind, method: request.head.method, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
             fastPath.bytesCounter.value.add(1, ordering: .relaxed)
             return
         }
@@ -135,37 +130,56 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 }
 
-/// One complete request of the strict subset: `POST /oauth2/introspect HTTP/1.1`, header lines of
-/// token-character names and visible-ASCII values (single spaces or tabs inside, none at the end),
-/// exactly one `Content-Length` and a body of exactly that many bytes ending the buffer; no
-/// `Transfer-Encoding`, `Upgrade`, `Expect` or `Cookie`, `Connection` only `keep-alive`. What the
-/// decoder and `HTTP1ToHTTPServerCodec` would make of it: the first `Host` is the authority and is
-/// not among the fields.
+/// One complete request of the strict subset: `POST /oauth2/introspect HTTP/1.1` with exactly one
+/// `Content-Length` and a body of exactly that many bytes ending the buffer, or `GET /authz` (with
+/// a query of RFC 3986 query characters but `#`, or none) `HTTP/1.1` with neither `Content-Length`
+/// nor a body; header lines of token-character names and visible-ASCII values (spaces or tabs
+/// inside, none at the ends), at most 32; no `Transfer-Encoding`, `Upgrade`, `Expect` or
+/// `Cookie`, `Connection` only `keep-alive`. What the decoder and `HTTP1ToHTTPServerCodec` would
+/// make of it: the target as the path, the first `Host` as the authority and not among the fields.
 struct RawRequest {
     var head: HTTPRequest
     var body: ByteBuffer
 
-    static let requestLine: [UInt8] = Array("POST /oauth2/introspect HTTP/1.1\r\n".utf8)
+    static let introspection: [UInt8] = Array("POST /oauth2/introspect HTTP/1.1\r\n".utf8)
+    static let authz: [UInt8] = Array("GET /authz".utf8)
+    static let version: [UInt8] = Array(" HTTP/1.1\r\n".utf8)
     static let maximumFields = 32
 
     init?(_ buffer: ByteBuffer) {
-        let parsed: (HTTPFields, String?, Int)? = buffer.withUnsafeReadableBytes { bytes in
+        let parsed: (HTTPRequest, Int)? = buffer.withUnsafeReadableBytes { bytes in
             Self.parse(bytes)
         }
-        guard let (fields, authority, bodyStart) = parsed,
+        guard let (head, bodyStart) = parsed,
             let body = buffer.getSlice(at: buffer.readerIndex + bodyStart, length: buffer.readableBytes - bodyStart)
         else { return nil }
-        self.head = HTTPRequest(method: .post, scheme: "http", authority: authority, path: "/oauth2/introspect", headerFields: fields)
+        self.head = head
         self.body = body
     }
 
-    /// The fields, the authority and where the body starts; `nil` unless the bytes are one whole
-    /// request of the subset.
-    private static func parse(_ bytes: UnsafeRawBufferPointer) -> (HTTPFields, String?, Int)? {
+    /// The head and where the body starts; `nil` unless the bytes are one whole request of the subset.
+    private static func parse(_ bytes: UnsafeRawBufferPointer) -> (HTTPRequest, Int)? {
         let count = bytes.count
-        guard count > requestLine.count else { return nil }
-        for i in 0..<requestLine.count where bytes[i] != requestLine[i] { return nil }
-        var i = requestLine.count
+        let method: HTTPRequest.Method
+        let target: String
+        var i: Int
+        if starts(bytes, with: introspection, at: 0) {
+            method = .post
+            target = "/oauth2/introspect"
+            i = introspection.count
+        } else if starts(bytes, with: authz, at: 0) {
+            method = .get
+            i = authz.count
+            if i < count, bytes[i] == UInt8(ascii: "?") {
+                i += 1
+                while i < count, isQueryCharacter(bytes[i]) { i += 1 }
+            }
+            guard starts(bytes, with: version, at: i) else { return nil }
+            target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[4..<i]), as: UTF8.self)
+            i += version.count
+        } else {
+            return nil
+        }
         var fields = HTTPFields()
         var authority: String?
         var length: Int?
@@ -211,8 +225,32 @@ struct RawRequest {
             }
             fields.append(HTTPField(name: fieldName, value: value))
         }
-        guard let length, count - i == length else { return nil }
-        return (fields, authority, i)
+        switch method {
+        case .post: guard let length, count - i == length else { return nil }
+        default: guard length == nil, count == i else { return nil }
+        }
+        return (HTTPRequest(method: method, scheme: "http", authority: authority, path: target, headerFields: fields), i)
+    }
+
+    private static func starts(_ bytes: UnsafeRawBufferPointer, with prefix: [UInt8], at offset: Int) -> Bool {
+        guard bytes.count - offset >= prefix.count else { return false }
+        for j in 0..<prefix.count where bytes[offset + j] != prefix[j] { return false }
+        return true
+    }
+
+    /// RFC 3986 `query` characters (`pchar`, `/`, `?`), `%` included as is.
+    private static func isQueryCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "$"),
+            UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+            UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "/"),
+            UInt8(ascii: "?"), UInt8(ascii: "%"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// RFC 9110 `tchar`.
