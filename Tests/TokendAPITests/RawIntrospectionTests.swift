@@ -55,6 +55,7 @@ import TokendTestSupport
         ("Expect", "POST /oauth2/introspect HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("Upgrade", "POST /oauth2/introspect HTTP/1.1\r\nUpgrade: h2c\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("Cookie", "POST /oauth2/introspect HTTP/1.1\r\nCookie: a=b\r\nContent-Length: 7\r\n\r\ntoken=x"),
+        ("Proxy-Connection", "POST /oauth2/introspect HTTP/1.1\r\nProxy-Connection: close\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("Connection: close", "POST /oauth2/introspect HTTP/1.1\r\nConnection: close\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("HTTP/1.0", "POST /oauth2/introspect HTTP/1.0\r\nContent-Length: 7\r\n\r\ntoken=x"),
         ("another path", "POST /oauth2/introspect/ HTTP/1.1\r\nContent-Length: 7\r\n\r\ntoken=x"),

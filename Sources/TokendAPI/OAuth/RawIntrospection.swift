@@ -134,8 +134,8 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 /// `Content-Length` and a body of exactly that many bytes ending the buffer, or `GET /authz` (with
 /// a query of RFC 3986 query characters but `#`, or none) `HTTP/1.1` with neither `Content-Length`
 /// nor a body; header lines of token-character names and visible-ASCII values (spaces or tabs
-/// inside, none at the ends), at most 32; no `Transfer-Encoding`, `Upgrade`, `Expect` or
-/// `Cookie`, `Connection` only `keep-alive`. What the decoder and `HTTP1ToHTTPServerCodec` would
+/// inside, none at the ends), at most 32; no `Transfer-Encoding`, `Upgrade`, `Expect`, `Cookie` or
+/// `Proxy-Connection`, `Connection` only `keep-alive`. What the decoder and `HTTP1ToHTTPServerCodec` would
 /// make of it: the target as the path, the first `Host` as the authority and not among the fields.
 struct RawRequest {
     var head: HTTPRequest
@@ -217,7 +217,8 @@ struct RawRequest {
             case .connection:
                 guard value.lowercased() == "keep-alive" else { return nil }
             default:
-                break
+                // llhttp reads `Proxy-Connection` as `Connection` (`close` ends the connection there).
+                if fieldName.canonicalName == "proxy-connection" { return nil }
             }
             if authority == nil, fieldName.canonicalName == "host" {
                 authority = value
