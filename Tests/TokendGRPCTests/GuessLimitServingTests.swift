@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import SwiftProtobuf
@@ -64,7 +67,30 @@ import TokendTestSupport
             }
             let scanned = try await Form.post(introspect, "token=\(issued)", user: "good", password: goodSecret)
             #expect(scanned.status == 429 && scanned.retryAfter != nil, "\(scanned)")
+
+            // Each refused request is counted once, whichever paths looked at it first (the byte
+            // path and the fast path hand a refused request on to the router, which refuses it):
+            // over HTTP the sixth and the right secret, over gRPC one, for rs; for good's scanning
+            // one over gRPC and one over HTTP.
+            let refusals = try await Self.refusals(adminURL: urls.admin)
+            #expect(refusals["authentication"] == 3, "\(refusals)")
+            #expect(refusals["unknown_token"] == 2, "\(refusals)")
         }
+    }
+}
+
+extension GuessLimitServingTests {
+    /// `tokend_guess_refusals_total` by `kind`, from the admin listener's `/metrics`.
+    static func refusals(adminURL: String) async throws -> [String: Int] {
+        let (data, _) = try await URLSession.shared.data(from: try #require(URL(string: adminURL + "/metrics")))
+        var counts: [String: Int] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("tokend_guess_refusals") {
+            guard let open = line.range(of: "kind=\""), let close = line[open.upperBound...].firstIndex(of: "\""),
+                let value = line.split(separator: " ").last.flatMap({ Double($0) })
+            else { continue }
+            counts[String(line[open.upperBound..<close]), default: 0] += Int(value)
+        }
+        return counts
     }
 }
 

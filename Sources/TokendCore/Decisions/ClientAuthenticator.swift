@@ -55,7 +55,7 @@ public final class ClientAuthenticator: Sendable {
     /// `authenticate`, which decides (and counts a failure) as it always does.
     public func authenticateFromCache(clientID: String, secret: String, source: String?) -> ClientRecord? {
         guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else { return nil }
-        if let limiter, (try? limiter.checkPresented(clientID: clientID, from: source)) == nil { return nil }
+        if let limiter, limiter.refusesPresented(clientID: clientID, from: source) { return nil }
         guard let cached = cache.withLock({ $0[clientID] }), cached.until > now(), cached.verifier.matches(secret) else { return nil }
         return cached.record
     }

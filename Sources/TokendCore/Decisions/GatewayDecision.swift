@@ -72,8 +72,11 @@ extension Introspector {
     private static func decide(_ result: IntrospectionResult, requirements: GatewayRequirements) -> GatewayDecision {
         guard case .active(let record) = result, isBearerAccessToken(record) else { return .invalidToken }
         if let audience = requirements.audience, !record.audiences.contains(audience) { return .invalidToken }
-        let granted = Set((record.scope ?? "").split(separator: " ").map(String.init))
-        if !requirements.scopes.allSatisfy(granted.contains) { return .insufficientScope(required: requirements.scopes) }
+        // Most gateways require no scope: then no set of the granted ones is built.
+        if !requirements.scopes.isEmpty {
+            let granted = Set((record.scope ?? "").split(separator: " ").map(String.init))
+            if !requirements.scopes.allSatisfy(granted.contains) { return .insufficientScope(required: requirements.scopes) }
+        }
         return .allowed(record)
     }
 

@@ -66,11 +66,20 @@ public final class GuessLimiter: Sendable {
     /// Before the secret of `clientID` presented from `address` is checked: refused when that
     /// address is past the limit for that `client_id`.
     public func checkPresented(clientID: String, from address: String?) throws {
-        guard let address else { return }
+        if let wait = presentedRetryAfter(clientID: clientID, from: address) { throw refusal(.authentication, retryAfter: wait) }
+    }
+
+    /// Whether `checkPresented` would refuse, without counting a refusal: for the fast paths, which
+    /// hand a refused request on to the router, where it is refused (and counted) once.
+    public func refusesPresented(clientID: String, from address: String?) -> Bool {
+        presentedRetryAfter(clientID: clientID, from: address) != nil
+    }
+
+    private func presentedRetryAfter(clientID: String, from address: String?) -> Int? {
+        guard let address else { return nil }
         let key = Self.key(address, clientID)
         let time = seconds()
-        let wait = state.withLock { $0.byAddressAndClient.retryAfter(key, limit: limits.authFailuresPerMinute, at: time) }
-        if let wait { throw refusal(.authentication, retryAfter: wait) }
+        return state.withLock { $0.byAddressAndClient.retryAfter(key, limit: limits.authFailuresPerMinute, at: time) }
     }
 
     /// After a failed authentication from `address` (`clientID` as presented, if any): counts it and
@@ -93,10 +102,18 @@ public final class GuessLimiter: Sendable {
 
     /// Before an authenticated caller's introspection: refused while it is past the limit.
     public func checkUnknownTokens(caller: String) throws {
+        if let wait = unknownTokensRetryAfter(caller: caller) { throw refusal(.unknownToken, retryAfter: wait) }
+    }
+
+    /// Whether `checkUnknownTokens` would refuse, without counting a refusal (see `refusesPresented`).
+    public func refusesUnknownTokens(caller: String) -> Bool {
+        unknownTokensRetryAfter(caller: caller) != nil
+    }
+
+    private func unknownTokensRetryAfter(caller: String) -> Int? {
         let time = seconds()
         let key = Self.key(caller)
-        let wait = state.withLock { $0.unknownByCaller.retryAfter(key, limit: limits.unknownTokensPerMinute, at: time) }
-        if let wait { throw refusal(.unknownToken, retryAfter: wait) }
+        return state.withLock { $0.unknownByCaller.retryAfter(key, limit: limits.unknownTokensPerMinute, at: time) }
     }
 
     /// The caller asked about a well-formed token that was never issued.

@@ -121,7 +121,7 @@ public struct Introspector: Sendable {
     /// token, a caller past the guessing limit).
     public func introspectWithoutWaiting(_ token: String?, caller: ClientRecord) -> MemoryIntrospection? {
         guard caller.roles.contains(.introspect), let token else { return nil }
-        if let limiter, (try? limiter.checkUnknownTokens(caller: caller.id)) == nil { return nil }
+        if let limiter, limiter.refusesUnknownTokens(caller: caller.id) { return nil }
         let hash: TokenHash
         switch Self.wellFormedHash(token) {
         case nil:
