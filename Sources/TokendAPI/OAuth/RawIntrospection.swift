@@ -23,8 +23,13 @@ import Synchronization
 /// outbound the `HTTPServerResponsePart`s on their way to the encoder, whose ends it counts, so
 /// that it answers only while every request it handed on has been answered (answers keep their
 /// order). Once it has handed on bytes that were not exactly whole requests, the decoder may hold
-/// part of one, and it steps aside for the rest of the connection. Its own answers are written from
-/// the encoder's context, past the encoder.
+/// part of one, and it steps aside for the rest of the connection (it cannot tell when the decoder
+/// is at a message boundary again; a client that sends one request outside the subset, or one
+/// split over two reads, is then served by the decoder's path, which answers the same). Its own
+/// answers are written from the encoder's context, past the encoder: nothing removes the encoder
+/// from a connection's pipeline before the connection closes (the listener configures no HTTP
+/// upgrade), and a write on a removed context fails as on a closed channel rather than reaching
+/// the socket.
 final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Puts a byte path for `fastPath` right after the pipeline's `HTTPResponseEncoder`, if it has
     /// one and the replica keeps token memory (without, it could answer nothing).
