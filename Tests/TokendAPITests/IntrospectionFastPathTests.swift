@@ -50,6 +50,8 @@ import TokendTestSupport
             #expect(fastPath.answered >= answerable.reduce(0) { $0 + $1.requests }, "the fast path answered \(fastPath.answered)")
             // Each item comes on a connection of its own: the byte path sees every one first.
             #expect(fastPath.answeredFromBytes > 0, "the byte path answered none")
+            // … and handed some on parsed, past the decoder (a miss, a wrong secret, …).
+            #expect(fastPath.handedOnParsed > 0, "the byte path handed none on parsed")
         }
     }
 

@@ -117,10 +117,52 @@ import TokendTestSupport
                 #expect(fastPath.answeredFromBytes == before)
 
                 before = fastPath.answeredFromBytes
+                let parsed = fastPath.handedOnParsed
                 let turns = try await Self.inTurns([miss, hit, hit], port: port)
                 #expect(turns.map { $0.components(separatedBy: "\r\n\r\n").last?.prefix(15) } == [#"{"active":false"#, #"{"active":true,"#, #"{"active":true,"#], "\(turns)")
                 #expect(fastPath.answeredFromBytes == before + 2)
+                // The miss was handed on parsed (the decoder never saw it); the two in one write went as bytes.
+                #expect(fastPath.handedOnParsed == parsed + 1)
             }
+        }
+    }
+
+    /// Without token memory the byte path answers nothing itself and hands every whole request of
+    /// its subset on parsed: the answers are the router's alone, byte for byte (a live token read
+    /// by the fast path, a never-issued one, a wrong secret, `/authz`), also in turns on one connection.
+    @Test(arguments: StoreKind.allCases)
+    func withoutMemoryHandsEveryRequestOnParsed(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (rs, hit) = try await Fast.callerAndLiveToken(h.services)
+            let token = try #require(hit.components(separatedBy: "token=").last)
+            let requests = [
+                hit,
+                Fast.post("token=tkd_at_" + String(repeating: "F", count: 43), auth: rs.basic),
+                Fast.post("token=\(token)", auth: "Basic " + Data("rs:wrong".utf8).base64EncodedString()),
+                Fast.authz(gateway: rs.basic, authorization: "Bearer \(token)"),
+                Fast.authz("/authz?scope=write", gateway: rs.basic, authorization: "Bearer \(token)"),
+            ]
+            let services = h.storeOnlyServices()
+            let fastPath = services.fastPath()
+            #expect(!fastPath.hasMemory)
+            try await publicListener(services, fastPath: fastPath).test(.live) { fast in
+                try await fastPath.untilReadingMisses()
+                try await publicListener(services, fastPath: nil).test(.live) { plain in
+                    let fastPort = try #require(fast.port)
+                    let plainPort = try #require(plain.port)
+                    for request in requests {
+                        let expected = try await Fast.exchange(request, port: plainPort)
+                        let got = try await Fast.exchange(request, port: fastPort)
+                        #expect(!expected.isEmpty && Fast.withoutDate(got) == Fast.withoutDate(expected), "\(request)")
+                    }
+                    let expected = try await Self.inTurns(requests, port: plainPort)
+                    let got = try await Self.inTurns(requests, port: fastPort)
+                    #expect(got.count == requests.count && got.map(Fast.withoutDate) == expected.map(Fast.withoutDate), "\(got)")
+                }
+            }
+            #expect(fastPath.answeredFromBytes == 0)
+            #expect(fastPath.handedOnParsed == 2 * requests.count, "handed on parsed: \(fastPath.handedOnParsed)")
+            #expect(fastPath.answered > 0, "the fast path read none of the misses")
         }
     }
 

@@ -43,7 +43,8 @@ public final class IntrospectionFastPath: Sendable {
     /// primary each under a time limit of its own (the router's lookup may take two limits).
     let readsMisses: Bool
     /// Whether the replica keeps token memory: without it (`TOKEND_CACHE_ENTRIES=0`) every
-    /// introspection needs the store, and the byte path (`RawIntrospectionHandler`) is not installed.
+    /// introspection needs the store, and the byte path (`RawIntrospectionHandler`) answers none
+    /// itself (it hands each on parsed).
     let hasMemory: Bool
     private let counter = AnswerCounter()
 
@@ -53,6 +54,10 @@ public final class IntrospectionFastPath: Sendable {
     /// Of those, the ones answered straight from the connection's bytes (`RawIntrospectionHandler`).
     public var answeredFromBytes: Int { bytesCounter.value.load(ordering: .relaxed) }
     let bytesCounter = AnswerCounter()
+
+    /// Requests the byte path read and handed on parsed, past the decoder (a miss, or one for the router).
+    public var handedOnParsed: Int { parsedCounter.value.load(ordering: .relaxed) }
+    let parsedCounter = AnswerCounter()
 
     /// The largest body the fast path reads before handing a request to the router: a form with a
     /// token and client credentials is far smaller.

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 /// The byte path: a form introspection or an `/authz` request answered from memory straight from
@@ -16,8 +18,10 @@ import Synchronization
 /// `HTTP1ToHTTPServerCodec` would have made of the same bytes, and writes the answer as the
 /// encoder writes `IntrospectionFastPathHandler`'s; `IntrospectionFastPathTests` compares the
 /// three paths byte for byte. A miss, or a request the fast path leaves to the router, is handed
-/// on whole (read twice, then: a cache miss costs a few µs more, on a path that costs 60 to 100).
-/// Without token memory (`TOKEND_CACHE_ENTRIES=0`) it is not installed.
+/// on already parsed: its parts are fired from `HTTP1ToHTTPServerCodec`'s context, as the decoder
+/// and the codec would have made them, to `IntrospectionFastPathHandler` (which reads a miss's
+/// record) and on to the router. The decoder, between messages before and after, never sees it.
+/// Without token memory (`TOKEND_CACHE_ENTRIES=0`) it answers nothing itself and only does that.
 ///
 /// It sits between `HTTPResponseEncoder` and the request decoder: inbound it sees the bytes,
 /// outbound the `HTTPServerResponsePart`s on their way to the encoder, whose ends it counts, so
@@ -32,10 +36,13 @@ import Synchronization
 /// the socket.
 final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Puts a byte path for `fastPath` right after the pipeline's `HTTPResponseEncoder`, if it has
-    /// one and the replica keeps token memory (without, it could answer nothing).
+    /// one and an `HTTP1ToHTTPServerCodec`.
     static func install(_ fastPath: IntrospectionFastPath, context: ChannelHandlerContext) {
-        guard fastPath.hasMemory, let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return }
-        try? context.pipeline.syncOperations.addHandler(RawIntrospectionHandler(fastPath, encoder: encoder), position: .after(encoder.handler))
+        let pipeline = context.pipeline.syncOperations
+        guard let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
+            let codec = try? pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self)
+        else { return }
+        try? pipeline.addHandler(RawIntrospectionHandler(fastPath, encoder: encoder, codec: codec), position: .after(encoder.handler))
     }
 
     typealias InboundIn = ByteBuffer
@@ -46,6 +53,8 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let fastPath: IntrospectionFastPath
     /// Released when this handler leaves the pipeline.
     private var encoder: ChannelHandlerContext?
+    /// Whole requests are handed on from here, parsed. Released with `encoder`.
+    private var codec: ChannelHandlerContext?
     /// Requests handed on whose answer has not ended yet.
     private var due = 0
     /// Bytes were handed on that were not exactly whole requests: the decoder may hold part of
@@ -54,9 +63,10 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var needsFlush = false
     private var date = HTTPDate()
 
-    init(_ fastPath: IntrospectionFastPath, encoder: ChannelHandlerContext) {
+    init(_ fastPath: IntrospectionFastPath, encoder: ChannelHandlerContext, codec: ChannelHandlerContext) {
         self.fastPath = fastPath
         self.encoder = encoder
+        self.codec = codec
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,7 +81,7 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         let start = ContinuousClock.now
-        if due == 0, let encoder, context.channel.isWritable, let kind = fastPath.kind(of: request.head),
+        if due == 0, fastPath.hasMemory, let encoder, context.channel.isWritable, let kind = fastPath.kind(of: request.head),
             case .answer(let answer) = fastPath.answer(kind, head: request.head, body: request.body, source: context.channel.remoteAddress?.ipAddress)
         {
             write(answer, encoder: encoder)
@@ -79,13 +89,22 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             fastPath.bytesCounter.value.add(1, ordering: .relaxed)
             return
         }
-        // One whole request, for the decoder: counted, so that answers here wait for its answer.
+        // One whole request for the handlers after the codec: counted, so that answers here wait
+        // for its answer.
         due += 1
-        context.fireChannelRead(data)
+        guard let codec else {
+            context.fireChannelRead(data)
+            return
+        }
+        codec.fireChannelRead(NIOAny(HTTPRequestPart.head(request.head)))
+        if request.body.readableBytes > 0 { codec.fireChannelRead(NIOAny(HTTPRequestPart.body(request.body))) }
+        codec.fireChannelRead(NIOAny(HTTPRequestPart.end(nil)))
+        fastPath.parsedCounter.value.add(1, ordering: .relaxed)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         encoder = nil
+        codec = nil
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
