@@ -2,6 +2,10 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import NIOPosix
 import Testing
 @testable import TokendAPI
@@ -163,6 +167,71 @@ import TokendTestSupport
             #expect(fastPath.answeredFromBytes == 0)
             #expect(fastPath.handedOnParsed == 2 * requests.count, "handed on parsed: \(fastPath.handedOnParsed)")
             #expect(fastPath.answered > 0, "the fast path read none of the misses")
+        }
+    }
+
+    /// The decoder tells the encoder each request's method, and the encoder takes one off per
+    /// answer to send a `HEAD`'s without its body; a request handed on parsed never told it. So a
+    /// `HEAD` read while such a request awaits its answer waits until that answer has passed the
+    /// encoder: the answer keeps its body, and the `HEAD`'s goes without (before, the `HEAD` took the
+    /// earlier answer's place and that answer lost its body). NIO's own handlers, as the listener
+    /// builds them, in an `EmbeddedChannel`, with a stand-in router that answers when told.
+    @Test func aHeadBehindARequestHandedOnParsedWaitsForItsAnswer() async throws {
+        try await withHarness(.sqlite) { h in
+            let fastPath = h.services.fastPath()
+            let router = StandInRouter()
+            let channel = EmbeddedChannel()
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandler(IntrospectionFastPathHandler(fastPath))
+            try pipeline.addHandler(router)
+
+            // Whole and of the subset, but without credentials: for the router, handed on parsed.
+            try channel.writeInbound(ByteBuffer(string: Self.request))
+            #expect(fastPath.handedOnParsed == 1)
+            #expect(router.requests.map(\.method) == [.post])
+            try channel.writeInbound(ByteBuffer(string: "HEAD /healthz HTTP/1.1\r\n\r\n"))
+            #expect(router.requests.map(\.method) == [.post], "the HEAD reached the router before the POST was answered")
+
+            router.answer(body: "hello")
+            channel.embeddedEventLoop.run()
+            #expect(router.requests.map(\.method) == [.post, .head])
+            router.answer(body: "hello")
+            var written = ""
+            while let part = try channel.readOutbound(as: IOData.self) {
+                guard case .byteBuffer(let bytes) = part else { continue }
+                written += String(buffer: bytes)
+            }
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+            #expect(written == head + "hello" + head, "\(written)")
+            #expect(try channel.finish().isClean)
+        }
+    }
+
+    /// Records the requests that reach it; `answer` writes the oldest unanswered one's answer, its
+    /// body withheld for a `HEAD` as Hummingbird does.
+    final class StandInRouter: ChannelInboundHandler {
+        typealias InboundIn = HTTPRequestPart
+        typealias OutboundOut = HTTPResponsePart
+        var requests: [HTTPRequest] = []
+        private var answered = 0
+        private var context: ChannelHandlerContext?
+
+        func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+        func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head(let head) = unwrapInboundIn(data) { requests.append(head) }
+        }
+
+        func answer(body: String) {
+            guard let context, answered < requests.count else { return }
+            let method = requests[answered].method
+            answered += 1
+            context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: [.contentLength: String(body.utf8.count)]))), promise: nil)
+            if method != .head { context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
 

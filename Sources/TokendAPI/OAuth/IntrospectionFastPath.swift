@@ -286,16 +286,10 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
         var timeout: Scheduled<Void>?
     }
 
-    /// What arrived while a request was reading, for after its answer.
-    private enum Deferred {
-        case read(NIOAny)
-        case event(Any)
-        case error(any Error)
-    }
-
     private let fastPath: IntrospectionFastPath
     private var state = State.idle
-    private var deferred: [Deferred] = []
+    /// What arrived while a request was reading, for after its answer.
+    private var deferred: [DeferredInbound] = []
     /// A `read` held back while a request was reading.
     private var readHeldBack = false
     /// The connection has closed.

@@ -8,7 +8,7 @@ import Synchronization
 
 /// The byte path: a form introspection or an `/authz` request answered from memory straight from
 /// the connection's bytes, in front of the HTTP/1 decoder, when one read brought exactly one whole request of a
-/// strict subset of HTTP/1.1 (`RawRequest`); anything else goes on, unchanged, to the decoder, and
+/// strict subset of HTTP/1.1 (`RawRequest`); other bytes go on, unchanged, to the decoder, and
 /// from there to `IntrospectionFastPathHandler` and the router. It skips what a request costs
 /// between the bytes and `IntrospectionFastPath` (the parser's callbacks, NIO's and then
 /// HTTPTypes' head, the URL parse of the target, the response's conversion and encoding), about a
@@ -22,6 +22,13 @@ import Synchronization
 /// and the codec would have made them, to `IntrospectionFastPathHandler` (which reads a miss's
 /// record) and on to the router. The decoder, between messages before and after, never sees it.
 /// Without token memory (`TOKEND_CACHE_ENTRIES=0`) it answers nothing itself and only does that.
+///
+/// The decoder tells the encoder each request's method, so that the answer to a `HEAD` (or
+/// `CONNECT`) goes out without its body; the encoder takes one method off that queue per answer.
+/// A request handed on parsed is never in the queue, so bytes for the decoder that arrive while
+/// such a request still awaits its answer are held (and the connection is not read meanwhile)
+/// until that answer has passed the encoder: otherwise a pipelined `HEAD` would take the place of
+/// the earlier answer, which would then lose its body.
 ///
 /// It sits between `HTTPResponseEncoder` and the request decoder: inbound it sees the bytes,
 /// outbound the `HTTPServerResponsePart`s on their way to the encoder, whose ends it counts, so
@@ -60,6 +67,11 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Bytes were handed on that were not exactly whole requests: the decoder may hold part of
     /// one, so nothing is answered here on this connection any more.
     private var handingOn = false
+    /// Bytes for the decoder (and what arrived after them) held until every request handed on
+    /// parsed has been answered; `read` held back meanwhile.
+    private var holding = false
+    private var held: [DeferredInbound] = []
+    private var readHeldBack = false
     private var needsFlush = false
     private var date = HTTPDate()
 
@@ -71,13 +83,15 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if handingOn {
-            context.fireChannelRead(data)
+            handOn(data, context: context)
             return
         }
         let bytes = unwrapInboundIn(data)
         guard let request = RawRequest(bytes) else {
+            // Until now every request went on parsed: `due` counts those awaiting their answers.
             handingOn = true
-            context.fireChannelRead(data)
+            holding = due > 0
+            handOn(data, context: context)
             return
         }
         let start = ContinuousClock.now
@@ -102,6 +116,58 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         fastPath.parsedCounter.value.add(1, ordering: .relaxed)
     }
 
+    /// Bytes for the decoder: now, or once the requests handed on parsed are answered.
+    private func handOn(_ data: NIOAny, context: ChannelHandlerContext) {
+        if holding {
+            held.append(.read(data))
+        } else {
+            context.fireChannelRead(data)
+        }
+    }
+
+    /// Hands the decoder what was held for it, in order, and reads again.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        guard holding else { return }
+        holding = false
+        let items = held
+        held = []
+        for item in items {
+            switch item {
+            case .read(let data): context.fireChannelRead(data)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
+        }
+        context.fireChannelReadComplete()
+        if readHeldBack {
+            readHeldBack = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if holding {
+            readHeldBack = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Nobody to answer: what was held is dropped, as the connection's unread bytes are.
+        holding = false
+        held = []
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if holding {
+            held.append(.error(error))
+        } else {
+            context.fireErrorCaught(error)
+        }
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         encoder = nil
         codec = nil
@@ -121,12 +187,26 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             needsFlush = false
             context.flush()
         }
-        context.fireUserInboundEventTriggered(event)
+        if holding {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), due > 0 { due -= 1 }
+        var answered = false
+        if case .end = unwrapOutboundIn(data), due > 0 {
+            due -= 1
+            answered = due == 0
+        }
         context.write(data, promise: promise)
+        if answered, holding {
+            // After the write that is under way, not inside it.
+            context.eventLoop.assumeIsolated().execute {
+                self.releaseHeld(context: context)
+            }
+        }
     }
 
     /// `answer` as the encoder writes `IntrospectionFastPathHandler`'s (status line, the fields in
@@ -152,6 +232,13 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         encoder.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
         needsFlush = true
     }
+}
+
+/// What a handler received while it held back a connection's input, for later, in order.
+enum DeferredInbound {
+    case read(NIOAny)
+    case event(Any)
+    case error(any Error)
 }
 
 /// One complete request of the strict subset: `POST /oauth2/introspect HTTP/1.1` with exactly one
