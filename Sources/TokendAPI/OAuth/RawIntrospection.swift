@@ -72,6 +72,8 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var holding = false
     private var held: [DeferredInbound] = []
     private var readHeldBack = false
+    /// The connection has closed.
+    private var inactive = false
     private var needsFlush = false
     private var date = HTTPDate()
 
@@ -132,12 +134,15 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let items = held
         held = []
         for item in items {
+            // Something released may close the connection (a shutdown when nothing is in progress).
+            if inactive { break }
             switch item {
             case .read(let data): context.fireChannelRead(data)
             case .event(let event): context.fireUserInboundEventTriggered(event)
             case .error(let error): context.fireErrorCaught(error)
             }
         }
+        guard !inactive else { return }
         context.fireChannelReadComplete()
         if readHeldBack {
             readHeldBack = false
@@ -155,6 +160,7 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func channelInactive(context: ChannelHandlerContext) {
         // Nobody to answer: what was held is dropped, as the connection's unread bytes are.
+        inactive = true
         holding = false
         held = []
         context.fireChannelInactive()
@@ -169,6 +175,8 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        // Nothing removes it before the connection closes; if something did, what it holds goes on.
+        releaseHeld(context: context)
         encoder = nil
         codec = nil
     }
