@@ -226,7 +226,7 @@ let package = Package(
         .testTarget(
             name: "TokendServerTests",
             dependencies: [
-                "TokendCore", "TokendServer", "TokendClient", "TokendTestSupport",
+                "TokendCore", "TokendServer", "TokendClient", "TokendPostgres", "TokendTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

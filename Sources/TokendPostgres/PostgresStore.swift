@@ -49,6 +49,9 @@ public struct PostgresStore: TokendStore, StorePoolReporting {
         return (pool ?? PostgresPoolObserver(maxConnections: 0)).figures(batches: batches, keys: keys, sizes: lookups.batchSizes)
     }
 
+    /// Counts a batch of `keys` keys read beside this store (`PostgresBatchReader`) in `poolFigures`.
+    var countBatch: @Sendable (Int) -> Void { { [lookups] keys in lookups.count(keys) } }
+
     public func ping() async throws {
         try await onConnection { [logger] connection in
             for try await _ in try await connection.query("SELECT 1", logger: logger) {}

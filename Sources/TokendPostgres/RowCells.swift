@@ -10,7 +10,11 @@ struct RowCells {
     init(_ row: PostgresRow) { iterator = row.makeIterator() }
 
     mutating func next<T: PostgresDecodable>(_ type: T.Type) throws -> T {
-        guard let cell = iterator.next() else { throw PostgresDecodingError.Code.missingData }
+        guard var cell = iterator.next() else { throw PostgresDecodingError.Code.missingData }
+        // postgres-nio asks for every result column in binary (its Bind message), but a statement
+        // prepared through its `PostgresDatabase.prepare` (`PostgresBatchReader`) describes its
+        // columns as the server's Describe did, as text.
+        cell.format = .binary
         return try cell.decode(T.self, context: .default)
     }
 }

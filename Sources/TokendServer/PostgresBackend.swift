@@ -20,9 +20,18 @@ struct PostgresBackend: StoreBackend {
     let standbyReads: (any StandbyReads)?
     /// `pooler=transaction` on the URL: unnamed statements, and no LISTEN connection.
     let transactionPooler: Bool
+    /// The HTTP fast path's reads of cache misses, on two connections of their own; `nil` with a
+    /// standby (the fast path leaves misses to the router then).
+    let reader: PostgresBatchReader?
+    static let readerConnections = 2
 
     init(url: String, readURL: String? = nil, logger: Logger) throws {
-        let configuration = try DatabaseURL.configuration(url)
+        var configuration = try DatabaseURL.configuration(url)
+        if readURL == nil {
+            // The fast path's reader holds two connections of its own: the replica's total stays
+            // 20 plus the LISTEN session.
+            configuration.options.maximumConnections -= PostgresBackend.readerConnections
+        }
         var pgLogger = logger
         pgLogger[metadataKey: "db"] = "\(DatabaseURL.redacted(url))"
         self.url = url
@@ -56,13 +65,19 @@ struct PostgresBackend: StoreBackend {
             self.standbyClient = nil
             self.standbyReads = nil
         }
+        self.reader =
+            readURL == nil
+            ? postgres.batchReader(configuration: try parsed.connectionConfiguration(), connections: Self.readerConnections) : nil
     }
 
     var store: any TokendStore { postgres }
     var pool: (any StorePoolReporting)? { postgres }
+    var batchReader: (any TokenBatchReader)? { reader }
 
     func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service] {
         var services: [any Service] = [client]
+        // After the pool, so stopped before it, and after the listeners that use it.
+        if let reader { services.append(reader) }
         if let standbyClient {
             // Polled instead of LISTEN: signing keys are then re-read every minute (SigningKeyRing).
             services.append(standbyClient)

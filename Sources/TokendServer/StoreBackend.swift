@@ -14,6 +14,9 @@ public protocol StoreBackend: Sendable {
     var pool: (any StorePoolReporting)? { get }
     /// The hot standby for lookups and the log's tail (`TOKEND_READ_DATABASE_URL`); `nil`: none.
     var standbyReads: (any StandbyReads)? { get }
+    /// Reads batches of token records without a task (the HTTP fast path's cache misses), when the
+    /// store can; `nil`: the fast path reads through the replica.
+    var batchReader: (any TokenBatchReader)? { get }
     /// Services that must run while the store is in use: PostgreSQL's pool and, with `wakeUps`,
     /// the LISTEN connection that calls them on every committed revocation and key rotation.
     func services(wakeUps: RevocationListener.WakeUps?, logger: Logger) throws -> [any Service]
@@ -36,6 +39,7 @@ public func openStoreBackend(_ configuration: StoreConfiguration, readURL: Strin
 
 extension StoreBackend {
     public var standbyReads: (any StandbyReads)? { nil }
+    public var batchReader: (any TokenBatchReader)? { nil }
 
     /// Runs `body` with the store usable (its services running, without wake-ups), then releases it.
     public func withRunning<T: Sendable>(logger: Logger, _ body: @Sendable @escaping () async throws -> T) async throws -> T {

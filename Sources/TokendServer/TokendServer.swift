@@ -125,7 +125,7 @@ public func buildServiceGroup(
     let publicRouter = buildPublicRouter(tokend, metrics: metrics, logger: logger, kubernetes: kubernetes)
     // Without memory (TOKEND_CACHE_ENTRIES=0) every introspection asks the store: the fast path
     // then reads every token's record itself.
-    let fastPath = IntrospectionFastPath(tokend, metrics: metrics, logger: logger)
+    let fastPath = IntrospectionFastPath(tokend, metrics: metrics, logger: logger, reader: backend.batchReader)
     var publicApp = listener(publicRouter, configuration.httpAddress, name: "public", fastPath: fastPath) { bound in
         // With port 0 the issuer is known only now.
         if configuration.issuer == nil { issuer.set("\(scheme)://\(bound)") }

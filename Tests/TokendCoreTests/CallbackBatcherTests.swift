@@ -190,4 +190,96 @@ import TokendTestSupport
         #expect(answers.results.withLock { $0[0] == nil && $0[3] == nil }, "a refused lookup is never answered")
         #expect(answers.value(1) == .some(10), "the held fetch answers its lookup")
     }
+
+    // MARK: Workers of reads (a `TokenBatchReader`), no tasks
+
+    /// Reads that wait until the test answers them, in order; answers `key * 10`.
+    final class Reads: Sendable {
+        typealias Done = @Sendable (Result<[Int: Int], any Error>) -> Void
+        let pending = Mutex<[(keys: [Int], done: Done)]>([])
+        /// When set, every read is answered within its call, with this.
+        let atOnce = Mutex<Result<[Int: Int], any Error>?>(nil)
+
+        func read(_ keys: [Int], _ done: @escaping Done) {
+            if let result = atOnce.withLock({ $0 }) { return done(result) }
+            pending.withLock { $0.append((keys.sorted(), done)) }
+        }
+
+        var keys: [[Int]] { pending.withLock { $0.map(\.keys) } }
+
+        /// Answers the oldest pending read.
+        func answerFirst(_ failure: (any Error)? = nil) {
+            let (keys, done) = pending.withLock { $0.removeFirst() }
+            if let failure { return done(.failure(failure)) }
+            done(.success(Dictionary(uniqueKeysWithValues: keys.map { ($0, $0 * 10) })))
+        }
+    }
+
+    @Test func aReadStartsInTheCallThatQueuesItsKeyAndTheNextInItsCompletion() async throws {
+        let reads = Reads()
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { keys, done in reads.read(keys, done) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            // Started by `enqueue` itself: no task in between.
+            #expect(reads.keys == [[1]])
+            for (index, key) in [2, 3, 2].enumerated() { #expect(batcher.enqueue(key, completion: answers.completion(index + 1))) }
+            #expect(reads.keys == [[1]])
+            #expect(batcher.queued == 3)
+            reads.answerFirst()
+            // The first read's completion answered its key and started the next read.
+            #expect(answers.value(0) == .some(10))
+            #expect(reads.keys == [[2, 3]])
+            #expect(batcher.workers == 1)
+            reads.answerFirst(ReadDown())
+            #expect((1...3).allSatisfy { answers.error($0) is ReadDown })
+            #expect(batcher.workers == 0)
+            #expect(batcher.queued == 0)
+            // The next key starts a read again.
+            #expect(batcher.enqueue(4, completion: answers.completion(4)))
+            #expect(reads.keys == [[4]])
+            reads.answerFirst()
+            #expect(answers.value(4) == .some(40))
+        }
+    }
+
+    @Test func readsAnsweredWithinTheirCallDrainTheQueue() async throws {
+        let reads = Reads()
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 2, backlog: 1) { keys, done in reads.read(keys, done) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            #expect(batcher.enqueue(2, completion: answers.completion(1)))
+            #expect(batcher.enqueue(3, completion: answers.completion(2)))
+            #expect(batcher.workers == 2)
+            reads.atOnce.withLock { $0 = .success([3: 30]) }
+            reads.answerFirst()
+            // Its worker went on with key 3, answered within the call, and ended.
+            #expect(answers.value(0) == .some(10))
+            #expect(answers.value(2) == .some(30))
+            #expect(batcher.workers == 1)
+            reads.answerFirst()
+            #expect(answers.value(1) == .some(20))
+            #expect(batcher.workers == 0)
+        }
+    }
+
+    @Test func aReadInFlightAtTheEndAnswersItsKeysAndStartsNoOther() async throws {
+        let reads = Reads()
+        let answers = Answers()
+        let batcher = CallbackBatcher<Int, Int>(maxConcurrentBatches: 1) { keys, done in reads.read(keys, done) }
+        try await Self.running(batcher) {
+            #expect(batcher.enqueue(1, completion: answers.completion(0)))
+            #expect(batcher.enqueue(2, completion: answers.completion(1)))
+        }
+        try await poll(until: "the queued lookup answered") { answers.error(1) != nil }
+        #expect(answers.error(1) is CancellationError)
+        #expect(!batcher.enqueue(3, completion: answers.completion(2)))
+        reads.answerFirst()
+        #expect(answers.value(0) == .some(10))
+        #expect(reads.keys.isEmpty, "no read after the end")
+        #expect(batcher.workers == 0)
+    }
 }
+
+private struct ReadDown: Error {}

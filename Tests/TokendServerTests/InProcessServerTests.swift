@@ -2,6 +2,7 @@ import Foundation
 import ServiceLifecycle
 import Testing
 import TokendCore
+import TokendPostgres
 import TokendServer
 import TokendTestSupport
 
@@ -32,6 +33,54 @@ import FoundationNetworking
             stopped = server
         }
         #expect(stopped?.replica.isDraining == true)
+    }
+
+    /// Without token memory every introspection reads PostgreSQL, on the fast path through its
+    /// reader's connections (`PostgresBatchReader`): many at once, known and unknown tokens, and a
+    /// token revoked in between.
+    @Test func everyIntrospectionReadsPostgreSQLThroughTheFastPath() async throws {
+        try await withLiveServer(.postgres, settings: ["TOKEND_CACHE_ENTRIES": "0"]) { server, urls in
+            let admin = AdminAPI(url: urls.admin, token: server.adminToken)
+            let created = try await admin.call("CreateClient", ["client_id": "rs", "roles": ["introspect"]])
+            let secret = try #require(created["client_secret"] as? String)
+            var tokens: [String] = []
+            for subject in ["alice", "bob", "carol"] {
+                let issued = try await admin.call("IssueToken", ["client_id": "rs", "subject": subject])
+                tokens.append(try #require(issued["access_token"] as? String))
+            }
+            let unknown = "tkd_at_" + String(repeating: "Q", count: 43)
+            let asked = (0..<30).map { $0 % 4 == 3 ? unknown : tokens[$0 % 4] }
+            /// Status, `active`, `sub` and how many members the answer has.
+            typealias Answer = (status: Int, active: Bool?, subject: String?, members: Int)
+            let answers = try await withThrowingTaskGroup(of: (Int, Answer).self) { group in
+                for (index, token) in asked.enumerated() {
+                    group.addTask {
+                        let (status, body) = try await postForm(urls.public + "/oauth2/introspect", "token=\(token)", user: "rs", password: secret)
+                        return (index, (status, body["active"] as? Bool, body["sub"] as? String, body.count))
+                    }
+                }
+                var answers: [Int: Answer] = [:]
+                for try await (index, answer) in group { answers[index] = answer }
+                return answers
+            }
+            for (index, token) in asked.enumerated() {
+                let answer = try #require(answers[index])
+                #expect(answer.status == 200)
+                if token == unknown {
+                    #expect(answer.members == 1 && answer.active == false, "\(answer)")
+                } else {
+                    #expect(answer.active == true && answer.subject == ["alice", "bob", "carol"][index % 4], "\(answer)")
+                }
+            }
+            let revoked = try await postForm(urls.public + "/oauth2/revoke", "token=\(tokens[1])", user: "rs", password: secret)
+            #expect(revoked.0 == 200)
+            let after = try await postForm(urls.public + "/oauth2/introspect", "token=\(tokens[1])", user: "rs", password: secret)
+            #expect(after.0 == 200 && after.1.count == 1 && after.1["active"] as? Bool == false, "\(after)")
+            // Read on the fast path's own connections, not through the router's pool.
+            let database = try #require(urls.database)
+            let readers = try await sessions(of: database, applicationName: PostgresBatchReader.applicationName)
+            #expect((1...2).contains(readers), "\(readers) connections of the fast path's reader")
+        }
     }
 }
 

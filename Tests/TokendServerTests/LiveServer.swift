@@ -12,7 +12,7 @@ import TokendTestSupport
 func withLiveServer(
     _ kind: StoreKind,
     settings extra: [String: String] = [:],
-    _ body: (TokendServer, (public: String, admin: String)) async throws -> Void
+    _ body: (TokendServer, (public: String, admin: String, database: String?)) async throws -> Void
 ) async throws {
     let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-live-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: dataDir) }
@@ -32,7 +32,7 @@ func withLiveServer(
             defer { group.cancelAll() }
             let urls = try await waitFor("both listeners bound") { server.listening.urls }
             try await waitFor("ready") { try await get(urls.public + "/readyz") == 200 ? true : nil }
-            try await body(server, urls)
+            try await body(server, (urls.public, urls.admin, database?.name))
             await server.group.triggerGracefulShutdown()
             try await group.waitForAll()
         }

@@ -94,7 +94,7 @@ public func withFreshPostgres<T: Sendable>(
 }
 
 /// `withFreshPostgres`, and the URL `client` connects with (for a second client of the same database).
-func withFreshPostgres<T: Sendable>(
+public func withFreshPostgres<T: Sendable>(
     migrate: Bool = true,
     throughPgBouncer: Bool,
     _ body: @Sendable (PostgresClient, String) async throws -> T
@@ -144,6 +144,16 @@ public func dropDatabase(_ name: String) async throws {
     try await withAdminClient(try TestEnvironment.databaseURL()) { client in
         try await client.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)")
     }
+}
+
+/// How many sessions of `database` on the test server have `application_name` `name`.
+public func sessions(of database: String, applicationName name: String) async throws -> Int {
+    let count = Mutex(0)
+    try await withAdminClient(try TestEnvironment.databaseURL()) { client in
+        let rows = try await client.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = \(database) AND application_name = \(name)")
+        for try await value in rows.decode(Int.self) { count.withLock { $0 = value } }
+    }
+    return count.withLock { $0 }
 }
 
 func withAdminClient(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {

@@ -98,16 +98,34 @@ public final class IntrospectionFastPath: Sendable {
     /// `storeTimeLimit`: how long a cache miss waits for the store (`nil`: as long as the read
     /// takes); by default the limit of a `TimeLimitedStore` under the replica, as the router's
     /// reads have.
-    public init(_ tokend: Tokend, metrics: TokendMetrics, logger: Logger, storeTimeLimit: TimeInterval? = nil) {
+    /// `reader`: reads the misses' records without a task (the store's own, `StoreBackend.batchReader`),
+    /// under that limit and counted with the replica's store calls; without one, a worker task
+    /// reads them through the replica (`Introspector.records`).
+    public init(
+        _ tokend: Tokend,
+        metrics: TokendMetrics,
+        logger: Logger,
+        storeTimeLimit: TimeInterval? = nil,
+        reader: (any TokenBatchReader)? = nil
+    ) {
         self.authenticator = tokend.authenticator
         let introspector = tokend.introspector
         self.introspector = introspector
         self.metrics = metrics
         self.logger = logger
-        self.misses = CallbackBatcher { hashes in try await introspector.records(hashes) }
         let seconds = storeTimeLimit ?? tokend.replica.storeTimeLimit
         // Clamped to a day, so that any configured limit converts.
-        self.missTimeLimit = seconds.map { TimeAmount.nanoseconds(Int64(min(max($0, 0), 86_400) * 1_000_000_000)) }
+        let limit = seconds.map { TimeAmount.nanoseconds(Int64(min(max($0, 0), 86_400) * 1_000_000_000)) }
+        self.missTimeLimit = limit
+        if let reader {
+            let calls = tokend.replica.storeCallCounters
+            let duration = limit.map { Duration.nanoseconds($0.nanoseconds) }
+            self.misses = CallbackBatcher { hashes, completion in
+                reader.readTokens(hashes, timeLimit: duration, completion: calls?.counting(completion) ?? completion)
+            }
+        } else {
+            self.misses = CallbackBatcher { hashes in try await introspector.records(hashes) }
+        }
         self.readsMisses = tokend.replica.standby == nil
         self.hasMemory = tokend.replica.memory != nil
     }

@@ -91,6 +91,8 @@ public final class Replica: Sendable {
     public var storeName: String { store.name }
     /// The time limit of every store call, when the store has one (`TimeLimitedStore`).
     public var storeTimeLimit: TimeInterval? { (store as? TimeLimitedStore)?.seconds }
+    /// The counters of that time limit (`/metrics`), for reads made beside it (`TokenBatchReader`).
+    public var storeCallCounters: StoreCallCounters? { storeCalls }
 
     /// Runs the revocation feed (and the standby's probes of the primary) until cancelled;
     /// returns at once without memory.

@@ -21,9 +21,23 @@ import Synchronization
 ///
 /// A key may carry a deadline. One still queued when its deadline has passed is answered
 /// `CallbackBatcher.Expired` instead of being fetched: its caller has answered by itself by then.
+///
+/// With a `Read` instead of a `Fetch` (a store that reads without a task: `TokenBatchReader`), a
+/// worker is no task but a chain of reads: the caller whose key starts it starts its first read,
+/// and each read's completion starts the next while keys are queued. No thread of the concurrency
+/// pool is woken for a batch then; `run()` still decides when `enqueue` is open, and what is queued
+/// when it is cancelled is answered `CancellationError` as before (a read in flight then ends by
+/// itself, through the reader's time limit at worst).
 public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public typealias Fetch = @Sendable ([Key]) async throws -> [Key: Value]
+    /// Reads `keys` and calls the completion once, on any thread (also from within the call).
+    public typealias Read = @Sendable (_ keys: [Key], _ completion: @escaping @Sendable (Result<[Key: Value], any Error>) -> Void) -> Void
     public typealias Completion = @Sendable (Result<Value?, any Error>) -> Void
+
+    private enum Source: Sendable {
+        case fetch(Fetch)
+        case read(Read)
+    }
 
     /// The answer for a key whose deadline passed while it was queued.
     public struct Expired: Error {}
@@ -41,7 +55,7 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
         var workers = 0
     }
 
-    private let fetch: Fetch
+    private let source: Source
     private let maxConcurrentBatches: Int
     private let maxBatchSize: Int
     private let backlog: Int
@@ -51,8 +65,17 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
     private let startWorker: AsyncStream<Void>.Continuation
 
     /// `backlog`: how many queued keys start another worker while one runs already.
-    public init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 16, fetch: @escaping Fetch) {
-        self.fetch = fetch
+    public convenience init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 16, fetch: @escaping Fetch) {
+        self.init(source: .fetch(fetch), maxConcurrentBatches: maxConcurrentBatches, maxBatchSize: maxBatchSize, backlog: backlog)
+    }
+
+    /// Workers that are chains of `read`s, not tasks (see the type's description).
+    public convenience init(maxConcurrentBatches: Int = 2, maxBatchSize: Int = 256, backlog: Int = 16, read: @escaping Read) {
+        self.init(source: .read(read), maxConcurrentBatches: maxConcurrentBatches, maxBatchSize: maxBatchSize, backlog: backlog)
+    }
+
+    private init(source: Source, maxConcurrentBatches: Int, maxBatchSize: Int, backlog: Int) {
+        self.source = source
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
         self.maxBatchSize = max(1, maxBatchSize)
         self.backlog = max(1, backlog)
@@ -79,7 +102,12 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
             return true
         }
         guard let start else { return false }
-        if start { startWorker.yield() }
+        if start {
+            switch source {
+            case .fetch: startWorker.yield()
+            case .read(let read): readNext(read)
+            }
+        }
         return true
     }
 
@@ -102,22 +130,42 @@ public final class CallbackBatcher<Key: Hashable & Sendable, Value: Sendable>: S
 
     /// Fetches queued keys, a batch at a time, until none is queued.
     private func work() async {
-        while let batch = take() {
-            var keys: [Key] = []
-            var seen = Set<Key>()
-            for entry in batch where seen.insert(entry.key).inserted { keys.append(entry.key) }
+        guard case .fetch(let fetch) = source else { return }
+        while let batch = take(cancelled: Task.isCancelled) {
+            let keys = Self.keys(of: batch)
             let result: Result<[Key: Value], any Error>
             do { result = .success(try await fetch(keys)) } catch { result = .failure(error) }
-            for entry in batch { entry.completion(result.map { $0[entry.key] }) }
+            Self.answer(batch, with: result)
         }
+    }
+
+    /// A worker of `read`s: reads the next batch, and once it is answered the one after, until
+    /// none is queued.
+    private func readNext(_ read: @escaping Read) {
+        guard let batch = take(cancelled: !state.withLock { $0.open }) else { return }
+        read(Self.keys(of: batch)) { result in
+            Self.answer(batch, with: result)
+            self.readNext(read)
+        }
+    }
+
+    /// The batch's keys, each once.
+    private static func keys(of batch: [Entry]) -> [Key] {
+        var keys: [Key] = []
+        var seen = Set<Key>()
+        for entry in batch where seen.insert(entry.key).inserted { keys.append(entry.key) }
+        return keys
+    }
+
+    private static func answer(_ batch: [Entry], with result: Result<[Key: Value], any Error>) {
+        for entry in batch { entry.completion(result.map { $0[entry.key] }) }
     }
 
     /// The next batch, or `nil` (and this worker has ended) when nothing is queued or `run()` is
     /// cancelled (it answers what is queued then). Entries past their deadline are answered
     /// `Expired` on the way.
-    private func take() -> [Entry]? {
+    private func take(cancelled: Bool) -> [Entry]? {
         let now = ContinuousClock.now
-        let cancelled = Task.isCancelled
         let (batch, expired) = state.withLock { state -> ([Entry]?, [Entry]) in
             if cancelled {
                 state.workers -= 1

@@ -152,7 +152,8 @@ public final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sen
         return try await fetch(keys)
     }
 
-    private func count(_ keys: Int) {
+    /// Counts a fetch of `keys` keys made elsewhere (`PostgresBatchReader`) in `figures` and `batchSizes`.
+    public func count(_ keys: Int) {
         fetches.add(1, ordering: .relaxed)
         fetchedKeys.add(Int64(keys), ordering: .relaxed)
         let bucket = LookupBatchSizes.bucket(of: keys)

@@ -46,6 +46,23 @@ public final class StoreCallCounters: Sendable {
         }
     }
 
+    /// `completion`, counted as `count` counts an operation: the call is in flight from now until
+    /// `completion` is called (for a call that answers through a callback, `TokenBatchReader`).
+    public func counting<T>(_ completion: @escaping @Sendable (Result<T, any Error>) -> Void) -> @Sendable (Result<T, any Error>) -> Void {
+        began()
+        return { result in
+            self.ended()
+            if case .failure(let error) = result {
+                if error is StoreTimeout {
+                    self.failed(timeout: true)
+                } else if (error as? TokendError).map({ $0.code == .unavailable }) ?? true {
+                    self.failed(timeout: false)
+                }
+            }
+            completion(result)
+        }
+    }
+
     @usableFromInline func began() {
         inFlight.add(1, ordering: .relaxed)
         calls.add(1, ordering: .relaxed)
