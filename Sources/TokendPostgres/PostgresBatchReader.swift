@@ -28,6 +28,8 @@ import TokendCore
 /// the channel closes, and a query written in between would fail too. A query is never written to
 /// a closed connection, which postgres-nio 1.33.2 would never answer (`PostgresStore.onConnection`).
 ///
+/// A connection idle for 60 s is closed, as the pool closes its own.
+///
 /// A `Service`: run it while the fast path may read (it stops after the listeners); a shutdown
 /// closes the connections, and reads after it are answered `CancellationError`.
 public final class PostgresBatchReader: TokenBatchReader, Service {
@@ -36,12 +38,15 @@ public final class PostgresBatchReader: TokenBatchReader, Service {
     private let reads: Mutex<[Int]>
 
     /// `counted`: called with the number of keys of each batch read (`PostgresStore`'s figures).
+    /// `idleLimit`: a connection that read nothing for that long is closed, as the pool closes its
+    /// idle ones (a connection a firewall dropped silently would cost a read its time limit).
     init(
         configuration: PostgresConnection.Configuration,
         eventLoopGroup: any EventLoopGroup,
         connections: Int,
         named: Bool,
         logger: Logger,
+        idleLimit: TimeAmount = .seconds(60),
         counted: @escaping @Sendable (Int) -> Void
     ) {
         let count = max(1, connections)
@@ -54,6 +59,7 @@ public final class PostgresBatchReader: TokenBatchReader, Service {
                 firstID: index * 1_000_000,
                 named: named,
                 logger: logger,
+                idleLimit: idleLimit,
                 counted: counted
             )
         }
@@ -134,6 +140,12 @@ private final class Line: @unchecked Sendable {
     private var generation = 0
     private var nextID: Int
     private var shutDown = false
+    /// Reads under way, and when the last one began: for `idleCheck`.
+    private var reading = 0
+    private var lastRead = NIODeadline.now()
+    private let idleLimit: TimeAmount
+    /// Closes the connection once it has been idle for `idleLimit`; runs while one is open.
+    private var idleCheck: RepeatedTask?
 
     init(
         eventLoop: any EventLoop,
@@ -141,8 +153,10 @@ private final class Line: @unchecked Sendable {
         firstID: Int,
         named: Bool,
         logger: Logger,
+        idleLimit: TimeAmount,
         counted: @escaping @Sendable (Int) -> Void
     ) {
+        self.idleLimit = idleLimit
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.nextID = firstID
@@ -164,6 +178,8 @@ private final class Line: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         guard !shutDown else { return completion(.failure(CancellationError())) }
         counted(hashes.count)
+        reading += 1
+        lastRead = .now()
         let answer = Once(completion)
         /// The generation of the connection the query was written to, once it was.
         let written = NIOLoopBoundBox(Int?.none, eventLoop: eventLoop)
@@ -182,6 +198,7 @@ private final class Line: @unchecked Sendable {
             written.value = generation
             return query(hashes, on: open)
         }.whenComplete { [self] result in
+            reading -= 1
             timer?.cancel()
             if case .failure = result, let generation = written.value, generation == self.generation { giveUp() }
             answer.settle(result)
@@ -215,6 +232,10 @@ private final class Line: @unchecked Sendable {
                 opening = nil
                 preparing = nil
                 openingTimer?.cancel()
+                let check = idleLimit.nanoseconds >= 4 ? TimeAmount.nanoseconds(idleLimit.nanoseconds / 4) : idleLimit
+                idleCheck = eventLoop.scheduleRepeatedTask(initialDelay: check, delay: check) { [self] _ in
+                    if self.open != nil, reading == 0, NIODeadline.now() - lastRead >= idleLimit { giveUp() }
+                }
                 return eventLoop.makeSucceededFuture(open)
             }
         opening = opened
@@ -269,6 +290,8 @@ private final class Line: @unchecked Sendable {
         opening = nil
         openingTimer?.cancel()
         openingTimer = nil
+        idleCheck?.cancel()
+        idleCheck = nil
         if let preparing {
             self.preparing = nil
             preparing.close().whenComplete { _ in }
@@ -319,7 +342,8 @@ extension PostgresStore {
     public func batchReader(
         configuration: PostgresConnection.Configuration,
         eventLoopGroup: any EventLoopGroup = PostgresClient.defaultEventLoopGroup,
-        connections: Int = 2
+        connections: Int = 2,
+        idleLimit: TimeAmount = .seconds(60)
     ) -> PostgresBatchReader {
         PostgresBatchReader(
             configuration: configuration,
@@ -327,6 +351,7 @@ extension PostgresStore {
             connections: connections,
             named: !transactionPooler,
             logger: logger,
+            idleLimit: idleLimit,
             counted: countBatch
         )
     }

@@ -153,6 +153,23 @@ import TokendTestSupport
         }
     }
 
+    @Test func anIdleConnectionIsClosedAndTheNextReadOpensAnother() async throws {
+        try await withFreshPostgres(throughPgBouncer: false) { client, url in
+            let store = PostgresStore(client: client, logger: TestEnvironment.logger)
+            let token = mint()
+            try await store.insertTokens([token.record])
+            let reader = store.batchReader(configuration: try DatabaseURL(url).connectionConfiguration(), idleLimit: .milliseconds(200))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await reader.run() }
+                defer { group.cancelAll() }
+                #expect(try await Self.read(reader, [token.hash]).get() == [token.hash: token.record])
+                #expect(try await reader.openConnections.contains(true))
+                try await poll(until: "the idle connection closed") { try await !reader.openConnections.contains(true) }
+                #expect(try await Self.read(reader, [token.hash]).get() == [token.hash: token.record])
+            }
+        }
+    }
+
     @Test func aServerThatRefusesConnectionsFailsReadsAtOnce() async throws {
         try await withFreshPostgres(throughPgBouncer: false) { client, url in
             let store = PostgresStore(client: client, logger: TestEnvironment.logger)
