@@ -194,11 +194,14 @@ private final class Line: @unchecked Sendable {
                 completion?(.failure(StoreTimeout(seconds: seconds)))
             }
         }
-        connection().flatMap { [self] open in
+        connection().flatMap { [self] open -> EventLoopFuture<[TokenHash: TokenRecord]> in
+            // Answered at its time limit while the connection opened: not sent at all.
+            guard answer.isPending else { return eventLoop.makeFailedFuture(StoreTimeout(seconds: 0)) }
             written.value = generation
             return query(hashes, on: open)
         }.whenComplete { [self] result in
             reading -= 1
+            lastRead = .now()
             timer?.cancel()
             if case .failure = result, let generation = written.value, generation == self.generation { giveUp() }
             answer.settle(result)
@@ -232,7 +235,7 @@ private final class Line: @unchecked Sendable {
                 opening = nil
                 preparing = nil
                 openingTimer?.cancel()
-                let check = idleLimit.nanoseconds >= 4 ? TimeAmount.nanoseconds(idleLimit.nanoseconds / 4) : idleLimit
+                let check = TimeAmount.nanoseconds(max(idleLimit.nanoseconds / 4, 1_000_000))
                 idleCheck = eventLoop.scheduleRepeatedTask(initialDelay: check, delay: check) { [self] _ in
                     if self.open != nil, reading == 0, NIODeadline.now() - lastRead >= idleLimit { giveUp() }
                 }
@@ -303,12 +306,16 @@ private final class Line: @unchecked Sendable {
     }
 
     /// Closes the connection for good; reads from now on are answered `CancellationError`.
+    /// The future completes once the connection is closed, and one still opening has ended (it
+    /// closes itself on opening, since it was given up).
     func shut() -> EventLoopFuture<Void> {
         shutDown = true
         let connection = open?.connection
+        let opening = opening
         giveUp()
-        guard let connection else { return eventLoop.makeSucceededVoidFuture() }
-        return connection.closeFuture
+        let opened = opening.map { $0.map { _ in () }.recover { _ in () } } ?? eventLoop.makeSucceededVoidFuture()
+        guard let connection else { return opened }
+        return opened.and(connection.closeFuture).map { _ in () }
     }
 }
 
@@ -327,6 +334,9 @@ private final class Once: @unchecked Sendable {
     func settle(_ result: Result<[TokenHash: TokenRecord], any Error>) {
         take()?(result)
     }
+
+    /// Whether the completion is still to be called.
+    var isPending: Bool { completion != nil }
 
     /// The completion, unless it was taken (or called) already; it is not called after this.
     func take() -> (@Sendable (Result<[TokenHash: TokenRecord], any Error>) -> Void)? {
