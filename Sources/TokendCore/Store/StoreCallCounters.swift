@@ -35,13 +35,8 @@ public final class StoreCallCounters: Sendable {
         defer { ended() }
         do {
             return try await operation()
-        } catch let error as StoreTimeout {
-            failed(timeout: true)
-            throw error
-        } catch let error as TokendError where error.code != .unavailable {
-            throw error
         } catch {
-            failed(timeout: false)
+            failed(by: error)
             throw error
         }
     }
@@ -52,13 +47,7 @@ public final class StoreCallCounters: Sendable {
         began()
         return { result in
             self.ended()
-            if case .failure(let error) = result {
-                if error is StoreTimeout {
-                    self.failed(timeout: true)
-                } else if (error as? TokendError).map({ $0.code == .unavailable }) ?? true {
-                    self.failed(timeout: false)
-                }
-            }
+            if case .failure(let error) = result { self.failed(by: error) }
             completion(result)
         }
     }
@@ -69,6 +58,16 @@ public final class StoreCallCounters: Sendable {
     }
 
     @usableFromInline func ended() { inFlight.subtract(1, ordering: .relaxed) }
+
+    /// Counts a call that ended in `error`: a failure unless it is a domain answer (not found,
+    /// exists already), and a timeout too when the time limit ended it.
+    @usableFromInline func failed(by error: any Error) {
+        if error is StoreTimeout {
+            failed(timeout: true)
+        } else if (error as? TokendError).map({ $0.code == .unavailable }) ?? true {
+            failed(timeout: false)
+        }
+    }
 
     @usableFromInline func failed(timeout: Bool) {
         failures.add(1, ordering: .relaxed)
