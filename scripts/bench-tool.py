@@ -556,8 +556,8 @@ def cmd_report(a):
         note = ""
         if name.endswith("_fixed"):
             note = f"target {fmt_rps(d.get('target_rps'))}/s"
-            if "cpu_other_pct" in d:
-                note += f"; the rest of the machine meanwhile: {d['cpu_other_pct']:.1f} % of its cores busy, steal {d['cpu_steal_pct']:.1f} %"
+            if "cpu_steal_pct" in d:
+                note += f"; the hypervisor's steal meanwhile {d['cpu_steal_pct']:.1f} % of the machine's time"
         if name == "grpc_baseline":
             note = "CPU column: the reference server's own (tokend-bench-grpc-baseline)"
         if "answers_active" in d:
