@@ -113,6 +113,16 @@ public final class PostgresBatchReader: TokenBatchReader, Service {
             return open
         }
     }
+
+    /// How many connections the lines have opened since start, all told; for tests (unlike
+    /// `openConnections`, it does not depend on when it is asked).
+    var connectionsOpened: Int {
+        get async throws {
+            var total = 0
+            for line in lines { total += try await line.eventLoop.submit { line.opened }.get() }
+            return total
+        }
+    }
 }
 
 /// One connection of a `PostgresBatchReader` and its reads. Its mutable state is touched only on
@@ -169,6 +179,9 @@ private final class Line: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         return open.map { !$0.connection.isClosed } ?? false
     }
+
+    /// Connections this line has opened (and kept) since start.
+    private(set) var opened = 0
 
     func read(
         _ hashes: [TokenHash],
@@ -232,6 +245,7 @@ private final class Line: @unchecked Sendable {
                     return open.connection.close().flatMapThrowing { throw CancellationError() }
                 }
                 self.open = open
+                opened += 1
                 opening = nil
                 preparing = nil
                 openingTimer?.cancel()
