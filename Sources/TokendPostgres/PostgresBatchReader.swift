@@ -119,7 +119,7 @@ public final class PostgresBatchReader: TokenBatchReader, Service {
     var connectionsOpened: Int {
         get async throws {
             var total = 0
-            for line in lines { total += try await line.eventLoop.submit { line.opened }.get() }
+            for line in lines { total += try await line.eventLoop.submit { line.openedCount }.get() }
             return total
         }
     }
@@ -181,7 +181,7 @@ private final class Line: @unchecked Sendable {
     }
 
     /// Connections this line has opened (and kept) since start.
-    private(set) var opened = 0
+    private(set) var openedCount = 0
 
     func read(
         _ hashes: [TokenHash],
@@ -245,7 +245,7 @@ private final class Line: @unchecked Sendable {
                     return open.connection.close().flatMapThrowing { throw CancellationError() }
                 }
                 self.open = open
-                opened += 1
+                self.openedCount += 1
                 opening = nil
                 preparing = nil
                 openingTimer?.cancel()
