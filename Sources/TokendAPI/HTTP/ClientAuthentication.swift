@@ -10,6 +10,25 @@ struct ClientCredentials: Sendable {
     var secret: String
 }
 
+/// Client credentials the HTTP fast path verified on a connection, as the header value they came
+/// in (`Authorization`, or the gateway's `X-Tokend-Authorization`) with the cached client entry
+/// that verified them: kept by that connection's handler, so that the same value presented again
+/// on the connection is authenticated by `ClientAuthenticator.authenticateRemembered` (the entry
+/// still current, the address not past the guessing limit) without another HMAC and Basic parse.
+/// The value holds the secret: it lives only in the handler, goes when the connection does, is
+/// never logged, and is compared in constant time (but for its length, which only the connection
+/// that sent it can time).
+struct RememberedCredential {
+    let header: String
+    let verified: ClientAuthenticator.Verified
+
+    func matches(_ value: String) -> Bool {
+        var mine = header
+        var theirs = value
+        return mine.withUTF8 { a in theirs.withUTF8 { b in constantTimeEqual(UnsafeRawBufferPointer(a), UnsafeRawBufferPointer(b)) } }
+    }
+}
+
 enum ClientAuthentication {
     /// Extracts credentials from `Authorization: Basic` or, when `form` is given, from the
     /// `client_id`/`client_secret` form parameters. Using both methods at once is an

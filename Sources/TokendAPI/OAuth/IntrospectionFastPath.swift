@@ -82,9 +82,36 @@ public final class IntrospectionFastPath: Sendable {
     /// An answer: what the router would have written, and who asked (for the access log).
     struct Answer {
         var status: HTTPResponse.Status
-        var fields: HTTPFields
+        /// Its fields but `Date` (which the writer adds last).
+        var fields: HTTPFields {
+            guard case .fields(let fields) = shape else { return IntrospectionJSON.fields(contentLength: body.readableBytes) }
+            return fields
+        }
+        var shape: Shape
         var body: ByteBuffer
         var clientID: String
+
+        enum Shape {
+            /// `200`, `IntrospectionJSON.headers` and `Content-Length`: the head the byte path
+            /// writes from `IntrospectionJSON.okHead` (every answer from memory).
+            case introspectionJSON
+            case fields(HTTPFields)
+        }
+
+        init(status: HTTPResponse.Status, fields: HTTPFields, body: ByteBuffer, clientID: String) {
+            self.status = status
+            self.shape = .fields(fields)
+            self.body = body
+            self.clientID = clientID
+        }
+
+        /// An introspection's `200` JSON answer.
+        init(introspectionJSON body: ByteBuffer, clientID: String) {
+            self.status = .ok
+            self.shape = .introspectionJSON
+            self.body = body
+            self.clientID = clientID
+        }
     }
 
     /// What the fast path does with a complete request.
@@ -159,21 +186,49 @@ public final class IntrospectionFastPath: Sendable {
         return nil
     }
 
-    /// What to do with a complete request.
-    func answer(_ kind: Kind, head: HTTPRequest, body: ByteBuffer, source: String?) -> Outcome {
+    /// What to do with a complete request. `remembered`: the connection's (see `RememberedCredential`).
+    func answer(_ kind: Kind, head: HTTPRequest, body: ByteBuffer, source: String?, remembered: inout RememberedCredential?) -> Outcome {
         switch kind {
-        case .introspection: introspection(head, body: body, source: source)
-        case .forwardAuth(let query): forwardAuth(head, query: query, source: source).map { .answer($0) } ?? .router
+        case .introspection: introspection(head, body: body, source: source, remembered: &remembered)
+        case .forwardAuth(let query): forwardAuth(head, query: query, source: source, remembered: &remembered).map { .answer($0) } ?? .router
         }
     }
 
+    /// The caller, when the client cache can tell (`ClientAuthenticator.verifyFromCache`); `nil`
+    /// leaves the request to the router. `header`: the header value the credentials are read from
+    /// (`nil` when they are not a header's alone): when it is exactly the connection's remembered
+    /// one, the entry that verified it is asked whether it still holds, without another HMAC;
+    /// else the credentials are verified, and remembered when they came from `header`.
+    private func cachedCaller(
+        header: String?,
+        source: String?,
+        remembered: inout RememberedCredential?,
+        credentials: () throws -> ClientCredentials
+    ) -> ClientRecord? {
+        if let header, let memo = remembered, memo.matches(header),
+            let caller = authenticator.authenticateRemembered(memo.verified, source: source)
+        {
+            return caller
+        }
+        guard let presented = try? credentials(),
+            let (caller, verified) = authenticator.verifyFromCache(clientID: presented.clientID, secret: presented.secret, source: source)
+        else { return nil }
+        if let header { remembered = RememberedCredential(header: header, verified: verified) }
+        return caller
+    }
+
     /// `OAuthController.introspect`'s JSON answer, or the read it needs first.
-    private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?) -> Outcome {
+    private func introspection(_ head: HTTPRequest, body: ByteBuffer, source: String?, remembered: inout RememberedCredential?) -> Outcome {
         let fields = head.headerFields
         guard (try? OAuthController.checkFormContentType(fields)) != nil, !OAuthController.wantsJWT(fields.value(.accept)),
-            let form = try? OAuthController.form(body),
-            let credentials = try? ClientAuthentication.credentials(headers: fields, form: form),
-            let caller = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
+            let form = try? OAuthController.form(body)
+        else { return .router }
+        // With a `client_secret` in the form too, the credentials are an error (`credentials`).
+        let header = form["client_secret"] == nil ? fields.value(.authorization) : nil
+        guard
+            let caller = cachedCaller(header: header, source: source, remembered: &remembered, credentials: {
+                try ClientAuthentication.credentials(headers: fields, form: form)
+            }),
             let outcome = introspector.introspectWithoutWaiting(form["token"], caller: caller)
         else { return .router }
         switch outcome {
@@ -183,10 +238,7 @@ public final class IntrospectionFastPath: Sendable {
     }
 
     private static func introspectionAnswer(_ result: IntrospectionResult, clientID: String) -> Answer {
-        let json = IntrospectionJSON.body(result)
-        var headers = IntrospectionJSON.headers
-        headers[.contentLength] = String(json.readableBytes)
-        return Answer(status: .ok, fields: headers, body: json, clientID: clientID)
+        Answer(introspectionJSON: IntrospectionJSON.body(result), clientID: clientID)
     }
 
     /// Queues the read of `pending`'s record; `completion` gets it (or the read's failure), on
@@ -220,11 +272,15 @@ public final class IntrospectionFastPath: Sendable {
     }
 
     /// `ForwardAuthController.authorize`'s answer.
-    private func forwardAuth(_ head: HTTPRequest, query: String?, source: String?) -> Answer? {
+    private func forwardAuth(_ head: HTTPRequest, query: String?, source: String?, remembered: inout RememberedCredential?) -> Answer? {
         let fields = head.headerFields
         guard let requirements = try? ForwardAuthController.requirements(query: query),
-            let credentials = try? ForwardAuthController.gatewayCredentials(fields),
-            let gateway = authenticator.authenticateFromCache(clientID: credentials.clientID, secret: credentials.secret, source: source),
+            let gateway = cachedCaller(
+                header: fields.value(ForwardAuthController.gatewayCredentials),
+                source: source,
+                remembered: &remembered,
+                credentials: { try ForwardAuthController.gatewayCredentials(fields) }
+            ),
             let decision = introspector.authorizeFromMemory(
                 BearerPresentation(authorization: fields.value(.authorization)),
                 caller: gateway,
@@ -317,6 +373,7 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
     private var routerAnswersDue = 0
     private var needsFlush = false
     private var date = HTTPDate()
+    private var remembered: RememberedCredential?
 
     init(_ fastPath: IntrospectionFastPath) {
         self.fastPath = fastPath
@@ -346,7 +403,7 @@ final class IntrospectionFastPathHandler: ChannelDuplexHandler, RemovableChannel
             }
         case (.holding(let kind, let head, let body, let start), .end(nil)):
             let source = context.channel.remoteAddress?.ipAddress
-            switch fastPath.answer(kind, head: head, body: body ?? ByteBuffer(), source: source) {
+            switch fastPath.answer(kind, head: head, body: body ?? ByteBuffer(), source: source, remembered: &remembered) {
             case .answer(let answer):
                 state = .idle
                 respond(answer, context: context)

@@ -72,6 +72,23 @@ enum IntrospectionJSON {
         return headers
     }()
 
+    /// `headers` and the `Content-Length` of a body of `contentLength` bytes.
+    static func fields(contentLength: Int) -> HTTPFields {
+        var fields = headers
+        fields[.contentLength] = String(contentLength)
+        return fields
+    }
+
+    /// The head of a `200` answer with `headers`, as `HTTPResponseEncoder` writes it, up to the
+    /// value of `Content-Length`: written once, from `headers` (the byte path adds the length, the
+    /// `Date` field and the body).
+    static let okHead: [UInt8] = {
+        var head = "HTTP/1.1 200 OK\r\n"
+        for field in headers { head += "\(field.name.rawName): \(field.value)\r\n" }
+        head += "\(HTTPField.Name.contentLength.rawName): "
+        return Array(head.utf8)
+    }()
+
     static func response(_ result: IntrospectionResult) -> Response {
         Response(status: .ok, headers: headers, body: .init(byteBuffer: body(result)))
     }

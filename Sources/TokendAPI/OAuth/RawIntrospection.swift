@@ -76,6 +76,7 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var inactive = false
     private var needsFlush = false
     private var date = HTTPDate()
+    private var remembered: RememberedCredential?
 
     init(_ fastPath: IntrospectionFastPath, encoder: ChannelHandlerContext, codec: ChannelHandlerContext) {
         self.fastPath = fastPath
@@ -98,7 +99,13 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         let start = ContinuousClock.now
         if due == 0, fastPath.hasMemory, let encoder, context.channel.isWritable, let kind = fastPath.kind(of: request.head),
-            case .answer(let answer) = fastPath.answer(kind, head: request.head, body: request.body, source: context.channel.remoteAddress?.ipAddress)
+            case .answer(let answer) = fastPath.answer(
+                kind,
+                head: request.head,
+                body: request.body,
+                source: context.channel.remoteAddress?.ipAddress,
+                remembered: &remembered
+            )
         {
             write(answer, encoder: encoder)
             fastPath.record(kind, method: request.head.method, status: answer.status.code, clientID: answer.clientID, duration: .now - start)
@@ -221,6 +228,18 @@ final class RawIntrospectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// order, `Date` last, the body).
     private func write(_ answer: IntrospectionFastPath.Answer, encoder: ChannelHandlerContext) {
         var out = encoder.channel.allocator.buffer(capacity: 192 + answer.body.readableBytes)
+        if case .introspectionJSON = answer.shape {
+            // The same bytes as below, the head up to the length written once (`okHead`).
+            out.writeBytes(IntrospectionJSON.okHead)
+            out.writeString(String(answer.body.readableBytes))
+            out.writeStaticString("\r\nDate: ")
+            out.writeString(date.current())
+            out.writeStaticString("\r\n\r\n")
+            out.writeImmutableBuffer(answer.body)
+            encoder.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
+            needsFlush = true
+            return
+        }
         out.writeStaticString("HTTP/1.1 ")
         let status = HTTPResponseStatus(statusCode: answer.status.code, reasonPhrase: answer.status.reasonPhrase)
         out.writeString(String(status.code))

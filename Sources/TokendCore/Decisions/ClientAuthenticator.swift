@@ -18,8 +18,11 @@ public final class ClientAuthenticator: Sendable {
         let record: ClientRecord
         let verifier: ClientSecret.Verifier
         let until: Date
+        /// Tells this entry apart from every other one cached before or after it (`Verified`).
+        let serial: UInt64
     }
     private let cache = Mutex<[String: Cached]>([:])
+    private let serials = Atomic<UInt64>(0)
     /// Checked for an unknown client, so that timing does not tell which ids exist.
     private static let unknownClient = ClientSecret.Verifier(salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
 
@@ -54,9 +57,34 @@ public final class ClientAuthenticator: Sendable {
     /// the guessing limit for it. `nil` otherwise, with nothing counted: then the caller asks
     /// `authenticate`, which decides (and counts a failure) as it always does.
     public func authenticateFromCache(clientID: String, secret: String, source: String?) -> ClientRecord? {
+        verifyFromCache(clientID: clientID, secret: secret, source: source)?.record
+    }
+
+    /// `authenticateFromCache`, and what the secret was verified against, for
+    /// `authenticateRemembered`.
+    public func verifyFromCache(clientID: String, secret: String, source: String?) -> (record: ClientRecord, verified: Verified)? {
         guard !clientID.isEmpty, clientID.utf8.count <= ClientRegistry.maximumIDLength, secret.utf8.count <= 512 else { return nil }
         if let limiter, limiter.refusesPresented(clientID: clientID, from: source) { return nil }
         guard let cached = cache.withLock({ $0[clientID] }), cached.until > now(), cached.verifier.matches(secret) else { return nil }
+        return (cached.record, Verified(clientID: clientID, serial: cached.serial))
+    }
+
+    /// A secret `verifyFromCache` found right: for the cached entry of the client it matched.
+    /// A connection of the HTTP fast path keeps one beside the exact credentials it came in, so
+    /// that the same credentials presented again on that connection cost no HMAC
+    /// (`authenticateRemembered`).
+    public struct Verified: Sendable {
+        public let clientID: String
+        let serial: UInt64
+    }
+
+    /// `authenticateFromCache` for a secret it verified before (`verified`), presented again: the
+    /// client's cached entry is still the one the secret matched (no secret rotation or deletion
+    /// through this replica since, no reload from the store, whose record may have changed) and
+    /// still current, and `source` is not past the guessing limit for the client.
+    public func authenticateRemembered(_ verified: Verified, source: String?) -> ClientRecord? {
+        if let limiter, limiter.refusesPresented(clientID: verified.clientID, from: source) { return nil }
+        guard let cached = cache.withLock({ $0[verified.clientID] }), cached.serial == verified.serial, cached.until > now() else { return nil }
         return cached.record
     }
 
@@ -80,9 +108,10 @@ public final class ClientAuthenticator: Sendable {
             if let record {
                 let made = ClientSecret.Verifier(salt: record.secretSalt, hash: record.secretHash)
                 verifier = made
+                let serial = serials.add(1, ordering: .relaxed).newValue
                 cache.withLock { cache in
                     if cache.count > 10_000 { cache.removeAll() }
-                    cache[clientID] = Cached(record: record, verifier: made, until: current.addingTimeInterval(recordTTL))
+                    cache[clientID] = Cached(record: record, verifier: made, until: current.addingTimeInterval(recordTTL), serial: serial)
                 }
             } else {
                 verifier = Self.unknownClient
