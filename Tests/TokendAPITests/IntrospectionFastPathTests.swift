@@ -92,6 +92,92 @@ import TokendTestSupport
         }
     }
 
+    /// Credentials the fast path verified on a connection are remembered there
+    /// (`RememberedCredential`): the same header again skips the HMAC, but only while the client's
+    /// cached entry that verified it holds. A rotation through this replica, a wrong secret and
+    /// another client's credentials on the same connection are each answered as the router answers
+    /// them, as are the gateway's credentials on `/authz`.
+    @Test(arguments: StoreKind.allCases)
+    func aConnectionsRememberedCredentialsAreOnlyAsGoodAsTheClientCache(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (rs, request) = try await Self.callerAndLiveToken(h.services)
+            let token = try #require(request.split(separator: "token=").last.map(String.init))
+            let (_, otherSecret) = try await h.services.registry.create(id: "gw", roles: [Role.introspect.rawValue], audiences: [])
+            let other = Caller(id: "gw", secret: otherSecret)
+            let fastPath = h.services.fastPath()
+            try await publicListener(h.services, fastPath: fastPath).test(.live) { client in
+                try await fastPath.untilReadingMisses()
+                let port = try #require(client.port)
+                try await Self.withConnection(port: port) { ask in
+                    // The first caches the client (the router), the second verifies and remembers.
+                    for _ in 0..<4 { #expect(try await ask(request).contains(#"{"active":true,"#)) }
+                    let before = fastPath.answered
+                    #expect(try await ask(request).contains(#"{"active":true,"#))
+                    #expect(fastPath.answered == before + 1, "the remembered credentials were not answered on the fast path")
+                    let wrong = Caller(id: rs.id, secret: rs.secret + "x")
+                    #expect(try await ask(Self.post("token=\(token)", auth: wrong.basic)).hasPrefix("HTTP/1.1 401 "))
+                    #expect(try await ask(request).contains(#"{"active":true,"#))
+                    // Another client's credentials on the same connection are its own.
+                    for _ in 0..<2 { #expect(try await ask(Self.post("token=\(token)", auth: other.basic)).contains(#"{"active":true,"#)) }
+                    #expect(try await ask(request).contains(#"{"active":true,"#))
+                    // The gateway's, on `/authz`.
+                    for _ in 0..<3 {
+                        let answer = try await ask(Self.authz(gateway: other.basic, authorization: "Bearer \(token)"))
+                        #expect(answer.hasPrefix("HTTP/1.1 200 "), "\(answer)")
+                    }
+                    // A rotation through this replica ends what the connection remembered at once,
+                    // also once the client's new entry is cached (by the first refusal).
+                    _ = try await h.services.registry.rotateSecret(id: "gw")
+                    for _ in 0..<2 {
+                        let gone = try await ask(Self.authz(gateway: other.basic, authorization: "Bearer \(token)"))
+                        #expect(gone.hasPrefix("HTTP/1.1 401 "), "after a rotation: \(gone)")
+                    }
+                    _ = try await h.services.registry.rotateSecret(id: rs.id)
+                    for _ in 0..<2 {
+                        let rotated = try await ask(request)
+                        #expect(rotated.hasPrefix("HTTP/1.1 401 "), "after a rotation: \(rotated)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a connection to `port` and hands `body` a function that sends one request on it and
+    /// returns its whole answer (head and `Content-Length` body).
+    static func withConnection(port: Int, _ body: (_ ask: (String) async throws -> String) async throws -> Void) async throws {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        try await channel.executeThenClose { inbound, outbound in
+            // Used by one request at a time (each awaits its answer), under `withDeadline`'s task.
+            nonisolated(unsafe) var iterator = inbound.makeAsyncIterator()
+            nonisolated(unsafe) var received = ""
+            try await body { request in
+                try await withDeadline("an answer from port \(port)", .seconds(30)) {
+                    try await outbound.write(ByteBuffer(string: request))
+                    while true {
+                        if let end = received.range(of: "\r\n\r\n") {
+                            let head = received[..<end.lowerBound]
+                            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                            let total = received.distance(from: received.startIndex, to: end.upperBound) + length
+                            if received.count >= total {
+                                let answer = String(received.prefix(total))
+                                received = String(received.dropFirst(total))
+                                return answer
+                            }
+                        }
+                        guard let chunk = try await iterator.next() else { throw ConnectionEnded() }
+                        received += String(buffer: chunk)
+                    }
+                }
+            }
+        }
+    }
+
+    struct ConnectionEnded: Error {}
+
     /// A store read that fails is answered as the router answers it (503, byte for byte), and
     /// the request pipelined behind it is answered after it.
     @Test(arguments: StoreKind.allCases)

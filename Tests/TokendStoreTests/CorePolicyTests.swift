@@ -334,6 +334,35 @@ func withHarness(_ kind: StoreKind, _ body: @Sendable (Harness) async throws -> 
         }
     }
 
+    /// What a connection remembers of a verified secret holds only while the cached entry that
+    /// verified it does: not past its TTL, not once it is reloaded from the store or invalidated
+    /// (a rotation through this replica), and not from an address past the guessing limit.
+    @Test(arguments: StoreKind.conformanceCases)
+    func aRememberedVerificationHoldsOnlyWhileItsCachedEntryDoes(kind: StoreKind) async throws {
+        try await withHarness(kind) { h in
+            let (_, secret) = try await h.client("rs", roles: ["introspect"])
+            let limiter = GuessLimiter(limits: .init(authFailuresPerMinute: 2), now: h.clock.now)
+            let replica = ClientAuthenticator(store: h.store, now: h.clock.now, recordTTL: 2, limiter: limiter)
+            #expect(try await replica.authenticate(clientID: "rs", secret: secret, source: "10.0.0.1").id == "rs")
+            #expect(replica.verifyFromCache(clientID: "rs", secret: secret + "x", source: "10.0.0.1") == nil)
+            let verified = try #require(replica.verifyFromCache(clientID: "rs", secret: secret, source: "10.0.0.1")?.verified)
+            #expect(replica.authenticateRemembered(verified, source: "10.0.0.1")?.id == "rs")
+            // Past the guessing limit, that address gets nothing from it.
+            for _ in 0..<3 { _ = try? await replica.authenticate(clientID: "rs", secret: secret + "x", source: "10.0.0.2") }
+            #expect(replica.authenticateRemembered(verified, source: "10.0.0.2") == nil)
+            #expect(replica.authenticateRemembered(verified, source: "10.0.0.1")?.id == "rs")
+            // Past the entry's TTL; and a reload (the same secret) is another entry, to verify anew.
+            h.clock.advance(by: 2.5)
+            #expect(replica.authenticateRemembered(verified, source: "10.0.0.1") == nil)
+            #expect(try await replica.authenticate(clientID: "rs", secret: secret, source: "10.0.0.1").id == "rs")
+            #expect(replica.authenticateRemembered(verified, source: "10.0.0.1") == nil)
+            let again = try #require(replica.verifyFromCache(clientID: "rs", secret: secret, source: "10.0.0.1")?.verified)
+            #expect(replica.authenticateRemembered(again, source: "10.0.0.1")?.id == "rs")
+            replica.invalidate(clientID: "rs")
+            #expect(replica.authenticateRemembered(again, source: "10.0.0.1") == nil)
+        }
+    }
+
     @Test(arguments: StoreKind.conformanceCases)
     func deletedClientCannotAuthenticate(kind: StoreKind) async throws {
         try await withHarness(kind) { h in
