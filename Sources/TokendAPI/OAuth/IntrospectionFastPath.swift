@@ -16,7 +16,9 @@ import TokendWire
 /// It answers two cases: a complete `POST /oauth2/introspect` form request (RFC 7662, a JSON
 /// answer) and a request to `/authz` itself (forward auth, any method, the query as the gateway
 /// sent it), when the caller (the gateway for `/authz`) is in the client cache with the right
-/// secret (`ClientAuthenticator.authenticateFromCache`) and memory can decide on the token
+/// secret (`ClientAuthenticator.verifyFromCache`; on a connection that presents exactly the
+/// credentials it presented before, the cached entry that verified them: `RememberedCredential`)
+/// and memory can decide on the token
 /// (`Introspector.introspectFromMemory`). A signed answer, any error (a wrong secret, a malformed
 /// form or query, a missing role, a guessing limit) and anything unusual in the request goes to
 /// the router. The answer is the router's, byte for byte: the same status, headers in the same
