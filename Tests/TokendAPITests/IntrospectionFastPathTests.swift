@@ -143,7 +143,9 @@ import TokendTestSupport
     }
 
     /// Opens a connection to `port` and hands `body` a function that sends one request on it and
-    /// returns its whole answer (head and `Content-Length` body).
+    /// returns its whole answer (head and `Content-Length` body, framed by
+    /// `RawIntrospectionTests.whole`). Unlike `RawIntrospectionTests.inTurns`, the caller may act
+    /// between two requests (a secret rotation) on the same connection.
     static func withConnection(port: Int, _ body: (_ ask: (String) async throws -> String) async throws -> Void) async throws {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
@@ -152,24 +154,17 @@ import TokendTestSupport
         try await channel.executeThenClose { inbound, outbound in
             // Used by one request at a time (each awaits its answer), under `withDeadline`'s task.
             nonisolated(unsafe) var iterator = inbound.makeAsyncIterator()
-            nonisolated(unsafe) var received = ""
+            nonisolated(unsafe) var received: [UInt8] = []
             try await body { request in
                 try await withDeadline("an answer from port \(port)", .seconds(30)) {
                     try await outbound.write(ByteBuffer(string: request))
                     while true {
-                        if let end = received.range(of: "\r\n\r\n") {
-                            let head = received[..<end.lowerBound]
-                            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                            let total = received.distance(from: received.startIndex, to: end.upperBound) + length
-                            if received.count >= total {
-                                let answer = String(received.prefix(total))
-                                received = String(received.dropFirst(total))
-                                return answer
-                            }
+                        if let length = RawIntrospectionTests.whole(received) {
+                            defer { received.removeFirst(length) }
+                            return String(decoding: received[..<length], as: UTF8.self)
                         }
                         guard let chunk = try await iterator.next() else { throw ConnectionEnded() }
-                        received += String(buffer: chunk)
+                        received += chunk.readableBytesView
                     }
                 }
             }
